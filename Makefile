@@ -1,0 +1,70 @@
+# oversync-py. `make test` and `make serve` work on a fresh machine with Python 3.11+ and make:
+# the targets create the virtualenv and install what they need.
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+SPEC    := openapi/oversync.yaml
+STAMP   := $(VENV)/.installed
+GENERATED := generated server/oversync_server/api
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: all install generate lint-spec generate-server generate-client check-generated \
+        lint typecheck test test-fast serve bench soak conformance clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[server,codegen,dev,embedded-pg]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+generate: $(STAMP) lint-spec generate-server generate-client
+
+lint-spec: $(STAMP)
+	openapi-spec-validator $(SPEC)
+
+# pydantic models, FastAPI routers and one typing.Protocol per tag ([tool.datamodel-codegen])
+generate-server: $(STAMP)
+	datamodel-codegen > /dev/null
+
+# attrs + httpx client, pip-installable on its own; --overwrite drops stale modules
+generate-client: $(STAMP)
+	openapi-python-client generate --path $(SPEC) --config codegen/openapi-python-client.yaml \
+	  --meta setup --output-path generated/oversync_client --overwrite --fail-on-warning > /dev/null
+
+# regenerate, then fail if anything tracked changed or anything new appeared
+check-generated: generate
+	@git diff --exit-code --stat -- $(GENERATED) || \
+	  { echo 'generated code is stale: run make generate and commit'; exit 1; }
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || \
+	  { git status --porcelain -- $(GENERATED); echo 'generated code is stale: run make generate and commit'; exit 1; }
+
+lint: $(STAMP)
+	ruff check --no-cache common server client conformance tests bench examples \
+	  --exclude server/oversync_server/api
+	ruff format --no-cache --check common server client conformance tests bench examples \
+	  --exclude server/oversync_server/api
+
+typecheck: $(STAMP)
+	mypy common/oversync_wire server/oversync_server client/oversqlite conformance/oversync_conformance
+
+test: check-generated lint typecheck
+	python -m pytest -q
+
+test-fast: $(STAMP)
+	python -m pytest -q -x
+
+serve: $(STAMP)
+	oversync-server serve
+
+bench: $(STAMP)
+	python -m bench
+
+conformance: $(STAMP)
+	python -m pytest -q tests/test_conformance.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

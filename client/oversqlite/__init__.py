@@ -1,0 +1,1 @@
+"""oversqlite: the Python SQLite client SDK of oversync."""

@@ -1,0 +1,1 @@
+"""Conformance kit: recorded protocol sessions replayed against any oversync server."""

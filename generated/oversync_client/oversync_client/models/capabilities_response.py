@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
+
+if TYPE_CHECKING:
+    from ..models.bundle_limits import BundleLimits
+    from ..models.features import Features
+    from ..models.registered_table_spec import RegisteredTableSpec
+
+
+T = TypeVar("T", bound="CapabilitiesResponse")
+
+
+@_attrs_define
+class CapabilitiesResponse:
+    protocol_version: str
+    """ Always `v1`. """
+    schema_version: int
+    features: Features
+    """ Feature flags; clients must ignore flags they do not know. """
+    app_name: str | Unset = UNSET
+    registered_tables: list[str] | Unset = UNSET
+    """ `schema.table` names, sorted bytewise. """
+    registered_table_specs: list[RegisteredTableSpec] | Unset = UNSET
+    bundle_limits: BundleLimits | Unset = UNSET
+    """ Server limits; a limit that is not set (zero) is omitted. """
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        protocol_version = self.protocol_version
+
+        schema_version = self.schema_version
+
+        features = self.features.to_dict()
+
+        app_name = self.app_name
+
+        registered_tables: list[str] | Unset = UNSET
+        if not isinstance(self.registered_tables, Unset):
+            registered_tables = self.registered_tables
+
+        registered_table_specs: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.registered_table_specs, Unset):
+            registered_table_specs = []
+            for registered_table_specs_item_data in self.registered_table_specs:
+                registered_table_specs_item = registered_table_specs_item_data.to_dict()
+                registered_table_specs.append(registered_table_specs_item)
+
+        bundle_limits: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.bundle_limits, Unset):
+            bundle_limits = self.bundle_limits.to_dict()
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "protocol_version": protocol_version,
+                "schema_version": schema_version,
+                "features": features,
+            }
+        )
+        if app_name is not UNSET:
+            field_dict["app_name"] = app_name
+        if registered_tables is not UNSET:
+            field_dict["registered_tables"] = registered_tables
+        if registered_table_specs is not UNSET:
+            field_dict["registered_table_specs"] = registered_table_specs
+        if bundle_limits is not UNSET:
+            field_dict["bundle_limits"] = bundle_limits
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.bundle_limits import BundleLimits  # noqa: PLC0415
+        from ..models.features import Features  # noqa: PLC0415
+        from ..models.registered_table_spec import RegisteredTableSpec  # noqa: PLC0415
+
+        d = dict(src_dict)
+        protocol_version = d.pop("protocol_version")
+
+        schema_version = d.pop("schema_version")
+
+        features = Features.from_dict(d.pop("features"))
+
+        app_name = d.pop("app_name", UNSET)
+
+        registered_tables = cast(list[str], d.pop("registered_tables", UNSET))
+
+        _registered_table_specs = d.pop("registered_table_specs", UNSET)
+        registered_table_specs: list[RegisteredTableSpec] | Unset = UNSET
+        if _registered_table_specs is not UNSET:
+            registered_table_specs = []
+            for registered_table_specs_item_data in _registered_table_specs:
+                registered_table_specs_item = RegisteredTableSpec.from_dict(registered_table_specs_item_data)
+
+                registered_table_specs.append(registered_table_specs_item)
+
+        _bundle_limits = d.pop("bundle_limits", UNSET)
+        bundle_limits: BundleLimits | Unset
+        if isinstance(_bundle_limits, Unset):
+            bundle_limits = UNSET
+        else:
+            bundle_limits = BundleLimits.from_dict(_bundle_limits)
+
+        capabilities_response = cls(
+            protocol_version=protocol_version,
+            schema_version=schema_version,
+            features=features,
+            app_name=app_name,
+            registered_tables=registered_tables,
+            registered_table_specs=registered_table_specs,
+            bundle_limits=bundle_limits,
+        )
+
+        capabilities_response.additional_properties = d
+        return capabilities_response
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties

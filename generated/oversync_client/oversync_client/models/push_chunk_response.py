@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+T = TypeVar("T", bound="PushChunkResponse")
+
+
+@_attrs_define
+class PushChunkResponse:
+    push_id: str
+    next_expected_row_ordinal: int
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        push_id = self.push_id
+
+        next_expected_row_ordinal = self.next_expected_row_ordinal
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "push_id": push_id,
+                "next_expected_row_ordinal": next_expected_row_ordinal,
+            }
+        )
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        push_id = d.pop("push_id")
+
+        next_expected_row_ordinal = d.pop("next_expected_row_ordinal")
+
+        push_chunk_response = cls(
+            push_id=push_id,
+            next_expected_row_ordinal=next_expected_row_ordinal,
+        )
+
+        push_chunk_response.additional_properties = d
+        return push_chunk_response
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties

@@ -1,0 +1,59 @@
+"""The composition root: the generated FastAPI application wired to this package's services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.security import HTTPAuthorizationCredentials
+
+from oversync_server.api import Credentials, RequirementSets, create_app
+from oversync_server.auth import Authenticator, Principal
+from oversync_server.config import ServiceConfig
+from oversync_server.errors import authentication_failed, exception_handlers
+from oversync_server.middleware import SyncMiddleware
+from oversync_server.runtime import SyncRuntime
+from oversync_server.services.discovery import Discovery
+from oversync_server.services.lifecycle import Lifecycle
+from oversync_server.services.monitoring import Monitoring
+from oversync_server.services.pull import Pull
+from oversync_server.services.push import Push
+from oversync_server.services.snapshot import Snapshot
+
+
+def create_application(runtime: SyncRuntime, authenticator: Authenticator) -> FastAPI:
+    """Build the app; the runtime (pool, bootstrap, watch listener) starts with the app's lifespan."""
+
+    async def authorize(_: RequirementSets, credentials: Credentials) -> Principal:
+        bearer = credentials.get("bearerAuth")
+        if not isinstance(bearer, HTTPAuthorizationCredentials) or not bearer.credentials:
+            raise authentication_failed("Authorization header required")
+        return await authenticator.authenticate(bearer.credentials)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = create_app(
+        lifecycle=Lifecycle(runtime),
+        push=Push(runtime),
+        pull=Pull(runtime),
+        snapshot=Snapshot(runtime),
+        discovery=Discovery(runtime),
+        monitoring=Monitoring(runtime),
+        authorize=authorize,
+        exception_handlers=exception_handlers(),
+        lifespan=lifespan,
+    )
+    app.add_middleware(SyncMiddleware, runtime=runtime)
+    app.state.runtime = runtime
+    return app
+
+
+def build_app(config: ServiceConfig, database_url: str, authenticator: Authenticator) -> FastAPI:
+    return create_application(SyncRuntime(config=config, database_url=database_url), authenticator)

@@ -1,0 +1,172 @@
+"""Service configuration: the registered tables and the protocol limits.
+
+Usable from Python (`ServiceConfig(...)`) and from a file (`load_config(path)`, JSON or YAML with
+the same field names). Defaults follow the reference server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+PROTOCOL_VERSION = "v1"
+MAX_BUNDLES_PER_PULL = 5000
+DEFAULT_BUNDLES_PER_PULL = 1000
+WATCH_NOTIFY_CHANNEL = "oversync_bundle_change_v1"
+
+_IDENTIFIER = re.compile(r"^[a-z0-9_]+$")
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message says which setting and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredTable:
+    """A business table that syncs: `schema.table` with exactly one sync key column."""
+
+    schema: str
+    table: str
+    sync_key_columns: tuple[str, ...] = ("id",)
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+    @property
+    def sync_key_column(self) -> str:
+        return self.sync_key_columns[0]
+
+    def normalized(self) -> RegisteredTable:
+        schema = (self.schema or "public").strip().lower() or "public"
+        table = self.table.strip().lower()
+        columns = tuple(column.strip().lower() for column in self.sync_key_columns)
+        for kind, name in (("schema", schema), ("table", table)):
+            if not _IDENTIFIER.match(name):
+                raise ConfigError(
+                    f"registered table {self.schema}.{self.table}: invalid {kind} name"
+                )
+        if len(columns) != 1 or not columns[0]:
+            raise ConfigError(
+                f"registered table {schema}.{table}: exactly one sync key column is required,"
+                f" got {list(columns)}"
+            )
+        if columns[0] == "_sync_scope_id":
+            raise ConfigError(
+                f"registered table {schema}.{table}: the sync key cannot be _sync_scope_id"
+            )
+        return RegisteredTable(schema, table, columns)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """What the sync service serves and its limits (seconds for TTLs, 0 = unlimited for sizes)."""
+
+    registered_tables: tuple[RegisteredTable, ...]
+    app_name: str = "oversync-py"
+    schema_version: int = 1
+    max_rows_per_bundle: int = 0
+    max_bytes_per_bundle: int = 0
+    default_rows_per_push_chunk: int = 1000
+    max_rows_per_push_chunk: int = 5000
+    push_session_ttl_seconds: int = 900
+    default_rows_per_committed_bundle_chunk: int = 1000
+    max_rows_per_committed_bundle_chunk: int = 5000
+    default_rows_per_snapshot_chunk: int = 1000
+    max_rows_per_snapshot_chunk: int = 5000
+    snapshot_session_ttl_seconds: int = 900
+    max_rows_per_snapshot_session: int = 0
+    max_bytes_per_snapshot_session: int = 0
+    initialization_lease_ttl_seconds: int = 900
+    # Retention: keep this many bundles per user (0 = keep everything), pruning at most
+    # `retention_prune_batch_size` bundles per commit.
+    retained_bundles_per_user: int = 10000
+    retention_prune_batch_size: int = 1000
+    bundle_change_watch: bool = True
+    watch_heartbeat_seconds: float = 25.0
+
+    def __post_init__(self) -> None:
+        tables = tuple(
+            sorted(
+                (table.normalized() for table in self.registered_tables),
+                key=lambda table: table.qualified_name.encode(),
+            )
+        )
+        names = [table.qualified_name for table in tables]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ConfigError(f"tables registered twice: {', '.join(duplicates)}")
+        object.__setattr__(self, "registered_tables", tables)
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+                raise ConfigError(f"{item.name} must be >= 0, got {value}")
+        for name in (
+            "default_rows_per_push_chunk",
+            "max_rows_per_push_chunk",
+            "push_session_ttl_seconds",
+            "default_rows_per_committed_bundle_chunk",
+            "max_rows_per_committed_bundle_chunk",
+            "default_rows_per_snapshot_chunk",
+            "max_rows_per_snapshot_chunk",
+            "snapshot_session_ttl_seconds",
+            "initialization_lease_ttl_seconds",
+            "retention_prune_batch_size",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1")
+
+    def table(self, schema: str, table: str) -> RegisteredTable | None:
+        return self.tables_by_name().get(f"{schema}.{table}")
+
+    def tables_by_name(self) -> dict[str, RegisteredTable]:
+        return {table.qualified_name: table for table in self.registered_tables}
+
+    def table_ids(self) -> dict[str, int]:
+        """The compact 1-based table ids: positions in the bytewise-sorted `schema.table` list."""
+        return {
+            table.qualified_name: index for index, table in enumerate(self.registered_tables, 1)
+        }
+
+    def with_changes(self, **changes: Any) -> ServiceConfig:
+        return replace(self, **changes)
+
+
+def config_from_mapping(data: dict[str, Any]) -> ServiceConfig:
+    known = {item.name for item in fields(ServiceConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
+    raw_tables = data.get("registered_tables")
+    if not isinstance(raw_tables, list) or not raw_tables:
+        raise ConfigError("registered_tables must be a non-empty list")
+    tables = []
+    for entry in raw_tables:
+        if isinstance(entry, str):
+            schema, _, table = entry.rpartition(".")
+            tables.append(RegisteredTable(schema or "public", table))
+        elif isinstance(entry, dict):
+            columns = entry.get("sync_key_columns", ["id"])
+            tables.append(
+                RegisteredTable(entry.get("schema", "public"), entry["table"], tuple(columns))
+            )
+        else:
+            raise ConfigError(f"registered_tables entry {entry!r} must be a string or a mapping")
+    return ServiceConfig(**{**data, "registered_tables": tuple(tables)})
+
+
+def load_config(path: Path) -> ServiceConfig:
+    """Read a JSON or YAML configuration file."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the configuration must be a mapping")
+    return config_from_mapping(data)

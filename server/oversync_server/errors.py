@@ -1,0 +1,165 @@
+"""Protocol errors and their rendering: every error the server sends is an `ErrorResponse` body.
+
+Services raise `ProtocolError`; the handlers installed by `install_error_handlers` turn it, FastAPI's
+request-validation errors and Starlette's HTTP errors (401, 404, 405, malformed JSON) into the
+protocol's `{"error": code, "message": text, ...}` shape with the protocol's status codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ProtocolError(Exception):
+    """An error answer of the wire protocol: HTTP status, `error` code, message and extra fields."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = {name: value for name, value in extra.items() if value is not None}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.extra}
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(ProtocolError(status, code, message, **extra).body(), status_code=status)
+
+
+def invalid_request(message: str) -> ProtocolError:
+    return ProtocolError(400, "invalid_request", message)
+
+
+def authentication_failed(message: str) -> ProtocolError:
+    return ProtocolError(401, "authentication_failed", message)
+
+
+# How each operation reports a request it cannot accept: the message for a body that does not
+# decode (Go's "Failed to parse ..."), and the code for values that decode but break a rule.
+_OPERATION_VALIDATION: dict[str, tuple[str, str]] = {
+    "connect": ("Failed to parse connect request", "invalid_request"),
+    "createPushSession": ("Failed to parse push session request", "push_session_invalid"),
+    "uploadPushChunk": ("Failed to parse push chunk request", "push_chunk_invalid"),
+    "getCommittedBundleRows": ("", "committed_bundle_chunk_invalid"),
+    "pull": ("", "invalid_request"),
+    "watchBundles": ("", "invalid_request"),
+    "createSnapshotSession": (
+        "Failed to parse snapshot session request",
+        "snapshot_session_invalid",
+    ),
+    "getSnapshotChunk": ("", "snapshot_chunk_invalid"),
+    "deleteSnapshotSession": ("", "snapshot_chunk_invalid"),
+}
+
+# pydantic error types that mean "the JSON did not decode into the request's shape" (Go's decoder
+# fails on these), as opposed to a decoded value that breaks a declared constraint.
+_DECODE_ERRORS = frozenset(
+    {
+        "json_invalid",
+        "json_type",
+        "media_invalid",
+        "model_type",
+        "model_attributes_type",
+        "dict_type",
+        "list_type",
+        "int_type",
+        "int_parsing",
+        "int_from_float",
+        "bool_type",
+        "bool_parsing",
+        "string_type",
+    }
+)
+
+
+def _describe(record: dict[str, Any]) -> str:
+    location = [
+        str(part) for part in record.get("loc", ()) if part not in ("body", "query", "path")
+    ]
+    name = ".".join(location) or "body"
+    kind = record.get("type", "")
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{name} must be an integer"
+    if kind == "missing":
+        return f"{name} is required"
+    message = str(record.get("msg", "invalid value"))
+    return f"{name}: {message[:1].lower()}{message[1:]}"
+
+
+def validation_error(operation_id: str | None, records: list[dict[str, Any]]) -> ProtocolError:
+    """Map FastAPI's validation records of one request to the protocol error Go would answer."""
+    if any(record.get("loc", ("",))[0] == "header" for record in records):
+        return invalid_request("Oversync-Source-ID header is required")
+    parse_message, rule_code = _OPERATION_VALIDATION.get(
+        operation_id or "", ("", "invalid_request")
+    )
+    first = records[0] if records else {"type": "value_error", "loc": ("body",)}
+    in_body = first.get("loc", ("",))[0] == "body"
+    strict_body = operation_id == "createSnapshotSession"  # Go: DisallowUnknownFields
+    if in_body and parse_message and (strict_body or first.get("type") in _DECODE_ERRORS):
+        code = rule_code if strict_body else "invalid_request"
+        return ProtocolError(400, code, f"{parse_message}: {_describe(first)}")
+    return ProtocolError(400, rule_code, _describe(first))
+
+
+_HTTP_CODES = {
+    401: "authentication_failed",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
+
+
+async def _on_protocol_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ProtocolError)
+    return JSONResponse(error.body(), status_code=error.status)
+
+
+async def _on_validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    route = request.scope.get("route")
+    operation_id = getattr(route, "operation_id", None)
+    problem = validation_error(operation_id, list(error.errors()))
+    return JSONResponse(problem.body(), status_code=problem.status)
+
+
+async def _on_http_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    status = error.status_code
+    if status == 400:
+        # Starlette raises 400 for a body that is not valid JSON before any model sees it.
+        code, message = "invalid_request", f"Failed to parse request: {error.detail}"
+    elif status == 401:
+        code, message = "authentication_failed", "Authorization header required"
+    else:
+        code, message = _HTTP_CODES.get(status, "http_error"), str(error.detail)
+    return JSONResponse(
+        {"error": code, "message": message}, status_code=status, headers=error.headers
+    )
+
+
+def exception_handlers() -> dict[Any, Any]:
+    """The handlers to pass to `create_app`: protocol, validation and HTTP errors."""
+    return {
+        ProtocolError: _on_protocol_error,
+        RequestValidationError: _on_validation_error,
+        StarletteHTTPException: _on_http_error,
+    }
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    for kind, handler in exception_handlers().items():
+        app.add_exception_handler(kind, handler)
+
+
+def not_implemented() -> ProtocolError:
+    return ProtocolError(501, "not_implemented", "This operation is not implemented yet")
