@@ -28,7 +28,7 @@ lint-spec: $(STAMP)
 
 # pydantic models, FastAPI routers and one typing.Protocol per tag ([tool.datamodel-codegen])
 generate-server: $(STAMP)
-	datamodel-codegen > /dev/null
+	@datamodel-codegen > $(VENV)/datamodel-codegen.log 2>&1 || { cat $(VENV)/datamodel-codegen.log; exit 1; }
 
 # attrs + httpx client, pip-installable on its own; --overwrite drops stale modules
 generate-client: $(STAMP)

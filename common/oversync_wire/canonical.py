@@ -19,8 +19,8 @@ Implementation: values are first *normalized* (see :func:`normalize_payload`) in
 stdlib ``json`` rendering already matches Go for every number except negative zero and floats
 below 1e-4; the tree is then rendered by the C encoder of the stdlib ``json`` module with sorted
 keys, and the five HTML/line-separator characters are replaced in the output (they can only occur
-inside strings). The rare outputs containing a float Python would print differently fall back to
-a small pure-Python renderer.
+inside strings). A value containing one of those rare floats (normalization notes them) is
+rendered by a small pure-Python renderer instead.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from decimal import Decimal
 from json.encoder import encode_basestring as _encode_basestring
 from typing import Any, Final, NoReturn
@@ -75,18 +76,44 @@ _ESCAPED_BYTE_RE: Final = re.compile("[\udc80-\udcff]")
 # In JSON *text*: a raw surrogate (only possible in str input) or a \\uD800-\\uDFFF escape.
 # Only such texts can yield object keys that collapse to U+FFFD.
 _SURROGATE_SOURCE_RE: Final = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F]")
-# After normalization the only floats whose Python repr differs from Go's output are -0.0 and
-# values below 1e-4 in magnitude (repr uses an exponent, e.g. 1e-05). This finds them in encoder
-# output (a match inside a string value is a harmless false positive: it only costs speed).
-_PY_ONLY_FLOAT_RE: Final = re.compile(r"(?:^|[\[:,])(?:-0\.0(?![\d.e])|-?\d(?:\.\d+)?e-)")
-
-_ENCODER: Final = json.JSONEncoder(
-    ensure_ascii=False,
-    check_circular=False,
-    allow_nan=False,
-    sort_keys=True,
-    separators=(",", ":"),
+# After normalization the only floats that Python's json/repr prints differently from Go are
+# -0.0 and non-integral values with |f| < 1e-4 (repr writes 1e-05). While canonical bytes are
+# being built, normalization notes such floats here so that rendering can take the slow path.
+_REPR_MISMATCH_FLOATS: ContextVar[list[float] | None] = ContextVar(
+    "oversync_wire_repr_mismatch_floats", default=None
 )
+
+
+def _unserializable(obj: object) -> NoReturn:
+    raise CanonicalJSONTypeError(f"type {type(obj).__name__} is not JSON serializable")
+
+
+def _make_encode() -> Callable[[Any], str]:
+    """Return a function rendering a normalized tree with sorted keys and no whitespace."""
+    try:
+        from _json import encode_basestring, make_encoder
+    except ImportError:  # pragma: no cover - Python without the C accelerator
+        return json.JSONEncoder(
+            ensure_ascii=False,
+            check_circular=False,
+            allow_nan=False,
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode
+    # What json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False) builds on
+    # every call, built once: the C encoder object is stateless when markers is None.
+    c_encode = make_encoder(
+        None, _unserializable, encode_basestring, None, ":", ",", True, False, False
+    )
+
+    def encode(normalized: Any) -> str:
+        chunks = c_encode(normalized, 0)
+        return chunks if isinstance(chunks, str) else "".join(chunks)
+
+    return encode
+
+
+_encode: Final = _make_encode()
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,14 +156,21 @@ def _int_to_float(value: int) -> float:
         return float(value)  # correctly rounded, like Go's strconv.ParseFloat
     except OverflowError:
         raise CanonicalJSONError(
-            f"integer with {len(str(abs(value)))} digits is outside the float64 range"
+            f"integer of {value.bit_length()} bits is outside the float64 range"
         ) from None
+
+
+def _note_repr_mismatch(f: float) -> None:
+    seen = _REPR_MISMATCH_FLOATS.get()
+    if seen is not None:
+        seen.append(f)
 
 
 def _normalize_float(f: float) -> Any:
     if f.is_integer():  # False for inf and NaN
         if -_MAX_EXACT_INT <= f <= _MAX_EXACT_INT:
             if f == 0.0 and math.copysign(1.0, f) < 0:
+                _note_repr_mismatch(f)
                 return f  # -0.0 must stay a float to keep its sign
             return int(f)
         if -1e21 < f < 1e21:
@@ -146,6 +180,8 @@ def _normalize_float(f: float) -> Any:
         return f  # Go uses exponent form, e.g. 1e+21; Python's repr agrees
     if not math.isfinite(f):
         raise CanonicalJSONError(f"{f!r} is not a valid JSON number (outside the float64 range)")
+    if -1e-4 < f < 1e-4:
+        _note_repr_mismatch(f)
     return f
 
 
@@ -172,13 +208,10 @@ def _fix_key(key: object) -> str:
 
 def _normalize(value: Any) -> Any:
     t = type(value)
+    if t is dict:
+        return _normalize_items(value.items())
     if t is str:
         return value if value.isascii() else _SURROGATE_RE.sub(_surrogate_replacement, value)
-    if t is dict:
-        return {
-            (k if type(k) is str and k.isascii() else _fix_key(k)): _normalize(v)
-            for k, v in value.items()
-        }
     if t is int:
         if -_MAX_EXACT_INT <= value <= _MAX_EXACT_INT:
             return value
@@ -190,6 +223,23 @@ def _normalize(value: Any) -> Any:
     if value is None or t is bool:
         return value
     return _normalize_other(value)
+
+
+def _normalize_items(items: Iterable[tuple[Any, Any]]) -> dict[str, Any]:
+    # The common leaves (ASCII str, small int, None, bool) are handled inline: this loop runs
+    # for every field of every row.
+    out: dict[str, Any] = {}
+    for k, v in items:
+        if type(k) is not str or not k.isascii():
+            k = _fix_key(k)
+        t = type(v)
+        if t is str:
+            out[k] = v if v.isascii() else _SURROGATE_RE.sub(_surrogate_replacement, v)
+        elif v is None or t is bool or (t is int and -_MAX_EXACT_INT <= v <= _MAX_EXACT_INT):
+            out[k] = v
+        else:
+            out[k] = _normalize(v)
+    return out
 
 
 def _normalize_other(value: object) -> Any:
@@ -207,10 +257,7 @@ def _normalize_other(value: object) -> Any:
         # float(Decimal) is correctly rounded, like Go parsing the same decimal text
         return _normalize_float(float(value))
     if isinstance(value, Mapping):
-        return {
-            (k if type(k) is str and k.isascii() else _fix_key(k)): _normalize(v)
-            for k, v in value.items()
-        }
+        return _normalize_items(value.items())
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray | memoryview):
         return [_normalize(v) for v in value]
     raise CanonicalJSONTypeError(f"type {type(value).__name__} is not JSON serializable")
@@ -282,13 +329,21 @@ def _render_slow(value: Any, out: list[str]) -> None:
         out.append(format_float64(value))
 
 
-def _render(normalized: Any) -> bytes:
+def _canonical(build: Callable[[], Any]) -> bytes:
+    """Render the normalized tree returned by ``build()`` as canonical UTF-8 bytes."""
+    mismatches: list[float] = []
+    token = _REPR_MISMATCH_FLOATS.set(mismatches)
     try:
-        text = _ENCODER.encode(normalized)
-        if ("e-" in text or "-0.0" in text) and _PY_ONLY_FLOAT_RE.search(text):
+        normalized = build()
+    finally:
+        _REPR_MISMATCH_FLOATS.reset(token)
+    try:
+        if mismatches:
             parts: list[str] = []
             _render_slow(normalized, parts)
             text = "".join(parts)
+        else:
+            text = _encode(normalized)
     except RecursionError:
         raise CanonicalJSONError("value is nested too deeply") from None
     # These characters can only occur inside strings, so replacing them globally is safe.
@@ -310,7 +365,7 @@ def canonical_json(value: Any) -> bytes:
     that float64 cannot hold (NaN, infinities, huge integers) and
     :class:`CanonicalJSONTypeError` for anything else.
     """
-    return _render(normalize_payload(value))
+    return _canonical(lambda: normalize_payload(value))
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,8 +373,11 @@ def canonical_json(value: Any) -> bytes:
 
 
 def _parse_int(text: str) -> int | float:
-    # Go decodes every number as float64; short literals are exact, so keep them as int.
-    return int(text) if len(text) <= _SHORT_INT_LEN else float(text)
+    # Go decodes every number as float64; short literals are exact, so keep them as int,
+    # except "-0", which is float64 negative zero (printed "-0").
+    if len(text) <= _SHORT_INT_LEN and text != "-0":
+        return int(text)
+    return float(text)
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -348,13 +406,13 @@ def parse_json_text(text: str | bytes | bytearray) -> Any:
     equals ``normalize_payload(v)``.
     """
     if isinstance(text, bytes | bytearray):
+        raw = bytes(text)
         try:
-            text = bytes(text).decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             # Go's decoder replaces each byte of an invalid sequence with its own U+FFFD; so
             # does this (Python's "replace" handler would merge some sequences into one).
-            escaped = bytes(text).decode("utf-8", "surrogateescape")
-            text = _ESCAPED_BYTE_RE.sub("\ufffd", escaped)
+            text = _ESCAPED_BYTE_RE.sub("\ufffd", raw.decode("utf-8", "surrogateescape"))
     elif not isinstance(text, str):
         raise CanonicalJSONTypeError(f"expected str or bytes, got {type(text).__name__}")
     decoder = _DECODER
@@ -371,7 +429,7 @@ def parse_json_text(text: str | bytes | bytearray) -> Any:
 
 def canonicalize_json_text(text: str | bytes | bytearray) -> bytes:
     """Parse JSON text the Go way (see :func:`parse_json_text`) and return canonical bytes."""
-    return _render(parse_json_text(text))
+    return _canonical(lambda: parse_json_text(text))
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,6 +437,13 @@ def canonicalize_json_text(text: str | bytes | bytearray) -> bytes:
 
 
 def _bundle_items(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    try:
+        return _bundle_items_unguarded(rows)
+    except RecursionError:
+        raise CanonicalJSONError("bundle row value is nested too deeply") from None
+
+
+def _bundle_items_unguarded(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for ordinal, row in enumerate(rows):
         try:
@@ -400,15 +465,17 @@ def _bundle_items(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "the hash uses 0-based positions, so pass the bundle's rows in order"
             )
         items.append(
-            {
-                "key": normalize_payload(key),
-                "op": op,
-                "payload": None if op == "DELETE" else normalize_payload(row.get("payload")),
-                "row_ordinal": ordinal,
-                "row_version": normalize_payload(row_version),
-                "schema": normalize_payload(schema),
-                "table": normalize_payload(table),
-            }
+            _normalize_items(
+                (
+                    ("key", key),
+                    ("op", op),
+                    ("payload", None if op == "DELETE" else row.get("payload")),
+                    ("row_ordinal", ordinal),
+                    ("row_version", row_version),
+                    ("schema", schema),
+                    ("table", table),
+                )
+            )
         )
     return items
 
@@ -424,7 +491,7 @@ def bundle_hash_input(rows: Iterable[Mapping[str, Any]]) -> bytes:
     is present must equal it (this catches 1-based storage ordinals and partial row lists).
     DELETE rows are always hashed with ``"payload": null``. Other keys are ignored.
     """
-    return _render(_bundle_items(rows))
+    return _canonical(lambda: _bundle_items(rows))
 
 
 def bundle_hash(rows: Iterable[Mapping[str, Any]]) -> tuple[str, int]:
