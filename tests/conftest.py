@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import pytest_asyncio
+
 from oversync_server.localpg import (
     LocalPostgres,
     create_database_async,

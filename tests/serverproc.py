@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
 from oversync_client import AuthenticatedClient
 from oversync_server.auth import sign_token
 from oversync_server.localpg import free_port

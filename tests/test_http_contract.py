@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 import schemathesis
+
 from oversync_client import AuthenticatedClient
 from oversync_client.api.discovery import get_capabilities
 from oversync_client.api.lifecycle import connect

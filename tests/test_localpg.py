@@ -14,6 +14,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
 from oversync_server.localpg import (
     LocalPostgres,
     LocalPostgresError,

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import yaml
 from openapi_spec_validator import validate
+
 from oversync_server.api import services
 from serverproc import ServerProcess
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi.responses import Response
-from oversync_protocol import models
 
+from oversync_protocol import models
 from oversync_server.api import HTTPResult
 from oversync_server.api.services import DiscoveryService
 from oversync_server.config import MAX_BUNDLES_PER_PULL, PROTOCOL_VERSION, ServiceConfig

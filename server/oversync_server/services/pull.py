@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi.responses import Response
-from oversync_protocol import models
 
+from oversync_protocol import models
 from oversync_server.api import HTTPResult
 from oversync_server.api.services import PullService
 from oversync_server.errors import not_implemented
