@@ -75,3 +75,33 @@ def test_served_openapi_is_the_source_spec(server: ServerProcess) -> None:
     assert source_schemas.pop("BundleChangeEvent")
     assert served_components.pop("schemas") == source_schemas
     assert served_components == source_components
+
+
+def test_generated_client_installs_on_its_own(tmp_path: Path) -> None:
+    """`pip install ./generated/oversync_client` into an empty venv pulls only httpx and attrs."""
+    import subprocess
+    import sys
+    import venv
+
+    client_dir = SPEC_PATH.parents[1] / "generated" / "oversync_client"
+    venv.EnvBuilder(with_pip=True).create(tmp_path / "venv")
+    python = tmp_path / "venv" / "bin" / "python"
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(client_dir)],
+        check=True,
+        timeout=300,
+    )
+    probe = "import oversync_client, oversync_client.api.push.create_push_session; print('ok')"
+    assert subprocess.run([python, "-c", probe], capture_output=True, text=True).stdout == "ok\n"
+    installed = subprocess.run(
+        [python, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    names = {line.split("==")[0].lower().replace("_", "-") for line in installed.split()}
+    direct = {"oversync-client", "httpx", "attrs"}
+    httpx_deps = {"anyio", "certifi", "httpcore", "h11", "idna", "sniffio", "typing-extensions"}
+    assert direct <= names
+    assert names - direct - httpx_deps - {"pip", "setuptools"} == set(), names
+    assert sys.version_info >= (3, 11)
