@@ -42,11 +42,11 @@ check-generated: generate
 	@test -z "$$(git status --porcelain -- $(GENERATED))" || \
 	  { git status --porcelain -- $(GENERATED); echo 'generated code is stale: run make generate and commit'; exit 1; }
 
+LINTED := $(wildcard common server client conformance tests bench examples)
+
 lint: $(STAMP)
-	ruff check --no-cache common server client conformance tests bench examples \
-	  --exclude server/oversync_server/api
-	ruff format --no-cache --check common server client conformance tests bench examples \
-	  --exclude server/oversync_server/api
+	ruff check --no-cache $(LINTED) --exclude server/oversync_server/api
+	ruff format --no-cache --check $(LINTED) --exclude server/oversync_server/api
 
 typecheck: $(STAMP)
 	mypy common/oversync_wire server/oversync_server client/oversqlite conformance/oversync_conformance
