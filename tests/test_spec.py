@@ -50,6 +50,38 @@ def test_every_operation_has_an_operation_id_tag_and_error_body() -> None:
             assert operation["security"] == [], path
 
 
+# Every `error` code of the reference's master table (protocol.md §16) that is reachable over
+# HTTP, plus this implementation's fixes of Go 500s (docs/deviations.md).
+MASTER_TABLE_CODES = {
+    "authentication_failed", "invalid_request", "service_unavailable", "connect_failed",
+    "push_session_invalid", "scope_uninitialized", "scope_initializing", "initialization_stale",
+    "initialization_expired", "history_pruned", "source_sequence_out_of_order", "source_retired",
+    "push_session_create_failed", "push_chunk_invalid", "push_chunk_out_of_order",
+    "push_session_not_found", "push_session_forbidden", "push_session_expired",
+    "push_chunk_failed", "push_commit_invalid", "push_conflict", "source_sequence_changed",
+    "push_session_commit_failed", "push_session_delete_failed", "committed_bundle_chunk_invalid",
+    "committed_bundle_not_found", "committed_bundle_rows_failed", "pull_failed",
+    "bundle_change_watch_forbidden", "bundle_change_watch_disabled", "bundle_change_watch_failed",
+    "snapshot_session_invalid", "source_replacement_invalid", "snapshot_session_create_failed",
+    "snapshot_chunk_invalid", "snapshot_session_not_found", "snapshot_session_forbidden",
+    "snapshot_session_expired", "snapshot_chunk_failed", "snapshot_session_delete_failed",
+    "status_failed", "health_failed", "snapshot_session_too_large",
+}  # fmt: skip
+
+
+def test_error_codes_are_declared_per_operation_and_status() -> None:
+    spec = load_spec()
+    declared: set[str] = set()
+    for item in spec["paths"].values():  # type: ignore[attr-defined]
+        for operation in item.values():
+            error_codes = operation["x-error-codes"]
+            statuses = {int(status) for status in operation["responses"]}
+            assert {int(status) for status in error_codes} <= statuses, operation["operationId"]
+            for codes in error_codes.values():
+                declared.update(codes)
+    assert declared == MASTER_TABLE_CODES
+
+
 def test_every_protocol_method_is_implemented_by_a_service() -> None:
     """A spec change the services do not follow fails here (and at import, and in mypy)."""
     for name, protocol in inspect.getmembers(services, inspect.isclass):

@@ -7,12 +7,19 @@ protocol's `{"error": code, "message": text, ...}` shape with the protocol's sta
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+log = logging.getLogger("oversync_server")
 
 
 class ProtocolError(Exception):
@@ -27,6 +34,19 @@ class ProtocolError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": self.code, "message": self.message, **self.extra}
+
+
+@contextmanager
+def failing_as(code: str, message: str) -> Iterator[None]:
+    """Let protocol errors through; report anything unexpected as a logged 500 with `code`
+    (each endpoint has its own generic failure code, e.g. `pull_failed`)."""
+    try:
+        yield
+    except ProtocolError:
+        raise
+    except Exception as error:
+        log.exception("%s", message)
+        raise ProtocolError(500, code, message) from error
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
@@ -79,17 +99,29 @@ _DECODE_ERRORS = frozenset(
 )
 
 
+# Go's wording where a parameter has a two-sided range.
+_RANGE_MESSAGES = {"max_bundles": "max_bundles must be between 1 and 5000"}
+_BOUND = re.compile(r"-?\d+$")
+
+
 def _describe(record: dict[str, Any]) -> str:
     location = [
         str(part) for part in record.get("loc", ()) if part not in ("body", "query", "path")
     ]
     name = ".".join(location) or "body"
     kind = record.get("type", "")
+    message = str(record.get("msg", "invalid value"))
     if kind in ("int_parsing", "int_type", "int_from_float"):
         return f"{name} must be an integer"
     if kind == "missing":
         return f"{name} is required"
-    message = str(record.get("msg", "invalid value"))
+    if name in _RANGE_MESSAGES and kind in ("greater_than_equal", "less_than_equal"):
+        return _RANGE_MESSAGES[name]
+    bound = _BOUND.search(message)
+    if kind == "greater_than_equal" and bound:
+        return f"{name} must be >= {bound.group(0)}"
+    if kind == "less_than_equal" and bound:
+        return f"{name} must be <= {bound.group(0)}"
     return f"{name}: {message[:1].lower()}{message[1:]}"
 
 

@@ -45,7 +45,7 @@ ROUTES: Final = (
 INFO: Final[dict[str, Any]] = {
     "title": "oversync",
     "summary": "Two-way sync between device SQLite databases and an authoritative PostgreSQL server.",
-    "description": "The go-oversync v1 wire protocol as the Go server behaves. Every `/sync/*` call carries a\nbearer JWT (user id = `sub`) and the `Oversync-Source-ID` header (the writing device).\n\nVersions: `bundle_seq` is per user, gap-free from 1, and is every row's `row_version`.\n`source_bundle_id` is per (user, source), contiguous from 1; (user, source, source_bundle_id)\nis the idempotency key of a push.\n\nEvery error body is an `ErrorResponse`. Request bodies are JSON objects; unknown fields are\nignored except in snapshot-session creation.\n",
+    "description": "The go-oversync v1 wire protocol as the Go server behaves. Every `/sync/*` call carries a\nbearer JWT (user id = `sub`) and the `Oversync-Source-ID` header (the writing device).\n\nVersions: `bundle_seq` is per user, gap-free from 1, and is every row's `row_version`.\n`source_bundle_id` is per (user, source), contiguous from 1; (user, source, source_bundle_id)\nis the idempotency key of a push.\n\nEvery error body is an `ErrorResponse`. Request bodies are JSON objects; unknown fields are\nignored except in snapshot-session creation. Each operation lists the `error` codes it can\nanswer, by HTTP status, in `x-error-codes`.\n",
     "version": "v1",
     "openapi_tags": [
         {"name": "lifecycle", "description": "Attaching a device to the user's sync scope."},
