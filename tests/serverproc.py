@@ -89,4 +89,6 @@ class ServerProcess:
 
     def client(self, user_id: str) -> AuthenticatedClient:
         """The generated typed client, authenticated as `user_id`."""
-        return AuthenticatedClient(base_url=self.base_url, token=self.token(user_id), timeout=30.0)
+        return AuthenticatedClient(
+            base_url=self.base_url, token=self.token(user_id), timeout=httpx.Timeout(30.0)
+        )

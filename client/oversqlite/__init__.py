@@ -1,1 +1,135 @@
-"""oversqlite: the Python SQLite client SDK of oversync."""
+"""oversqlite: offline-first sync of SQLite tables with an oversync server.
+
+Start with :class:`Client` (its module docstring tells the lifecycle), :class:`ClientConfig`
+and :class:`SyncTable`. Results are typed values (:class:`PushReport`, :class:`PullReport`,
+...); failures are exceptions under :class:`SyncError` that say what to do next.
+"""
+
+from oversqlite._client import Client, ClientState
+from oversqlite._codec import format_timestamp, parse_timestamp
+from oversqlite._config import ClientConfig, KeyKind, RetryPolicy, SyncTable
+from oversqlite._conflicts import (
+    AcceptServer,
+    Conflict,
+    ConflictResolver,
+    KeepLocal,
+    KeepMerged,
+    Resolution,
+    ServerState,
+    client_wins,
+    server_wins,
+)
+from oversqlite._errors import (
+    AttachConflictError,
+    AttachRequiredError,
+    ClientClosedError,
+    ConfigError,
+    ConflictError,
+    ConflictRetryExhaustedError,
+    DatabaseBusyError,
+    DatabaseInUseError,
+    InvalidConflictResolutionError,
+    LifecycleUnsupportedError,
+    LocalStoreError,
+    OpenRequiredError,
+    PendingChangesError,
+    ProtocolError,
+    PushRejectedError,
+    RebuildRequiredError,
+    ReconnectRequiredError,
+    RetryExhaustedError,
+    ServerRejectedError,
+    SourceRecoveryRequiredError,
+    SourceReplacementDivergedError,
+    StateError,
+    SyncError,
+    TransportError,
+    UnsupportedValueError,
+    UsageError,
+)
+from oversqlite._results import (
+    AttachOutcome,
+    AttachResult,
+    DetachOutcome,
+    DetachResult,
+    PullOutcome,
+    PullReport,
+    PushOutcome,
+    PushReport,
+    ResolvedConflict,
+    RestoreSummary,
+    SourceInfo,
+    SyncReport,
+    SyncStatus,
+    SyncThenDetachResult,
+)
+
+__all__ = [
+    "AcceptServer",
+    "AttachConflictError",
+    "AttachOutcome",
+    "AttachRequiredError",
+    "AttachResult",
+    "Client",
+    "ClientClosedError",
+    "ClientConfig",
+    "ClientState",
+    "ConfigError",
+    "Conflict",
+    "ConflictError",
+    "ConflictResolver",
+    "ConflictRetryExhaustedError",
+    "DatabaseBusyError",
+    "DatabaseInUseError",
+    "DetachOutcome",
+    "DetachResult",
+    "InvalidConflictResolutionError",
+    "KeepLocal",
+    "KeepMerged",
+    "KeyKind",
+    "LifecycleUnsupportedError",
+    "LocalStoreError",
+    "OpenRequiredError",
+    "PendingChangesError",
+    "ProtocolError",
+    "PullOutcome",
+    "PullReport",
+    "PushOutcome",
+    "PushRejectedError",
+    "PushReport",
+    "RebuildRequiredError",
+    "ReconnectRequiredError",
+    "Resolution",
+    "ResolvedConflict",
+    "RestoreSummary",
+    "RetryExhaustedError",
+    "RetryPolicy",
+    "ServerRejectedError",
+    "ServerState",
+    "SourceInfo",
+    "SourceRecoveryRequiredError",
+    "SourceReplacementDivergedError",
+    "StateError",
+    "SyncError",
+    "SyncReport",
+    "SyncStatus",
+    "SyncTable",
+    "SyncThenDetachResult",
+    "TransportError",
+    "UnsupportedValueError",
+    "UsageError",
+    "client_wins",
+    "format_timestamp",
+    "parse_timestamp",
+    "server_wins",
+]
+
+# Reprs and tracebacks show oversqlite.Client, not oversqlite._client.Client.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) or callable(_obj):
+        try:
+            _obj.__module__ = __name__
+        except (AttributeError, TypeError):
+            pass
+del _name, _obj

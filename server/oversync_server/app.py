@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.security import HTTPAuthorizationCredentials
 
 from oversync_server.api import Credentials, RequirementSets, create_app
+from oversync_server import devendpoints
 from oversync_server.auth import Authenticator, Principal
 from oversync_server.config import ServiceConfig
 from oversync_server.errors import authentication_failed, exception_handlers
@@ -20,10 +21,14 @@ from oversync_server.services.monitoring import Monitoring
 from oversync_server.services.pull import Pull
 from oversync_server.services.push import Push
 from oversync_server.services.snapshot import Snapshot
+from oversync_server.storage import schema as sync_schema
+from oversync_server.watch import install_bundle_watch
 
 
 def create_application(runtime: SyncRuntime, authenticator: Authenticator) -> FastAPI:
     """Build the app; the runtime (pool, bootstrap, watch listener) starts with the app's lifespan."""
+    sync_schema.install(runtime)  # bootstrap (or validate) the sync schema at start
+    install_bundle_watch(runtime)  # the LISTEN side of bundle-change wake-ups
 
     async def authorize(_: RequirementSets, credentials: Credentials) -> Principal:
         bearer = credentials.get("bearerAuth")
@@ -50,6 +55,8 @@ def create_application(runtime: SyncRuntime, authenticator: Authenticator) -> Fa
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
+    if runtime.dev_endpoints:  # development/test endpoints: never on by default
+        app.include_router(devendpoints.router(runtime, authenticator))
     app.add_middleware(SyncMiddleware, runtime=runtime)
     app.state.runtime = runtime
     return app

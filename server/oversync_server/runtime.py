@@ -9,13 +9,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import asyncpg
 
 from oversync_server.auth import Principal
 from oversync_server.config import ServiceConfig
 from oversync_server.errors import ProtocolError, authentication_failed, invalid_request
+
+if TYPE_CHECKING:
+    from oversync_server.storage.catalog import Catalog
 
 log = logging.getLogger("oversync_server")
 
@@ -42,6 +45,8 @@ class SyncRuntime:
     start_hooks: list[Hook] = field(default_factory=list)
     stop_hooks: list[Hook] = field(default_factory=list)
     dev_endpoints: bool = False
+    # The registered tables as found in PostgreSQL, set by the bootstrap start hook.
+    catalog: Catalog | None = None
     _pool: asyncpg.Pool | None = None
 
     @property

@@ -1,0 +1,1 @@
+"""Throughput benchmarks of the sync server (`python -m bench`, `make bench`)."""

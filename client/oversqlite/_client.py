@@ -1,0 +1,477 @@
+"""The oversqlite client.
+
+Lifecycle::
+
+    config = ClientConfig(schema="business", tables=["users", "posts"])
+    client = Client("app.db", config, base_url="https://sync.example", token=get_token)
+    client.open()              # validate the schema, install triggers, resume durable state
+    client.attach("alice")     # after sign-in, and once after every open()
+    ...                        # the app writes its tables (any connection): triggers capture it
+    client.sync()              # push_pending() then pull_to_stable()
+    client.sync_then_detach()  # sign-out: push what is left, then wipe the user's data
+    client.close()
+
+Before ``attach()`` (and after ``detach()``) writes are still captured; the first attach decides
+with the server whether they seed an empty account (``SEEDED_FROM_LOCAL``) or give way to the
+account's existing data (``USED_REMOTE_STATE``).
+
+Every public method takes the client's lock, so the client can be driven from a background
+thread; the application should write its tables through its own SQLite connection.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+from oversqlite import _lifecycle, _pull, _push
+from oversqlite._config import ClientConfig
+from oversqlite._context import Context
+from oversqlite._errors import (
+    AttachRequiredError,
+    ClientClosedError,
+    ConfigError,
+    DatabaseBusyError,
+    DatabaseInUseError,
+    LocalStoreError,
+    OpenRequiredError,
+    RebuildRequiredError,
+    SourceRecoveryRequiredError,
+)
+from oversqlite._results import (
+    AttachResult,
+    DetachResult,
+    PullOutcome,
+    PullReport,
+    PushOutcome,
+    PushReport,
+    SourceInfo,
+    SyncReport,
+    SyncStatus,
+    SyncThenDetachResult,
+)
+from oversqlite._schema import TableInfo, load_tables
+from oversqlite._store import (
+    STATE_TABLES,
+    atomic,
+    connect,
+    install,
+    pending_row_count,
+    read_state,
+    update_state,
+)
+from oversqlite._transport import Api, TokenSource
+from oversqlite._triggers import capture_existing_rows, drop_all, install_triggers
+
+__all__ = ["Client", "ClientState"]
+
+logger = logging.getLogger("oversqlite")
+
+# Local writes during a pull stop it; sync() pushes them and pulls again, this many times.
+MAX_SYNC_ROUNDS = 3
+MAX_SYNC_THEN_DETACH_ROUNDS = 3
+
+_owners: set[str] = set()
+_owners_lock = threading.Lock()
+
+
+class ClientState(enum.Enum):
+    CREATED = "created"
+    """Constructed; call open()."""
+    OPEN = "open"
+    """Usable; attach() binds a user."""
+    CLOSED = "closed"
+    """Closed or uninstalled; cannot be reopened (make a new client)."""
+
+
+def _owner_key(path: str) -> str | None:
+    if path in ("", ":memory:") or path.startswith("file:"):
+        return None
+    return os.path.realpath(path)
+
+
+class Client:
+    """Syncs the managed tables of one SQLite database file with an oversync server.
+
+    ``token`` is a bearer token or a callable returning one (called for every request, so
+    expiring tokens can be refreshed); the server derives the user id from it, and it must
+    belong to the user passed to :meth:`attach`. ``transport`` replaces the HTTP transport
+    (proxies, tests); ``tracer`` receives every SQL statement the SDK runs.
+
+    Usage::
+
+        with Client("app.db", config, base_url=URL, token=token) as client:
+            client.attach("alice")
+            report = client.sync()
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        config: ClientConfig,
+        *,
+        base_url: str,
+        token: TokenSource,
+        transport: httpx.BaseTransport | None = None,
+        tracer: Callable[[str], None] | None = None,
+    ) -> None:
+        self._path = os.fspath(path)
+        self._config = config
+        self._base_url = base_url
+        self._token = token
+        self._transport = transport
+        self._tracer = tracer
+        self._lock = threading.RLock()
+        self._state = ClientState.CREATED
+        self._ctx: Context | None = None
+        self._owner: str | None = None
+        self._session_user: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def state(self) -> ClientState:
+        return self._state
+
+    def open(self) -> Self:
+        """Validate the config against the database, install sync state, resume it.
+
+        Idempotent. Creates the ``_sync_*`` tables and triggers if missing, drops triggers of
+        tables no longer managed, generates the source id on first use, and records the rows
+        of newly managed tables as pending inserts.
+
+        Raises :class:`ConfigError` when the schema cannot be synced safely, and
+        :class:`DatabaseInUseError` when another client of this process owns the file.
+        """
+        with self._lock:
+            if self._state is ClientState.CLOSED:
+                raise ClientClosedError("open")
+            if self._state is ClientState.OPEN:
+                return self
+            owner = _owner_key(self._path)
+            with _owners_lock:
+                if owner is not None and owner in _owners:
+                    raise DatabaseInUseError(f"another open Client owns {owner}; close it first")
+                if owner is not None:
+                    _owners.add(owner)
+            conn: sqlite3.Connection | None = None
+            try:
+                conn = connect(
+                    self._path, busy_timeout=self._config.busy_timeout, tracer=self._tracer
+                )
+                tables = self._install(conn)
+                api = Api(
+                    base_url=self._base_url,
+                    token=self._token,
+                    timeout=self._config.http_timeout,
+                    transport=self._transport,
+                )
+            except BaseException as exc:
+                if conn is not None:
+                    conn.close()
+                self._release(owner)
+                if isinstance(exc, sqlite3.Error):
+                    raise LocalStoreError(f"open: {exc}") from exc
+                raise
+            self._owner = owner
+            self._ctx = Context(conn, api, self._config, tables, time.sleep)
+            self._state = ClientState.OPEN
+            return self
+
+    def _install(self, conn: sqlite3.Connection) -> dict[str, TableInfo]:
+        with atomic(conn):
+            install(conn)
+            state = read_state(conn)
+            schema = self._config.schema
+            if state.schema_name and state.schema_name != schema:
+                raise ConfigError(
+                    f"this database syncs schema {state.schema_name!r}, not {schema!r}; one "
+                    "database syncs one server schema (uninstall_sync() to switch)"
+                )
+            tables = load_tables(conn, self._config.sync_tables)
+            self._register_tables(conn, tables)
+            install_triggers(conn, tables.values())
+            if not state.source_id:
+                update_state(conn, source_id=str(uuid.uuid4()))
+            update_state(conn, schema_name=schema, apply_mode=0)
+        return tables
+
+    @staticmethod
+    def _register_tables(conn: sqlite3.Connection, tables: dict[str, TableInfo]) -> None:
+        previous = {row[0] for row in conn.execute("SELECT table_name FROM _sync_managed_tables")}
+        for name in sorted(previous - set(tables)):
+            pending = conn.execute(
+                "SELECT (SELECT COUNT(*) FROM _sync_dirty_rows WHERE table_name = ?) + "
+                "(SELECT COUNT(*) FROM _sync_outbox_rows WHERE table_name = ?)",
+                (name, name),
+            ).fetchone()[0]
+            if pending:
+                raise ConfigError(
+                    f"table {name!r} left the config with {pending} unpushed row(s); add it back "
+                    "and sync before removing it"
+                )
+            conn.execute("DELETE FROM _sync_row_state WHERE table_name = ?", (name,))
+            conn.execute("DELETE FROM _sync_managed_tables WHERE table_name = ?", (name,))
+        for name, table in tables.items():
+            if name not in previous:
+                captured = capture_existing_rows(conn, table)
+                if captured:
+                    logger.info(
+                        "open: %d existing row(s) of %s recorded as pending", captured, name
+                    )
+                conn.execute(
+                    "INSERT INTO _sync_managed_tables (table_name, key_column) VALUES (?, ?)",
+                    (name, table.key.name),
+                )
+
+    def _release(self, owner: str | None) -> None:
+        if owner is not None:
+            with _owners_lock:
+                _owners.discard(owner)
+
+    def close(self) -> None:
+        """Close the SDK's connection and HTTP client. Idempotent; the client is done."""
+        with self._lock:
+            if self._ctx is not None:
+                self._ctx.api.close()
+                self._ctx.conn.close()
+                self._ctx = None
+            self._release(self._owner)
+            self._owner = None
+            self._state = ClientState.CLOSED
+
+    def __enter__(self) -> Self:
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def _operation(self, name: str, *, connected: bool = False) -> Iterator[Context]:
+        """Lock, check the lifecycle state, and map SQLite errors into the SDK's tree."""
+        with self._lock:
+            if self._state is ClientState.CLOSED:
+                raise ClientClosedError(name)
+            if self._ctx is None:
+                raise OpenRequiredError(name)
+            started = time.monotonic()
+            try:
+                if connected:
+                    self._require_connected(self._ctx, name)
+                yield self._ctx
+            except sqlite3.OperationalError as exc:
+                text = str(exc)
+                if "locked" in text or "busy" in text:
+                    raise DatabaseBusyError(f"{name}: {text}; retry the call") from exc
+                raise LocalStoreError(f"{name}: {text}") from exc
+            except sqlite3.Error as exc:
+                raise LocalStoreError(f"{name}: {exc}") from exc
+            finally:
+                logger.debug("%s took %.3fs", name, time.monotonic() - started)
+
+    def _require_connected(self, ctx: Context, name: str, *, gates: bool = True) -> None:
+        state = read_state(ctx.conn)
+        if state.operation == "remote_replace" or not state.attached:
+            raise AttachRequiredError(name)
+        if self._session_user != state.user_id:
+            raise AttachRequiredError(name)
+        if not gates:
+            return
+        if state.operation == "source_recovery":
+            raise SourceRecoveryRequiredError(state.recovery_reason)
+        if state.rebuild_required:
+            raise RebuildRequiredError(name)
+
+    # ------------------------------------------------------------------ attach / detach
+
+    def attach(self, user_id: str) -> AttachResult:
+        """Bind the database to ``user_id``, asking the server how to start.
+
+        Returns an :class:`AttachResult` whose outcome is ``RESUMED`` (already attached: no
+        network), ``STARTED_EMPTY``, ``SEEDED_FROM_LOCAL`` (push to seed the account),
+        ``USED_REMOTE_STATE`` (local managed data replaced by the account's snapshot) or
+        ``RETRY_LATER`` (another device is initializing the account: wait ``retry_after``).
+
+        Raises :class:`AttachConflictError` if attached to another user,
+        :class:`LifecycleUnsupportedError` for servers without ``/sync/connect``, and
+        transport/server errors (nothing changes locally in that case).
+        """
+        if not user_id or not user_id.strip():
+            raise ValueError("attach() needs a non-empty user_id")
+        with self._operation("attach") as ctx:
+            result = _lifecycle.attach(ctx, user_id)
+            if result.attached:
+                self._session_user = user_id
+            logger.info("attach %s: %s", user_id, result.outcome)
+            return result
+
+    def detach(self) -> DetachResult:
+        """Wipe the managed tables and return to anonymous, unless changes are pending.
+
+        Returns ``BLOCKED_PENDING_CHANGES`` with the pending count instead of losing data;
+        use :meth:`sync_then_detach` to push first. Local writes after a detach are captured
+        as anonymous changes again.
+        """
+        with self._operation("detach") as ctx:
+            result = _lifecycle.detach(ctx)
+            if result.detached:
+                self._session_user = None
+            logger.info("detach: %s", result.outcome)
+            return result
+
+    def sync_then_detach(self) -> SyncThenDetachResult:
+        """Sync until nothing is pending (a few rounds at most), then detach."""
+        with self._operation("sync_then_detach"):
+            syncs: list[SyncReport] = []
+            result = self.detach()
+            previous = result.pending_row_count
+            while not result.detached and len(syncs) < MAX_SYNC_THEN_DETACH_ROUNDS:
+                syncs.append(self.sync())
+                result = self.detach()
+                if not result.detached and result.pending_row_count >= previous:
+                    break  # no progress (the app keeps writing): report instead of looping
+                previous = result.pending_row_count
+            return SyncThenDetachResult(result, tuple(syncs))
+
+    def uninstall_sync(self) -> None:
+        """Remove every trigger and ``_sync_*`` table (business data stays), then close.
+
+        Pending changes are forgotten. Opening a new client on the file installs sync afresh
+        and treats all existing rows as new local rows.
+        """
+        with self._operation("uninstall_sync") as ctx, atomic(ctx.conn):
+            drop_all(ctx.conn)
+            for name in STATE_TABLES:
+                ctx.conn.execute(f"DROP TABLE IF EXISTS {name}")
+        self.close()
+
+    # ------------------------------------------------------------------ sync
+
+    def push_pending(self) -> PushReport:
+        """Push all pending local changes as one bundle and apply what the server committed.
+
+        Returns ``NO_CHANGE`` (nothing pending) or ``COMMITTED``, with any conflicts the
+        resolver settled. Safe to call again after any failure: a frozen bundle is resent with
+        the same identity and nothing is lost.
+
+        Raises :class:`AttachRequiredError`, :class:`SourceRecoveryRequiredError` /
+        :class:`RebuildRequiredError` (call :meth:`rebuild`, or use :meth:`sync`),
+        :class:`ReconnectRequiredError` (attach again), :class:`PushRejectedError` (fix the
+        row), conflict errors, :class:`RetryExhaustedError`.
+        """
+        with self._operation("push_pending", connected=True) as ctx:
+            return _push.push_pending(ctx)
+
+    def pull_to_stable(self) -> PullReport:
+        """Apply the server's bundles up to its current stable sequence.
+
+        Returns ``BLOCKED_BY_PENDING_CHANGES`` (push first) when local changes exist or appear
+        during the pull, ``APPLIED_SNAPSHOT`` when pruned history forced a snapshot rebuild.
+        """
+        with self._operation("pull_to_stable", connected=True) as ctx:
+            return self._pull(ctx)
+
+    @staticmethod
+    def _pull(ctx: Context) -> PullReport:
+        return _pull.pull_to_stable(
+            ctx,
+            read_state(ctx.conn).source_id,
+            on_pruned=lambda: _lifecycle.rebuild_keep_source(ctx),
+        )
+
+    def sync(self) -> SyncReport:
+        """:meth:`push_pending` then :meth:`pull_to_stable`, repeated while writes interleave.
+
+        Also runs a pending rebuild or source recovery (:meth:`rebuild`) once when needed.
+        """
+        with self._operation("sync") as ctx:
+            rounds, recovered = 0, False
+            committed: PushReport | None = None
+            while True:
+                rounds += 1
+                try:
+                    self._require_connected(ctx, "sync")
+                    push = _push.push_pending(ctx)
+                    if push.outcome is PushOutcome.COMMITTED or committed is None:
+                        committed = push
+                    pull = self._pull(ctx)
+                except (SourceRecoveryRequiredError, RebuildRequiredError):
+                    if recovered:
+                        raise
+                    recovered = True
+                    _lifecycle.rebuild(ctx)
+                    continue
+                blocked = pull.outcome is PullOutcome.BLOCKED_BY_PENDING_CHANGES
+                if blocked and rounds < MAX_SYNC_ROUNDS:
+                    continue
+                logger.info(
+                    "sync: push %s, pull %s, %d round(s)", push.outcome, pull.outcome, rounds
+                )
+                return SyncReport(committed, pull, rounds)
+
+    def rebuild(self) -> PullReport:
+        """Replace the local managed tables by a server snapshot, keeping pending changes.
+
+        With source recovery pending, the snapshot also rotates this device to its reserved
+        new source id. Returns ``APPLIED_SNAPSHOT`` with a restore summary. Raises
+        :class:`PendingChangesError` while a pushed bundle awaits completion (push first).
+        """
+        with self._operation("rebuild") as ctx:
+            self._require_connected(ctx, "rebuild", gates=False)
+            restore = _lifecycle.rebuild(ctx)
+            seen = read_state(ctx.conn).last_bundle_seq_seen
+            return PullReport(PullOutcome.APPLIED_SNAPSHOT, seen, restore=restore)
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> SyncStatus:
+        """Durable sync status (no network)."""
+        with self._operation("status") as ctx:
+            state = read_state(ctx.conn)
+            return SyncStatus(
+                attached=state.attached,
+                user_id=state.user_id or None,
+                pending_row_count=pending_row_count(ctx.conn),
+                last_bundle_seq_seen=state.last_bundle_seq_seen,
+                pending_initialization=bool(state.pending_initialization_id),
+                rebuild_required=bool(state.rebuild_required),
+                source_recovery_reason=state.recovery_reason or None,
+            )
+
+    def pending_row_count(self) -> int:
+        """Rows waiting to be pushed (no network)."""
+        with self._operation("pending_row_count") as ctx:
+            return pending_row_count(ctx.conn)
+
+    def last_bundle_seq_seen(self) -> int:
+        """The durable pull checkpoint (no network)."""
+        with self._operation("last_bundle_seq_seen") as ctx:
+            return read_state(ctx.conn).last_bundle_seq_seen
+
+    def source_info(self) -> SourceInfo:
+        """The source id this database pushes as, and recovery state (diagnostics)."""
+        with self._operation("source_info") as ctx:
+            state = read_state(ctx.conn)
+            return SourceInfo(
+                source_id=state.source_id,
+                next_source_bundle_id=state.next_source_bundle_id,
+                replacement_source_id=state.replacement_source_id or None,
+                source_recovery_reason=state.recovery_reason or None,
+                rebuild_required=bool(state.rebuild_required),
+            )

@@ -1,0 +1,322 @@
+"""Every exception the SDK raises, in one tree.
+
+::
+
+    SyncError                            base of everything below
+    ├── ConfigError (ValueError)         config or local schema rejected by open()
+    ├── UnsupportedValueError (ValueError)
+    │                                    a local value has no wire encoding (fix the row)
+    ├── UsageError (RuntimeError)        the API was called the wrong way
+    │   ├── ClientClosedError
+    │   ├── OpenRequiredError
+    │   └── DatabaseInUseError
+    ├── StateError                       durable state needs an explicit call first
+    │   ├── AttachRequiredError
+    │   ├── AttachConflictError
+    │   ├── ReconnectRequiredError
+    │   ├── RebuildRequiredError
+    │   ├── SourceRecoveryRequiredError
+    │   ├── PendingChangesError
+    │   └── SourceReplacementDivergedError
+    ├── ConflictError                    a push conflict could not be settled
+    │   ├── InvalidConflictResolutionError
+    │   └── ConflictRetryExhaustedError
+    ├── TransportError                   no usable answer: network, timeout, 429/502/503/504
+    │   └── RetryExhaustedError
+    ├── ServerRejectedError              a definitive error answer from the server
+    │   ├── PushRejectedError
+    │   └── LifecycleUnsupportedError
+    ├── ProtocolError                    an answer that breaks the protocol contract
+    └── LocalStoreError                  SQLite failed
+        └── DatabaseBusyError
+
+Local intent is never lost when one of these is raised: pending rows stay in the outbox or in
+the dirty-row table, and checkpoints only move together with a durable apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "AttachConflictError",
+    "AttachRequiredError",
+    "ClientClosedError",
+    "ConfigError",
+    "ConflictError",
+    "ConflictRetryExhaustedError",
+    "DatabaseBusyError",
+    "DatabaseInUseError",
+    "InvalidConflictResolutionError",
+    "LifecycleUnsupportedError",
+    "LocalStoreError",
+    "OpenRequiredError",
+    "PendingChangesError",
+    "ProtocolError",
+    "PushRejectedError",
+    "RebuildRequiredError",
+    "ReconnectRequiredError",
+    "RetryExhaustedError",
+    "ServerRejectedError",
+    "SourceRecoveryRequiredError",
+    "SourceReplacementDivergedError",
+    "StateError",
+    "SyncError",
+    "TransportError",
+    "UnsupportedValueError",
+    "UsageError",
+]
+
+
+class SyncError(Exception):
+    """Base class of every error raised by oversqlite."""
+
+
+class ConfigError(SyncError, ValueError):
+    """The client config or the local schema cannot be synced safely; fix it and reopen."""
+
+
+class UnsupportedValueError(SyncError, ValueError):
+    """A local value cannot be encoded for the wire (e.g. a non-finite REAL, a short UUID blob).
+
+    The row stays pending; correct it locally and push again.
+    """
+
+
+class UsageError(SyncError, RuntimeError):
+    """The API was used in a way it does not support."""
+
+
+class ClientClosedError(UsageError):
+    """The client was closed (or uninstalled); create a new one."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(f"cannot call {operation}(): the client is closed")
+        self.operation = operation
+
+
+class OpenRequiredError(UsageError):
+    """``open()`` has not been called yet."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(f"cannot call {operation}(): call open() first")
+        self.operation = operation
+
+
+class DatabaseInUseError(UsageError):
+    """Another live client in this process already owns the database file."""
+
+
+class StateError(SyncError):
+    """The durable sync state requires an explicit call before this operation can run."""
+
+
+class AttachRequiredError(StateError):
+    """No user is attached in this session; call ``attach(user_id)``."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(
+            f"cannot call {operation}(): no user is attached; call attach(user_id) first "
+            "(also needed once after every open())"
+        )
+        self.operation = operation
+
+
+class AttachConflictError(StateError):
+    """The database is attached to another user; ``detach()`` first."""
+
+    def __init__(self, attached_user_id: str, requested_user_id: str) -> None:
+        super().__init__(
+            f"the database is attached to user {attached_user_id!r}, not {requested_user_id!r}; "
+            "call detach() (or sync_then_detach()) before attaching another user"
+        )
+        self.attached_user_id = attached_user_id
+        self.requested_user_id = requested_user_id
+
+
+class ReconnectRequiredError(StateError):
+    """The server no longer recognises this attachment (lost initialization lease or scope).
+
+    The client is back to anonymous with its pending rows kept; call ``attach(user_id)`` again.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(
+            f"the server ended this attachment ({code}: {message}); pending rows are kept, "
+            "call attach(user_id) again"
+        )
+        self.code = code
+
+
+class RebuildRequiredError(StateError):
+    """A snapshot rebuild was started and not finished; call ``rebuild()``."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(
+            f"cannot call {operation}(): an interrupted snapshot rebuild must finish first; "
+            "call rebuild()"
+        )
+        self.operation = operation
+
+
+class SourceRecoveryRequiredError(StateError):
+    """The server no longer accepts this source's bundle sequence; call ``rebuild()``.
+
+    ``rebuild()`` (and ``sync()``, automatically) rotates to a fresh source id with a snapshot
+    and keeps every pending local change, which is pushed afterwards.
+    """
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        detail = f" ({message})" if message else ""
+        super().__init__(
+            f"source recovery required: {reason}{detail}; call rebuild() to rotate the source "
+            "and keep pending changes"
+        )
+        self.reason = reason
+
+
+class PendingChangesError(StateError):
+    """The operation needs a state without unpushed changes; push them first."""
+
+    def __init__(self, operation: str, pending_row_count: int) -> None:
+        super().__init__(
+            f"cannot call {operation}(): {pending_row_count} local row(s) are waiting to be "
+            "pushed; call push_pending() or sync() first"
+        )
+        self.operation = operation
+        self.pending_row_count = pending_row_count
+
+
+class SourceReplacementDivergedError(StateError):
+    """The server already replaced this source by a different one than the local reservation.
+
+    Another copy of this database rotated the source; this copy cannot continue safely.
+    Uninstall sync (``uninstall_sync()``) and attach afresh.
+    """
+
+    def __init__(self, local_replacement: str, remote_replacement: str) -> None:
+        super().__init__(
+            f"source replacement diverged: reserved {local_replacement!r} locally but the server "
+            f"names {remote_replacement!r}; call uninstall_sync() and attach again"
+        )
+        self.local_replacement = local_replacement
+        self.remote_replacement = remote_replacement
+
+
+class ConflictError(SyncError):
+    """A push conflict could not be settled automatically."""
+
+
+class InvalidConflictResolutionError(ConflictError):
+    """The resolver returned something that cannot be applied; nothing was changed.
+
+    The local intent is back in the pending rows; fix the resolver or the row and push again.
+    """
+
+    def __init__(self, table: str, key: str, reason: str) -> None:
+        super().__init__(
+            f"invalid conflict resolution for {table} {key}: {reason}; the local change is kept "
+            "pending"
+        )
+        self.table = table
+        self.key = key
+        self.reason = reason
+
+
+class ConflictRetryExhaustedError(ConflictError):
+    """Conflicts kept occurring after the configured number of automatic retries.
+
+    Every local intent is kept pending with its base moved to the latest server version; call
+    ``push_pending()`` again (other devices may still be writing the same rows).
+    """
+
+    def __init__(self, retries: int, pending_row_count: int) -> None:
+        super().__init__(
+            f"push still conflicted after {retries} automatic retries; {pending_row_count} "
+            "row(s) remain pending, call push_pending() again"
+        )
+        self.retries = retries
+        self.pending_row_count = pending_row_count
+
+
+class TransportError(SyncError):
+    """No usable answer: a network failure, a timeout, or a 429/502/503/504 status."""
+
+    def __init__(
+        self,
+        operation: str,
+        message: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{operation}: {message}")
+        self.operation = operation
+        self.status = status
+        self.retry_after = retry_after
+
+
+class RetryExhaustedError(TransportError):
+    """Retries with backoff were used up; the last error is ``last_error`` (and ``__cause__``).
+
+    Nothing was lost; call the operation again later.
+    """
+
+    def __init__(self, operation: str, attempts: int, last_error: SyncError) -> None:
+        status = getattr(last_error, "status", None)
+        super().__init__(
+            operation,
+            f"gave up after {attempts} attempt(s): {last_error}; try again later",
+            status if isinstance(status, int) else None,
+        )
+        self.attempts = attempts
+        self.last_error = last_error
+
+
+class ServerRejectedError(SyncError):
+    """The server answered with a definitive error (``status``, ``code``, ``message``).
+
+    ``details`` is the whole JSON error body (structured errors carry more fields).
+    """
+
+    def __init__(
+        self,
+        operation: str,
+        status: int,
+        code: str,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(f"{operation}: HTTP {status} {code}: {message}")
+        self.operation = operation
+        self.status = status
+        self.code = code
+        self.server_message = message
+        self.details: Mapping[str, Any] = details or {}
+
+
+class PushRejectedError(ServerRejectedError):
+    """The server refused the pushed bundle; its rows are pending again.
+
+    Usually a row the server cannot store (a type, NOT NULL or foreign-key error at commit):
+    correct the local rows and call ``push_pending()`` again.
+    """
+
+
+class LifecycleUnsupportedError(ServerRejectedError):
+    """The server does not offer the connect lifecycle (no ``/sync/connect``)."""
+
+
+class ProtocolError(SyncError):
+    """A server answer broke the protocol contract (malformed, inconsistent or unverifiable).
+
+    Nothing was applied and no checkpoint moved; retrying later is safe.
+    """
+
+
+class LocalStoreError(SyncError):
+    """The local SQLite database failed."""
+
+
+class DatabaseBusyError(LocalStoreError):
+    """The local database stayed locked by another connection; retry the call."""

@@ -1,0 +1,376 @@
+"""Push: freeze, upload through a push session, commit, fetch and verify, replay.
+
+Crash safety comes from the durable outbox: it keeps its ``source_bundle_id`` until the replay
+transaction removes it. A resumed ``prepared`` outbox is uploaded again (the server replaces
+an unfinished session, or answers ``already_committed``); a ``committed`` one is only fetched
+and replayed. Definitive rejections unfreeze the rows so a corrected row can go out next time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+
+from oversqlite import _lifecycle, _outbox
+from oversqlite._apply import ServerRow, apply_server_row, live_payload, set_row_state
+from oversqlite._bundles import bundle_row_dicts, parse_bundle_rows, verify_bundle
+from oversqlite._codec import wire_key
+from oversqlite._conflict_apply import settle
+from oversqlite._context import Context
+from oversqlite._errors import (
+    ConflictRetryExhaustedError,
+    ProtocolError,
+    PushRejectedError,
+    ServerRejectedError,
+    TransportError,
+)
+from oversqlite._outbox import Outbox
+from oversqlite._results import PushOutcome, PushReport, ResolvedConflict
+from oversqlite._store import apply_transaction, atomic, pending_row_count, read_state, update_state
+from oversync_client.models import PushConflict, PushRequestRow, PushRequestRowPayload, SyncKey
+from oversync_client.types import UNSET
+
+__all__ = ["push_pending"]
+
+logger = logging.getLogger("oversqlite")
+
+_LEASE_LOST = ("initialization_expired", "initialization_stale", "scope_uninitialized")
+_RECOVERY_ON_CREATE = ("history_pruned", "source_sequence_out_of_order", "source_retired")
+_RECOVERY_ON_COMMIT = ("source_sequence_changed", "source_retired")
+# The session vanished or moved on (expired, replaced): start the whole sequence again.
+_RESTART = ("push_session_not_found", "push_session_expired", "push_chunk_out_of_order")
+
+
+@dataclass(frozen=True)
+class _Committed:
+    bundle_seq: int
+    source_bundle_id: int
+    row_count: int
+    bundle_hash: str
+    already: bool
+
+
+class _ConflictSignal(Exception):
+    def __init__(self, conflict: PushConflict) -> None:
+        super().__init__("push conflict")
+        self.conflict = conflict
+
+
+class _PrunedSignal(Exception):
+    """The committed bundle's rows are no longer retained."""
+
+
+def _request_rows(ctx: Context, outbox: Outbox) -> list[PushRequestRow]:
+    rows = []
+    for row in outbox.rows:
+        table = ctx.tables[row.table]
+        rows.append(
+            PushRequestRow(
+                schema=ctx.config.schema,
+                table=row.table,
+                key=SyncKey.from_dict(wire_key(table, row.pk)),
+                op=row.op,
+                base_row_version=row.base_row_version,
+                payload=UNSET
+                if row.payload is None
+                else PushRequestRowPayload.from_dict(row.payload),
+            )
+        )
+    return rows
+
+
+def _react(ctx: Context, exc: ServerRejectedError, recovery_codes: tuple[str, ...]) -> None:
+    """Turn the protocol's structured rejections into their reactions (raises for those)."""
+    if exc.code == "push_conflict" and isinstance(exc.details.get("conflict"), dict):
+        raise _ConflictSignal(PushConflict.from_dict(exc.details["conflict"])) from exc
+    if exc.code in _LEASE_LOST:
+        _lifecycle.drop_to_anonymous(ctx, exc)
+    if exc.code in recovery_codes:
+        replaced_by = exc.details.get("replaced_by_source_id")
+        _lifecycle.enter_source_recovery(
+            ctx, exc.code, replaced_by if isinstance(replaced_by, str) and replaced_by else None
+        )
+    if exc.code in _RESTART:
+        raise TransportError(
+            exc.operation, f"{exc.code}: {exc.server_message}", exc.status
+        ) from exc
+
+
+def _create(ctx: Context, outbox: Outbox) -> _Committed | str:
+    """Create the push session: its push_id, or the committed bundle if the server has it."""
+    init_id = read_state(ctx.conn).pending_initialization_id
+
+    def create(with_init: str) -> object:
+        try:
+            return ctx.api.create_push_session(
+                outbox.source_id,
+                source_bundle_id=outbox.source_bundle_id,
+                planned_row_count=len(outbox.rows),
+                initialization_id=with_init,
+            )
+        except ServerRejectedError as exc:
+            if not (with_init and exc.code == "push_session_invalid"):
+                _react(ctx, exc, _RECOVERY_ON_CREATE)
+            raise
+
+    try:
+        created = create(init_id)
+    except ServerRejectedError as exc:
+        if not (init_id and exc.code == "push_session_invalid"):
+            raise
+        # Our seeding commit went through but its reply was lost: the scope is initialized
+        # now, and only a create without the initialization id reaches already_committed.
+        created = create("")
+        with atomic(ctx.conn):
+            update_state(ctx.conn, pending_initialization_id="")
+    if getattr(created, "status", None) == "already_committed":
+        return _already_committed(outbox, created)
+    push_id = getattr(created, "push_id", "")
+    planned = getattr(created, "planned_row_count", None)
+    next_expected = getattr(created, "next_expected_row_ordinal", UNSET)
+    if not push_id or planned != len(outbox.rows) or next_expected not in (UNSET, 0):
+        raise ProtocolError(f"invalid push session answer {created!r}")
+    return str(push_id)
+
+
+def _already_committed(outbox: Outbox, answer: object) -> _Committed:
+    info = _Committed(
+        getattr(answer, "bundle_seq", 0),
+        getattr(answer, "source_bundle_id", 0),
+        getattr(answer, "row_count", 0),
+        getattr(answer, "bundle_hash", ""),
+        already=True,
+    )
+    if (
+        info.source_bundle_id != outbox.source_bundle_id
+        or getattr(answer, "source_id", "") != outbox.source_id
+        or info.bundle_seq <= 0
+        or info.row_count < 0
+        or not info.bundle_hash
+    ):
+        raise ProtocolError(f"invalid already_committed answer {answer!r}")
+    return info
+
+
+def _upload_and_commit(ctx: Context, outbox: Outbox, push_id: str) -> _Committed:
+    source, size = outbox.source_id, ctx.config.upload_chunk_rows
+    rows = _request_rows(ctx, outbox)
+    try:
+        for start in range(0, len(rows), size):
+            chunk = rows[start : start + size]
+            answer = ctx.api.upload_chunk(source, push_id, start=start, rows=chunk)
+            if answer.push_id != push_id or answer.next_expected_row_ordinal != start + len(chunk):
+                raise ProtocolError(f"invalid push chunk answer {answer.to_dict()!r}")
+        committed = ctx.api.commit(source, push_id)
+    except ServerRejectedError as exc:
+        ctx.api.delete_push_session(source, push_id)
+        _react(ctx, exc, _RECOVERY_ON_COMMIT)
+        raise
+    except BaseException:
+        ctx.api.delete_push_session(source, push_id)
+        raise
+    info = _Committed(
+        committed.bundle_seq,
+        committed.source_bundle_id,
+        committed.row_count,
+        committed.bundle_hash,
+        already=False,
+    )
+    if (
+        committed.source_id != source
+        or info.source_bundle_id != outbox.source_bundle_id
+        or info.bundle_seq <= 0
+        or info.row_count < 0
+        or not info.bundle_hash
+    ):
+        raise ProtocolError(f"invalid commit answer {committed.to_dict()!r}")
+    return info
+
+
+def _send(ctx: Context, outbox: Outbox) -> _Committed:
+    """Get the outbox committed on the server; the outbox is marked ``committed`` durably."""
+    if outbox.committed:
+        return _Committed(
+            outbox.bundle_seq,
+            outbox.source_bundle_id,
+            outbox.committed_row_count,
+            outbox.bundle_hash,
+            already=True,
+        )
+
+    def attempt() -> _Committed:
+        created = _create(ctx, outbox)
+        if isinstance(created, _Committed):
+            return created
+        return _upload_and_commit(ctx, outbox, created)
+
+    try:
+        info = ctx.retry("push", attempt)
+    except ServerRejectedError as exc:
+        with atomic(ctx.conn):
+            _outbox.unfreeze(ctx.conn)
+        raise PushRejectedError(
+            exc.operation, exc.status, exc.code, exc.server_message, exc.details
+        ) from exc
+    with atomic(ctx.conn):
+        _outbox.mark_committed(ctx.conn, info.bundle_seq, info.bundle_hash, info.row_count)
+        update_state(ctx.conn, pending_initialization_id="")
+    return info
+
+
+def _fetch(ctx: Context, outbox: Outbox, info: _Committed) -> list[ServerRow | None]:
+    """All rows of the committed bundle, verified against its count and hash."""
+    rows: list[dict[str, object]] = []
+    after: int | None = None
+    while True:
+        request = partial(
+            ctx.api.committed_rows,
+            outbox.source_id,
+            info.bundle_seq,
+            after=after,
+            max_rows=ctx.config.committed_chunk_rows,
+        )
+        try:
+            page = ctx.retry("get_committed_bundle_rows", request)
+        except ServerRejectedError as exc:
+            if exc.code == "history_pruned":
+                raise _PrunedSignal from exc
+            raise
+        echoed = (
+            page.bundle_seq,
+            page.source_id,
+            page.source_bundle_id,
+            page.row_count,
+            page.bundle_hash,
+        )
+        expected = (
+            info.bundle_seq,
+            outbox.source_id,
+            info.source_bundle_id,
+            info.row_count,
+            info.bundle_hash,
+        )
+        if echoed != expected:
+            raise ProtocolError(f"committed rows page {echoed!r} does not match {expected!r}")
+        start = -1 if after is None else after
+        want_next = start + len(page.rows) if page.rows else (0 if after is None else after)
+        if page.next_row_ordinal != want_next or (page.has_more and not page.rows):
+            raise ProtocolError(
+                f"committed rows after {after}: next_row_ordinal {page.next_row_ordinal} does "
+                f"not match {len(page.rows)} rows"
+            )
+        rows.extend(bundle_row_dicts(page.rows))
+        if not page.has_more:
+            break
+        after = page.next_row_ordinal
+    verify_bundle(f"committed bundle {info.bundle_seq}", rows, info.row_count, info.bundle_hash)
+    return parse_bundle_rows(ctx.tables, ctx.config.schema, rows, info.bundle_seq)
+
+
+def _replay(ctx: Context, outbox: Outbox, info: _Committed, rows: list[ServerRow | None]) -> None:
+    """Apply the authoritative bundle, keeping every edit made while it was in flight."""
+    conn = ctx.conn
+    uploaded = {(r.table, r.pk): r for r in outbox.rows}
+    with apply_transaction(conn):
+        for row in rows:
+            if row is None:
+                continue
+            key = (row.table.name, row.pk)
+            edited = conn.execute(
+                "SELECT 1 FROM _sync_dirty_rows WHERE table_name = ? AND pk = ?", key
+            ).fetchone()
+            sent = uploaded.get(key)
+            if edited and sent and live_payload(conn, row.table, row.pk) == sent.payload:
+                # Edited back to exactly what was pushed: nothing left to push.
+                conn.execute("DELETE FROM _sync_dirty_rows WHERE table_name = ? AND pk = ?", key)
+                edited = None
+            if not edited:
+                apply_server_row(conn, row)
+                continue
+            # Keep the newer local row; record the server's version under it. A pushed key is
+            # rebased; a key the server changed on its own keeps its old base, so the next push
+            # raises a conflict for the resolver instead of overwriting the server's change.
+            set_row_state(conn, row.table.name, row.pk, row.row_version, row.payload is None)
+            if sent:
+                conn.execute(
+                    "UPDATE _sync_dirty_rows SET base_row_version = ? "
+                    "WHERE table_name = ? AND pk = ?",
+                    (row.row_version, *key),
+                )
+        # Only a contiguous checkpoint may move: earlier bundles of other devices still need a pull.
+        conn.execute(
+            "UPDATE _sync_state SET last_bundle_seq_seen = ? WHERE last_bundle_seq_seen = ?",
+            (info.bundle_seq, info.bundle_seq - 1),
+        )
+        conn.execute(
+            "UPDATE _sync_state SET next_source_bundle_id = max(next_source_bundle_id, ?)",
+            (info.source_bundle_id + 1,),
+        )
+        _outbox.clear(conn)
+
+
+def _prove_ours(ctx: Context, outbox: Outbox, rows: list[ServerRow | None]) -> None:
+    """An ``already_committed`` bundle must contain every key of the local outbox."""
+    committed = {(r.table.name, r.pk) for r in rows if r is not None}
+    missing = [(r.table, r.pk) for r in outbox.rows if (r.table, r.pk) not in committed]
+    if missing:
+        logger.error("already committed bundle lacks local keys %s", missing[:5])
+        _lifecycle.enter_source_recovery(ctx, "source_sequence_changed", None)
+
+
+def _push_once(ctx: Context, outbox: Outbox) -> PushReport:
+    info = _send(ctx, outbox)
+    try:
+        rows = _fetch(ctx, outbox, info)
+    except _PrunedSignal:
+        # The server has our bundle but no longer its rows: a snapshot contains them.
+        logger.info(
+            "push: committed bundle %d was pruned; rebuilding from a snapshot", info.bundle_seq
+        )
+        _lifecycle.rebuild_keep_source(
+            ctx, outbox="drop", state={"next_source_bundle_id": outbox.source_bundle_id + 1}
+        )
+        return PushReport(
+            PushOutcome.COMMITTED, info.bundle_seq, info.source_bundle_id, info.row_count
+        )
+    if info.already:
+        _prove_ours(ctx, outbox, rows)
+    _replay(ctx, outbox, info, rows)
+    logger.info(
+        "push: committed bundle %d (source bundle %d, %d rows)",
+        info.bundle_seq,
+        info.source_bundle_id,
+        info.row_count,
+    )
+    return PushReport(PushOutcome.COMMITTED, info.bundle_seq, info.source_bundle_id, info.row_count)
+
+
+def push_pending(ctx: Context) -> PushReport:
+    """Push the pending rows as one bundle (see :meth:`oversqlite.Client.push_pending`)."""
+    conflicts: list[ResolvedConflict] = []
+    while True:
+        state = read_state(ctx.conn)
+        outbox = _outbox.freeze(ctx.conn, ctx.tables, state.source_id, state.next_source_bundle_id)
+        if outbox is None:
+            if state.pending_initialization_id:
+                _lifecycle.finish_empty_initialization(ctx, state)
+            return PushReport(PushOutcome.NO_CHANGE, conflicts=tuple(conflicts))
+        try:
+            report = _push_once(ctx, outbox)
+        except _ConflictSignal as signal:
+            conflicts.append(settle(ctx, outbox, signal.conflict))
+            if len(conflicts) > ctx.config.max_conflict_retries:
+                pending = pending_row_count(ctx.conn)
+                if pending:
+                    raise ConflictRetryExhaustedError(
+                        ctx.config.max_conflict_retries, pending
+                    ) from None
+            continue
+        return PushReport(
+            report.outcome,
+            report.bundle_seq,
+            report.source_bundle_id,
+            report.row_count,
+            tuple(conflicts),
+        )

@@ -1,0 +1,188 @@
+"""Snapshot sessions: download into a durable stage, then replace local state in one transaction.
+
+Used for hydration (``remote_authoritative`` attach), after ``history_pruned``, by ``rebuild()``
+and for source recovery. The stage is only trusted when it is complete; a partial download is
+started over. Pending local changes can be preserved across the replacement: their current rows
+are read before the wipe and written back after the snapshot, and their dirty rows are kept
+(their bases are unchanged, so the next push detects conflicts with what the snapshot brought).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from oversqlite import _outbox
+from oversqlite._apply import delete_local, live_payload, set_row_state, write_local
+from oversqlite._bundles import parse_snapshot_row
+from oversqlite._context import Context
+from oversqlite._errors import ProtocolError
+from oversqlite._results import RestoreSummary
+from oversqlite._store import apply_transaction, atomic, update_state
+
+__all__ = ["Staged", "apply_staged", "download", "load_staged"]
+
+logger = logging.getLogger("oversqlite")
+
+
+@dataclass(frozen=True)
+class Staged:
+    snapshot_id: str
+    snapshot_bundle_seq: int
+    row_count: int
+
+
+def _clear_stage(ctx: Context) -> None:
+    ctx.conn.execute("DELETE FROM _sync_snapshot_rows")
+    ctx.conn.execute("DELETE FROM _sync_snapshot")
+
+
+def load_staged(ctx: Context) -> Staged | None:
+    """The completely staged snapshot, if there is one."""
+    row = ctx.conn.execute(
+        "SELECT snapshot_id, snapshot_bundle_seq, row_count FROM _sync_snapshot WHERE complete = 1"
+    ).fetchone()
+    return None if row is None else Staged(*row)
+
+
+def download(ctx: Context, source_id: str, *, replacement: tuple[str, str] | None = None) -> Staged:
+    """Create a snapshot session and stage all of its rows (one transaction per chunk).
+
+    ``replacement`` = (new source id, reason) asks the server to rotate this source. The session
+    is deleted afterwards (best effort) whether or not the download succeeded.
+    """
+    with atomic(ctx.conn):
+        _clear_stage(ctx)
+    session = ctx.retry(
+        "create_snapshot_session",
+        lambda: ctx.api.create_snapshot(source_id, replacement=replacement),
+    )
+    seq, count = session.snapshot_bundle_seq, session.row_count
+    if not session.snapshot_id or seq < 0 or count < 0 or (count > 0 and seq == 0):
+        raise ProtocolError(f"invalid snapshot session {session.to_dict()!r}")
+    try:
+        with atomic(ctx.conn):
+            ctx.conn.execute(
+                "INSERT INTO _sync_snapshot (singleton, snapshot_id, snapshot_bundle_seq, "
+                "row_count) VALUES (1, ?, ?, ?)",
+                (session.snapshot_id, seq, count),
+            )
+        received = _download_rows(ctx, source_id, session.snapshot_id, seq)
+        if received != count:
+            raise ProtocolError(f"snapshot delivered {received} rows, announced {count}")
+        with atomic(ctx.conn):
+            ctx.conn.execute("UPDATE _sync_snapshot SET complete = 1")
+    finally:
+        ctx.api.delete_snapshot(source_id, session.snapshot_id)
+    return Staged(session.snapshot_id, seq, count)
+
+
+def _download_rows(ctx: Context, source_id: str, snapshot_id: str, seq: int) -> int:
+    after = 0
+    while True:
+        request = partial(
+            ctx.api.snapshot_chunk,
+            source_id,
+            snapshot_id,
+            after=after,
+            max_rows=ctx.config.snapshot_chunk_rows,
+        )
+        chunk = ctx.retry("get_snapshot_chunk", request)
+        rows = chunk.rows
+        if chunk.snapshot_id != snapshot_id or chunk.snapshot_bundle_seq != seq:
+            raise ProtocolError("snapshot chunk does not belong to the requested session")
+        if chunk.next_row_ordinal != after + len(rows) or (chunk.has_more and not rows):
+            raise ProtocolError(
+                f"snapshot chunk after {after}: next_row_ordinal {chunk.next_row_ordinal} "
+                f"does not match {len(rows)} rows"
+            )
+        staged = []
+        for offset, raw in enumerate(rows, start=1):
+            row = parse_snapshot_row(ctx.tables, ctx.config.schema, raw)
+            if row is not None:
+                staged.append(
+                    (
+                        after + offset,
+                        row.table.name,
+                        row.pk,
+                        row.row_version,
+                        json.dumps(row.payload),
+                    )
+                )
+        with atomic(ctx.conn):
+            ctx.conn.executemany(
+                "INSERT INTO _sync_snapshot_rows (row_ordinal, table_name, pk, row_version, "
+                "payload) VALUES (?, ?, ?, ?, ?)",
+                staged,
+            )
+        after = chunk.next_row_ordinal
+        if not chunk.has_more:
+            return after
+
+
+def _preserve_pending(ctx: Context) -> list[tuple[str, str, dict[str, Any] | None]]:
+    keys = ctx.conn.execute("SELECT table_name, pk FROM _sync_dirty_rows").fetchall()
+    return [(table, pk, live_payload(ctx.conn, ctx.tables[table], pk)) for table, pk in keys]
+
+
+def apply_staged(
+    ctx: Context,
+    staged: Staged,
+    *,
+    keep_pending: bool,
+    outbox: str,
+    state: Mapping[str, Any],
+) -> RestoreSummary:
+    """Replace every managed table by the staged snapshot, in one transaction.
+
+    ``keep_pending``: keep dirty rows and the local rows they point at; otherwise drop them.
+    ``outbox``: ``"requeue"`` moves frozen rows back to the dirty rows (they were never
+    committed), ``"drop"`` discards them (the snapshot already contains them). ``state`` holds
+    further ``_sync_state`` updates made in the same transaction.
+    """
+    conn = ctx.conn
+    with apply_transaction(conn):
+        if outbox == "requeue":
+            _outbox.unfreeze(conn)
+        else:
+            _outbox.clear(conn)
+        preserved = _preserve_pending(ctx) if keep_pending else []
+        if not keep_pending:
+            conn.execute("DELETE FROM _sync_dirty_rows")
+        for table in reversed(ctx.tables.values()):  # children first: RESTRICT is not deferred
+            conn.execute(f"DELETE FROM {table.sql_name}")
+        conn.execute("DELETE FROM _sync_row_state")
+        cursor = conn.execute(
+            "SELECT table_name, pk, row_version, payload FROM _sync_snapshot_rows "
+            "ORDER BY row_ordinal"
+        )
+        while batch := cursor.fetchmany(500):
+            for table_name, pk, version, payload in batch:
+                table = ctx.tables[table_name]
+                try:
+                    write_local(conn, table, pk, json.loads(payload))
+                except ValueError as exc:
+                    raise ProtocolError(
+                        f"snapshot row does not fit the local schema: {exc}"
+                    ) from None
+                set_row_state(conn, table_name, pk, version, False)
+        for table_name, pk, live in preserved:
+            if live is None:
+                delete_local(conn, ctx.tables[table_name], pk)
+            else:
+                write_local(conn, ctx.tables[table_name], pk, live)
+        update_state(
+            conn, last_bundle_seq_seen=staged.snapshot_bundle_seq, rebuild_required=0, **state
+        )
+        _clear_stage(ctx)
+    logger.info(
+        "snapshot applied: bundle_seq=%d rows=%d kept_pending=%d",
+        staged.snapshot_bundle_seq,
+        staged.row_count,
+        len(preserved),
+    )
+    return RestoreSummary(staged.snapshot_bundle_seq, staged.row_count)

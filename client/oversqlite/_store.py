@@ -1,0 +1,238 @@
+"""The SDK's SQLite connection, its transaction discipline and the ``_sync_*`` state tables.
+
+Local state (all created idempotently by ``install``):
+
+``_sync_state``           one row: source id and sequence, binding, checkpoint, durable gates
+                          (``rebuild_required``, ``operation``) and ``apply_mode``
+``_sync_row_state``       the last authoritative version (and tombstone flag) of every key
+``_sync_dirty_rows``      pending local intent: one row per key, payload read at freeze time
+``_sync_outbox``          header of the one frozen bundle being pushed (no row: nothing frozen)
+``_sync_outbox_rows``     the frozen rows, in upload order, with their wire payloads
+``_sync_snapshot``        header of a staged snapshot download
+``_sync_snapshot_rows``   the staged snapshot rows
+``_sync_managed_tables``  the tables the triggers are installed on
+
+``apply_mode`` is set to 1 only inside transactions that write authoritative data and back to
+0 before they commit, so the capture triggers (which check it) never see a committed 1.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from typing import Any, Final
+
+from oversqlite._errors import ConfigError
+
+__all__ = [
+    "STATE_TABLES",
+    "SyncState",
+    "apply_transaction",
+    "atomic",
+    "connect",
+    "install",
+    "pending_row_count",
+    "read_state",
+    "update_state",
+]
+
+# Create order; uninstall drops them all.
+_DDL: Final = (
+    """CREATE TABLE IF NOT EXISTS _sync_state (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+        schema_name TEXT NOT NULL DEFAULT '',
+        source_id TEXT NOT NULL DEFAULT '',
+        next_source_bundle_id INTEGER NOT NULL DEFAULT 1,
+        binding TEXT NOT NULL DEFAULT 'anonymous',
+        user_id TEXT NOT NULL DEFAULT '',
+        last_bundle_seq_seen INTEGER NOT NULL DEFAULT 0,
+        pending_initialization_id TEXT NOT NULL DEFAULT '',
+        rebuild_required INTEGER NOT NULL DEFAULT 0,
+        operation TEXT NOT NULL DEFAULT 'none',
+        operation_user_id TEXT NOT NULL DEFAULT '',
+        recovery_reason TEXT NOT NULL DEFAULT '',
+        replacement_source_id TEXT NOT NULL DEFAULT '',
+        apply_mode INTEGER NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE IF NOT EXISTS _sync_row_state (
+        table_name TEXT NOT NULL,
+        pk TEXT NOT NULL,
+        row_version INTEGER NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (table_name, pk)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS _sync_dirty_rows (
+        table_name TEXT NOT NULL,
+        pk TEXT NOT NULL,
+        base_row_version INTEGER NOT NULL,
+        dirty_ordinal INTEGER NOT NULL,
+        PRIMARY KEY (table_name, pk)
+    ) WITHOUT ROWID""",
+    # MAX(dirty_ordinal) runs in every capture trigger: keep it an index lookup.
+    "CREATE INDEX IF NOT EXISTS _sync_dirty_rows_ordinal ON _sync_dirty_rows (dirty_ordinal)",
+    """CREATE TABLE IF NOT EXISTS _sync_outbox (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+        state TEXT NOT NULL CHECK (state IN ('prepared', 'committed')),
+        source_id TEXT NOT NULL,
+        source_bundle_id INTEGER NOT NULL,
+        row_count INTEGER NOT NULL,
+        bundle_seq INTEGER NOT NULL DEFAULT 0,
+        bundle_hash TEXT NOT NULL DEFAULT '',
+        committed_row_count INTEGER NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE IF NOT EXISTS _sync_outbox_rows (
+        row_ordinal INTEGER PRIMARY KEY,
+        table_name TEXT NOT NULL,
+        pk TEXT NOT NULL,
+        op TEXT NOT NULL CHECK (op IN ('INSERT', 'UPDATE', 'DELETE')),
+        base_row_version INTEGER NOT NULL,
+        payload TEXT
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS _sync_outbox_rows_key ON _sync_outbox_rows (table_name, pk)",
+    """CREATE TABLE IF NOT EXISTS _sync_snapshot (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+        snapshot_id TEXT NOT NULL,
+        snapshot_bundle_seq INTEGER NOT NULL,
+        row_count INTEGER NOT NULL,
+        complete INTEGER NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE IF NOT EXISTS _sync_snapshot_rows (
+        row_ordinal INTEGER PRIMARY KEY,
+        table_name TEXT NOT NULL,
+        pk TEXT NOT NULL,
+        row_version INTEGER NOT NULL,
+        payload TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS _sync_managed_tables (
+        table_name TEXT PRIMARY KEY,
+        key_column TEXT NOT NULL
+    )""",
+)
+
+STATE_TABLES: Final = (
+    "_sync_state",
+    "_sync_row_state",
+    "_sync_dirty_rows",
+    "_sync_outbox",
+    "_sync_outbox_rows",
+    "_sync_snapshot",
+    "_sync_snapshot_rows",
+    "_sync_managed_tables",
+)
+
+_savepoints = itertools.count()
+
+
+def connect(
+    path: str, *, busy_timeout: float, tracer: Callable[[str], None] | None
+) -> sqlite3.Connection:
+    """Open the SDK's own connection: manual transactions, WAL, foreign keys on."""
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+    )
+    if tracer is not None:
+        conn.set_trace_callback(tracer)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+@contextmanager
+def atomic(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction (``BEGIN IMMEDIATE``), or a savepoint when already inside one.
+
+    Rollback edges: an exception in the body rolls everything back; a failing COMMIT (deferred
+    foreign keys are checked there) leaves SQLite's transaction open, so it is rolled back too.
+    """
+    if conn.in_transaction:
+        name = f"oversqlite_{next(_savepoints)}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
+        conn.execute(f"RELEASE {name}")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+@contextmanager
+def apply_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """A transaction that writes authoritative data: FKs deferred, capture triggers muted."""
+    with atomic(conn):
+        conn.execute("PRAGMA defer_foreign_keys = ON")
+        conn.execute("UPDATE _sync_state SET apply_mode = 1")
+        yield
+        conn.execute("UPDATE _sync_state SET apply_mode = 0")
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """The ``_sync_state`` row."""
+
+    schema_name: str
+    source_id: str
+    next_source_bundle_id: int
+    binding: str
+    user_id: str
+    last_bundle_seq_seen: int
+    pending_initialization_id: str
+    rebuild_required: int
+    operation: str
+    operation_user_id: str
+    recovery_reason: str
+    replacement_source_id: str
+    apply_mode: int
+
+    @property
+    def attached(self) -> bool:
+        return self.binding == "attached"
+
+
+_STATE_COLUMNS: Final = tuple(f.name for f in fields(SyncState))
+
+
+def install(conn: sqlite3.Connection) -> None:
+    """Create the state tables if missing and check the layout of existing ones."""
+    for statement in _DDL:
+        conn.execute(statement)
+    present = {row[1] for row in conn.execute("PRAGMA table_info(_sync_state)")}
+    if not set(_STATE_COLUMNS) <= present:
+        raise ConfigError(
+            "table _sync_state exists with a different layout (made by another tool?); "
+            "rename it or use another database"
+        )
+    conn.execute("INSERT INTO _sync_state (singleton) VALUES (1) ON CONFLICT DO NOTHING")
+
+
+def read_state(conn: sqlite3.Connection) -> SyncState:
+    row = conn.execute(f"SELECT {', '.join(_STATE_COLUMNS)} FROM _sync_state").fetchone()
+    return SyncState(*row)
+
+
+def update_state(conn: sqlite3.Connection, **values: Any) -> None:
+    unknown = set(values) - set(_STATE_COLUMNS)
+    if unknown:
+        raise AssertionError(f"unknown _sync_state columns {sorted(unknown)}")
+    assignments = ", ".join(f"{name} = ?" for name in values)
+    conn.execute(f"UPDATE _sync_state SET {assignments}", tuple(values.values()))
+
+
+def pending_row_count(conn: sqlite3.Connection) -> int:
+    """Rows waiting to be pushed: dirty rows plus frozen outbox rows."""
+    row = conn.execute(
+        "SELECT (SELECT COUNT(*) FROM _sync_dirty_rows) + (SELECT COUNT(*) FROM _sync_outbox_rows)"
+    ).fetchone()
+    return int(row[0])

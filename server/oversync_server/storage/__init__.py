@@ -1,0 +1,1 @@
+"""PostgreSQL storage of the sync server: the `sync` schema, the catalog, capture and state."""

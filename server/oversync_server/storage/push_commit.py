@@ -1,0 +1,316 @@
+"""Push commit: apply a staged session all-or-nothing as one bundle (protocol.md §6.4, server.md §4.3).
+
+`commit_session` runs inside the caller's transaction (READ COMMITTED, under the user lock, with
+the session row locked by `push_sessions.lock_session`):
+
+1. the staged rows are complete, contiguous, and name each (table, key) once;
+2. all constraints are deferred (FK order inside the bundle does not matter);
+3. a seeding session re-validates and refreshes its initialization lease;
+4. the source is locked: retired -> 409 `source_retired`, moved on -> 409
+   `source_sequence_changed`;
+5. one query checks every staged row's `base_row_version` against `sync.row_state`; the first
+   conflicting row in upload order aborts with 409 `push_conflict` (the body carries the live
+   server row when there is one);
+6. the rows are applied straight from `sync.push_session_rows` inside PostgreSQL (payloads never
+   travel back to Python): one INSERT per (table, column set), one UPDATE per table (columns a
+   row did not send keep their value), one DELETE per table, in order of each group's first row.
+   Every (table, key) occurs once per session and FKs are deferred, so this equals applying the
+   rows one by one in upload order, except that rows of one group are applied together (visible
+   only to non-deferrable secondary unique constraints that rows of one push swap between them);
+7. `capture.bundle_transaction` turns the captured effects (cascades and trigger writes
+   included) into the bundle; no effects -> 400 `push_commit_invalid`;
+8. the session is deleted; a seeding commit marks the scope INITIALIZED.
+
+Statement budget, whatever the row count: 6 + lease (2 if seeding) + source (1) + context (1) +
+conflicts (1, +1 on conflict) + G apply statements + finalize (4) + session delete (1) +
+scope transition (1 if seeding), where G <= 3 x (tables touched) (more only when INSERT rows of
+one table send different column sets). With the lock, BEGIN and COMMIT: about 20 + G.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from oversync_server.config import ServiceConfig
+from oversync_server.errors import ProtocolError
+from oversync_server.storage import scope as scopes
+from oversync_server.storage import sources
+from oversync_server.storage.capture import (
+    OP_DELETE,
+    OP_INSERT,
+    OP_NAMES,
+    OP_UPDATE,
+    CommittedBundle,
+    bundle_transaction,
+)
+from oversync_server.storage.catalog import Catalog, KeyKind, TableInfo, quote_ident, quote_literal
+from oversync_server.storage.db import Connection
+from oversync_server.storage.push_sessions import PushSession, delete_session
+from oversync_server.storage.values import key_from_bytes, wire_key, wire_payload_from_db_text
+
+_STAGED_STATS = """
+SELECT count(*) AS staged, COALESCE(max(row_ordinal), -1) AS last_ordinal,
+       (SELECT ARRAY[d.table_id::text, encode(d.key_bytes, 'hex')]
+        FROM sync.push_session_rows d WHERE d.push_id = $1
+        GROUP BY d.table_id, d.key_bytes HAVING count(*) > 1
+        ORDER BY min(d.row_ordinal) LIMIT 1) AS duplicate
+FROM sync.push_session_rows WHERE push_id = $1
+"""
+
+_FIRST_GAP = """
+SELECT min(o) FROM generate_series(0, $2::bigint - 1) AS o
+WHERE NOT EXISTS (SELECT 1 FROM sync.push_session_rows WHERE push_id = $1 AND row_ordinal = o)
+"""
+
+_GROUPS = """
+SELECT table_id, op_code, columns, min(row_ordinal) AS first_ordinal
+FROM (
+    SELECT table_id, op_code, row_ordinal,
+           CASE WHEN op_code = 3 THEN NULL::text[]
+                ELSE ARRAY(SELECT json_object_keys(payload_apply) ORDER BY 1) END AS columns
+    FROM sync.push_session_rows WHERE push_id = $1
+) staged
+GROUP BY table_id, op_code, columns
+ORDER BY first_ordinal
+"""
+
+# The first staged row whose base_row_version disagrees with row_state (server.md §4.3 table).
+_FIRST_CONFLICT = """
+SELECT p.row_ordinal, p.table_id, p.key_bytes, p.op_code, p.base_bundle_seq,
+       rs.bundle_seq AS state_seq, rs.deleted AS state_deleted
+FROM sync.push_session_rows p
+LEFT JOIN sync.row_state rs
+       ON rs.user_pk = $2 AND rs.table_id = p.table_id AND rs.key_bytes = p.key_bytes
+WHERE p.push_id = $1 AND NOT COALESCE(
+    CASE WHEN p.op_code = 1 THEN
+             (rs.user_pk IS NULL AND p.base_bundle_seq = 0)
+             OR (rs.user_pk IS NOT NULL AND rs.deleted AND p.base_bundle_seq = rs.bundle_seq)
+         ELSE rs.user_pk IS NOT NULL AND NOT rs.deleted AND p.base_bundle_seq = rs.bundle_seq
+    END, FALSE)
+ORDER BY p.row_ordinal
+LIMIT 1
+"""
+
+
+def commit_invalid(message: str) -> ProtocolError:
+    return ProtocolError(400, "push_commit_invalid", message)
+
+
+@dataclass(slots=True)
+class _Group:
+    table: TableInfo
+    op_code: int
+    column_sets: list[tuple[str, ...]]
+    first_ordinal: int
+
+
+def _key_sql(table: TableInfo, source: str) -> str:
+    """SQL of the sync key value of a staged row's `key_bytes` (for joins with the table)."""
+    if table.key_kind is KeyKind.UUID:
+        return f"encode({source}, 'hex')::uuid"
+    return f"convert_from({source}, 'UTF8')"
+
+
+def _staged_filter(group: _Group, columns: tuple[str, ...] | None = None) -> str:
+    where = (
+        f"p.push_id = $1 AND p.table_id = {group.table.table_id} AND p.op_code = {group.op_code}"
+    )
+    if columns is not None and len(group.column_sets) > 1:
+        keys = "ARRAY[" + ", ".join(quote_literal(c) for c in columns) + "]::text[]"
+        where += f" AND ARRAY(SELECT json_object_keys(p.payload_apply) ORDER BY 1) = {keys}"
+    return where
+
+
+def _insert_sql(group: _Group, columns: tuple[str, ...]) -> str:
+    table = group.table
+    names = ", ".join(quote_ident(c) for c in columns)
+    values = ", ".join(f"r.{quote_ident(c)}" for c in columns)
+    return (
+        f"INSERT INTO {table.sql_name} ({names}) SELECT {values}"
+        f" FROM sync.push_session_rows p,"
+        f" jsonb_populate_record(NULL::{table.sql_name}, p.payload_apply::jsonb) AS r"
+        f" WHERE {_staged_filter(group, columns)} ORDER BY p.row_ordinal"
+    )
+
+
+def _update_sql(group: _Group) -> str:
+    table = group.table
+    every = set(group.column_sets[0]).intersection(*group.column_sets[1:])
+    assignments = []
+    for column in sorted(set().union(*group.column_sets) - {table.key_column}):
+        name = quote_ident(column)
+        if column in every:
+            assignments.append(f"{name} = src.{name}")
+        else:  # partial update: a row that did not send the column keeps its value
+            assignments.append(
+                f"{name} = CASE WHEN src.__oversync_doc ? {quote_literal(column)}"
+                f" THEN src.{name} ELSE dst.{name} END"
+            )
+    if not assignments:  # a payload with only the key: touch the row so it is captured
+        key = quote_ident(table.key_column)
+        assignments.append(f"{key} = dst.{key}")
+    key = quote_ident(table.key_column)
+    return (
+        f"UPDATE {table.sql_name} AS dst SET {', '.join(assignments)}"
+        f" FROM (SELECT p.row_ordinal, p.payload_apply::jsonb AS __oversync_doc, r.*"
+        f" FROM sync.push_session_rows p,"
+        f" jsonb_populate_record(NULL::{table.sql_name}, p.payload_apply::jsonb) AS r"
+        f" WHERE {_staged_filter(group)} OFFSET 0) AS src"
+        f" WHERE dst._sync_scope_id = $2 AND dst.{key} = src.{key}"
+    )
+
+
+def _delete_sql(group: _Group) -> str:
+    table = group.table
+    return (
+        f"DELETE FROM {table.sql_name} AS dst USING sync.push_session_rows p"
+        f" WHERE {_staged_filter(group)} AND dst._sync_scope_id = $2"
+        f" AND dst.{quote_ident(table.key_column)} = {_key_sql(table, 'p.key_bytes')}"
+    )
+
+
+async def _check_staged(conn: Connection, catalog: Catalog, session: PushSession) -> None:
+    stats = await conn.fetchrow(_STAGED_STATS, session.push_id)
+    assert stats is not None
+    planned = session.planned_row_count
+    if session.next_expected_row_ordinal != planned or stats["staged"] != planned:
+        raise commit_invalid(
+            f"staged row count {stats['staged']} does not match planned_row_count {planned}"
+        )
+    if stats["last_ordinal"] != planned - 1:
+        gap = await conn.fetchval(_FIRST_GAP, session.push_id, planned)
+        raise commit_invalid(f"staged rows are not contiguous at row_ordinal {gap}")
+    if stats["duplicate"] is not None:
+        table_id, key_hex = stats["duplicate"]
+        table = catalog.by_id(int(table_id))
+        key = key_from_bytes(table.key_kind, bytes.fromhex(key_hex))
+        raise commit_invalid(
+            f"duplicate target row in staged push session: {table.qualified_name} {key}"
+        )
+
+
+async def _load_groups(conn: Connection, catalog: Catalog, push_id: Any) -> list[_Group]:
+    groups: dict[tuple[int, int, tuple[str, ...] | None], _Group] = {}
+    for row in await conn.fetch(_GROUPS, push_id):
+        op = row["op_code"]
+        columns = tuple(row["columns"]) if row["columns"] is not None else ()
+        # INSERT: one statement per column set (absent columns take their defaults);
+        # UPDATE and DELETE: one statement per table.
+        key = (row["table_id"], op, columns if op == OP_INSERT else None)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = _Group(
+                catalog.by_id(row["table_id"]), op, [columns], row["first_ordinal"]
+            )
+        else:
+            group.column_sets.append(columns)
+            group.first_ordinal = min(group.first_ordinal, row["first_ordinal"])
+    return sorted(groups.values(), key=lambda g: g.first_ordinal)
+
+
+async def _raise_first_conflict(conn: Connection, catalog: Catalog, session: PushSession) -> None:
+    row = await conn.fetchrow(_FIRST_CONFLICT, session.push_id, session.user_pk)
+    if row is None:
+        return
+    table = catalog.by_id(row["table_id"])
+    key_bytes = bytes(row["key_bytes"])
+    key_text = key_from_bytes(table.key_kind, key_bytes)
+    op = OP_NAMES[row["op_code"]]
+    base = row["base_bundle_seq"]
+    state_seq, deleted = row["state_seq"], row["state_deleted"]
+    where = f"{op.lower()} conflict on {table.qualified_name} {key_text}"
+    if op == "INSERT":
+        if state_seq is None:
+            detail = f"expected missing row at version 0, got {base}"
+        elif base != state_seq:
+            detail = f"expected base_row_version {state_seq}, got {base}"
+        else:
+            detail = f"row already exists at version {state_seq}"
+    elif state_seq is None or deleted:
+        detail = "row does not exist"
+    else:
+        detail = f"expected version {state_seq}, got {base}"
+    server_row = None
+    if state_seq is not None and not deleted:
+        text = await conn.fetchval(
+            f"SELECT (to_jsonb(src) - '_sync_scope_id')::text FROM {table.sql_name} AS src"
+            f" WHERE src.{quote_ident(table.key_column)} = $1::{table.key_sql_type}"
+            " AND src._sync_scope_id = $2",
+            key_text,
+            session.user_id,
+        )
+        server_row = None if text is None else wire_payload_from_db_text(table, text)
+    raise ProtocolError(
+        409,
+        "push_conflict",
+        f"{where}: {detail}",
+        conflict={
+            "schema": table.schema,
+            "table": table.table,
+            "key": wire_key(table, key_bytes),
+            "op": op,
+            "base_row_version": base,
+            "server_row_version": state_seq or 0,
+            "server_row_deleted": bool(deleted),
+            "server_row": server_row,
+        },
+    )
+
+
+async def commit_session(
+    conn: Connection, catalog: Catalog, config: ServiceConfig, session: PushSession
+) -> CommittedBundle:
+    """Apply and commit a locked session (see the module docstring); the committed bundle."""
+    await _check_staged(conn, catalog, session)
+    groups = await _load_groups(conn, catalog, session.push_id)
+    await conn.execute("SET CONSTRAINTS ALL DEFERRED")
+    if session.initialization_id is not None:
+        await scopes.require_active_lease(
+            conn,
+            session.user_id,
+            source_id=session.source_id,
+            initialization_id=session.initialization_id,
+            lease_ttl=timedelta(seconds=config.initialization_lease_ttl_seconds),
+        )
+    state = await sources.load_source(conn, session.user_pk, session.source_id, for_update=True)
+    if state.retired:
+        raise sources.source_retired(
+            user_id=session.user_id,
+            source_id=session.source_id,
+            replaced_by_source_id=state.replaced_by_source_id,
+        )
+    if state.expected_next != session.source_bundle_id:
+        raise sources.source_sequence_changed(
+            user_id=session.user_id,
+            source_id=session.source_id,
+            staged=session.source_bundle_id,
+            expected=state.expected_next,
+        )
+    async with bundle_transaction(
+        conn,
+        catalog,
+        config,
+        user_id=session.user_id,
+        user_pk=session.user_pk,
+        source_id=session.source_id,
+        source_bundle_id=session.source_bundle_id,
+        initialization_id=str(session.initialization_id) if session.initialization_id else None,
+    ) as capture:
+        await _raise_first_conflict(conn, catalog, session)
+        for group in groups:
+            if group.op_code == OP_INSERT:
+                sql = _insert_sql(group, group.column_sets[0])
+                await conn.execute(sql, session.push_id)
+            elif group.op_code == OP_UPDATE:
+                await conn.execute(_update_sql(group), session.push_id, session.user_id)
+            elif group.op_code == OP_DELETE:
+                await conn.execute(_delete_sql(group), session.push_id, session.user_id)
+    bundle = capture.bundle
+    if bundle is None:
+        raise commit_invalid("push session produced no captured business-table effects")
+    await delete_session(conn, session.push_id)
+    if session.initialization_id is not None:
+        await scopes.mark_initialized(conn, session.user_pk, source_id=session.source_id)
+    return bundle

@@ -1,0 +1,254 @@
+"""Push sessions: create, stage chunks, delete (protocol.md §6.2, §6.3, §6.5; server.md §4).
+
+A session stages one bundle of one source (`(user, source_id, source_bundle_id)`) in
+`sync.push_sessions` / `sync.push_session_rows` until commit (`push_commit.py`). Sessions belong to
+a user, not a source: any source of the user holding the `push_id` may act on it. They expire
+`push_session_ttl_seconds` after creation or the last accepted chunk; expired sessions answer 410
+and are deleted by the next session creation of any user (there is no janitor).
+
+Statement budget (each function runs in the caller's transaction):
+* `create_session`: 4-5 statements (expired clean-up, replay look-up, source read, replace, insert).
+* `stage_chunk`: 4 whatever the row count: one COPY of the rows, one value check that casts every
+  staged payload through its table's row type (`jsonb_populate_record`, the same conversion the
+  commit applies, so type errors answer 400 now instead of failing the commit), one session
+  update; plus the session lock. A failing value check costs one extra statement per payload
+  column to name the column.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from oversync_server.errors import ProtocolError
+from oversync_server.storage.catalog import Catalog, TableInfo, quote_ident
+from oversync_server.storage.db import Connection
+from oversync_server.storage.push_rows import PreparedRow, chunk_invalid
+
+
+@dataclass(frozen=True, slots=True)
+class PushSession:
+    push_id: uuid.UUID
+    user_pk: int
+    user_id: str
+    source_id: str
+    source_bundle_id: int
+    planned_row_count: int
+    next_expected_row_ordinal: int
+    initialization_id: uuid.UUID | None
+    expired: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AlreadyCommitted:
+    bundle_seq: int
+    source_id: str
+    source_bundle_id: int
+    row_count: int
+    bundle_hash: str
+
+
+_DELETE_EXPIRED = "DELETE FROM sync.push_sessions WHERE expires_at <= now()"
+
+_FIND_COMMITTED = """
+SELECT bl.bundle_seq, bl.row_count, bl.bundle_hash
+FROM sync.bundle_log bl JOIN sync.user_state us ON us.user_pk = bl.user_pk
+WHERE bl.user_pk = $1 AND bl.source_id = $2 AND bl.source_bundle_id = $3
+  AND bl.bundle_seq > us.retained_bundle_floor
+"""
+
+_REPLACE = """
+DELETE FROM sync.push_sessions WHERE user_pk = $1 AND source_id = $2 AND source_bundle_id = $3
+"""
+
+_INSERT = """
+INSERT INTO sync.push_sessions (push_id, user_pk, source_id, source_bundle_id, planned_row_count,
+                                next_expected_row_ordinal, initialization_id, expires_at)
+VALUES ($1, $2, $3, $4, $5, 0, $6, now() + make_interval(secs => $7))
+"""
+
+_LOCK = """
+SELECT ps.push_id, ps.user_pk, us.user_id, ps.source_id, ps.source_bundle_id,
+       ps.planned_row_count, ps.next_expected_row_ordinal, ps.initialization_id,
+       ps.expires_at < clock_timestamp() AS expired
+FROM sync.push_sessions ps JOIN sync.user_state us ON us.user_pk = ps.user_pk
+WHERE ps.push_id = $1
+FOR UPDATE OF ps
+"""
+
+_ADVANCE = """
+UPDATE sync.push_sessions
+SET next_expected_row_ordinal = $2, expires_at = now() + make_interval(secs => $3)
+WHERE push_id = $1
+"""
+
+_STAGE_COLUMNS = (
+    "push_id",
+    "row_ordinal",
+    "table_id",
+    "key_bytes",
+    "op_code",
+    "base_bundle_seq",
+    "payload_apply",
+)
+
+
+async def delete_expired(conn: Connection) -> None:
+    """The global clean-up of expired sessions (their rows cascade)."""
+    await conn.execute(_DELETE_EXPIRED)
+
+
+async def find_committed(
+    conn: Connection, *, user_pk: int, source_id: str, source_bundle_id: int
+) -> AlreadyCommitted | None:
+    """The retained committed bundle of this source tuple (idempotent replay), if any."""
+    row = await conn.fetchrow(_FIND_COMMITTED, user_pk, source_id, source_bundle_id)
+    if row is None:
+        return None
+    return AlreadyCommitted(
+        bundle_seq=row["bundle_seq"],
+        source_id=source_id,
+        source_bundle_id=source_bundle_id,
+        row_count=row["row_count"],
+        bundle_hash=bytes(row["bundle_hash"]).hex(),
+    )
+
+
+async def create_session(
+    conn: Connection,
+    *,
+    user_pk: int,
+    source_id: str,
+    source_bundle_id: int,
+    planned_row_count: int,
+    initialization_id: str | None,
+    ttl_seconds: float,
+) -> uuid.UUID:
+    """Replace any staging session of the same tuple with a new one; its `push_id`."""
+    push_id = uuid.uuid4()
+    await conn.execute(_REPLACE, user_pk, source_id, source_bundle_id)
+    await conn.execute(
+        _INSERT,
+        push_id,
+        user_pk,
+        source_id,
+        source_bundle_id,
+        planned_row_count,
+        uuid.UUID(initialization_id) if initialization_id else None,
+        float(ttl_seconds),
+    )
+    return push_id
+
+
+def session_not_found(push_id: str) -> ProtocolError:
+    return ProtocolError(404, "push_session_not_found", f"push session {push_id} was not found")
+
+
+async def lock_session(conn: Connection, push_id: str, user_id: str) -> PushSession:
+    """Lock the caller's live session: 404 unknown (or not a UUID), 403 another user's, 410
+    expired."""
+    try:
+        parsed = uuid.UUID(push_id)
+    except ValueError:
+        raise session_not_found(push_id) from None
+    row = await conn.fetchrow(_LOCK, parsed)
+    if row is None:
+        raise session_not_found(push_id)
+    if row["user_id"] != user_id:
+        raise ProtocolError(
+            403,
+            "push_session_forbidden",
+            f"push session {push_id} does not belong to the authenticated user",
+        )
+    if row["expired"]:
+        raise ProtocolError(
+            410,
+            "push_session_expired",
+            f"push session {push_id} has expired; start a new push session",
+        )
+    return PushSession(**dict(row))
+
+
+async def delete_session(conn: Connection, push_id: uuid.UUID) -> None:
+    await conn.execute("DELETE FROM sync.push_sessions WHERE push_id = $1", push_id)
+
+
+def _check_sql(tables: list[TableInfo]) -> str:
+    # One statement: every staged payload of this chunk through its table's row type.
+    parts = [
+        f"(SELECT count(*) FROM sync.push_session_rows p,"
+        f" jsonb_populate_record(NULL::{table.sql_name}, p.payload_apply::jsonb) r"
+        f" WHERE p.push_id = $1 AND p.row_ordinal >= $2 AND p.table_id = {table.table_id}"
+        f" AND p.op_code <> 3)"
+        for table in tables
+    ]
+    return "SELECT " + " + ".join(parts)
+
+
+async def stage_chunk(
+    conn: Connection,
+    session: PushSession,
+    *,
+    start_row_ordinal: int,
+    rows: list[PreparedRow],
+    ttl_seconds: float,
+) -> int:
+    """Stage one chunk (COPY), check its values against the column types, advance the session.
+
+    Returns the new `next_expected_row_ordinal`.
+    """
+    records = [
+        (
+            session.push_id,
+            start_row_ordinal + index,
+            row.table.table_id,
+            row.key_bytes,
+            row.op_code,
+            row.base_row_version,
+            row.payload_apply,
+        )
+        for index, row in enumerate(rows)
+    ]
+    await conn.copy_records_to_table(
+        "push_session_rows", schema_name="sync", columns=_STAGE_COLUMNS, records=records
+    )
+    tables = sorted(
+        {row.table.table_id: row.table for row in rows if row.payload_apply}.values(),
+        key=lambda table: table.table_id,
+    )
+    if tables:
+        await conn.fetchval(_check_sql(tables), session.push_id, start_row_ordinal)
+    end = start_row_ordinal + len(rows)
+    await conn.execute(_ADVANCE, session.push_id, end, float(ttl_seconds))
+    return end
+
+
+async def explain_value_error(
+    conn: Connection, catalog: Catalog, rows: list[PreparedRow], error: asyncpg.DataError
+) -> ProtocolError:
+    """Name the table and column of a value the chunk check refused (outside the failed tx)."""
+    by_table: dict[int, list[dict[str, object]]] = {}
+    for row in rows:
+        if row.payload_apply is not None:
+            by_table.setdefault(row.table.table_id, []).append(json.loads(row.payload_apply))
+    for table_id, payloads in by_table.items():
+        table = catalog.by_id(table_id)
+        for column in table.payload_columns:
+            values = [{column.name: p[column.name]} for p in payloads if column.name in p]
+            if not values:
+                continue
+            try:
+                await conn.fetchval(
+                    f"SELECT count(*) FROM jsonb_populate_recordset(NULL::{table.sql_name},"
+                    f" $1::jsonb) AS r WHERE r.{quote_ident(column.name)} IS NULL OR TRUE",
+                    json.dumps(values),
+                )
+            except asyncpg.DataError as column_error:
+                return chunk_invalid(
+                    f"payload for {table.qualified_name} has an invalid value for column"
+                    f' "{column.name}" ({column.sql_type}): {column_error}'
+                )
+    return chunk_invalid(f"payload value is invalid: {error}")

@@ -1,0 +1,374 @@
+"""Snapshot sessions: a frozen after-image of one user's live rows (reference/server.md §6).
+
+A snapshot is materialised entirely inside PostgreSQL: one `INSERT ... SELECT` reads every
+registered business table for the user, joins it with the user's live `sync.row_state`, numbers
+the rows 1..N by `(table_id, key_bytes)` (bytewise, as the reference orders them) and writes
+`sync.snapshot_session_rows` together with the `sync.snapshot_sessions` row. No snapshot row
+ever passes through Python, so server memory does not grow with the snapshot; chunks are then
+read by ordinal range (at most `max_rows_per_snapshot_chunk` rows per request).
+
+Create runs in one REPEATABLE READ transaction, so the image, `snapshot_bundle_seq` and the scope
+gate all come from the same database snapshot: the image is exactly the state after bundle
+`snapshot_bundle_seq`. Business rows and row_state must agree (fail-closed, as in the
+reference): a live business row without live row_state, or live row_state without a business
+row, fails the create.
+
+Round trips: create = 1 (expired clean-up, autocommit) + BEGIN + scope gate + [limit pre-count]
++ [rotation: 1 lock + 1-2 writes] + 1 materialising statement + COMMIT, whatever the row count
+(the reference issues one INSERT per row). Chunk = 1 statement. Delete = 1 statement.
+
+Payloads are `to_jsonb(row) - '_sync_scope_id'` with bytea columns rewritten as padded standard
+base64, stored as JSON text; `byte_count` is the sum of their byte lengths.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from oversync_server.config import ServiceConfig
+from oversync_server.errors import ProtocolError
+from oversync_server.storage.catalog import (
+    SCOPE_COLUMN,
+    Catalog,
+    KeyKind,
+    TableInfo,
+    quote_ident,
+    quote_literal,
+)
+from oversync_server.storage.db import run_retrying
+from oversync_server.storage.rotation import SourceReplacement, rotate_source
+from oversync_server.storage.scope import Connection, require_initialized
+
+__all__ = [
+    "SnapshotSession",
+    "create_snapshot",
+    "delete_snapshot",
+    "read_chunk",
+    "snapshot_not_found",
+]
+
+INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotSession:
+    """A created snapshot: what `POST /sync/snapshot-sessions` answers."""
+
+    snapshot_id: uuid.UUID
+    snapshot_bundle_seq: int
+    row_count: int
+    byte_count: int
+    expires_at: datetime
+
+
+# ------------------------------------------------------------------------------------ errors
+
+
+def snapshot_not_found(snapshot_id: str) -> ProtocolError:
+    return ProtocolError(
+        404, "snapshot_session_not_found", f"snapshot session {snapshot_id} was not found"
+    )
+
+
+def _forbidden(snapshot_id: str) -> ProtocolError:
+    return ProtocolError(
+        403,
+        "snapshot_session_forbidden",
+        f"snapshot session {snapshot_id} does not belong to the authenticated user",
+    )
+
+
+def _expired(snapshot_id: str) -> ProtocolError:
+    return ProtocolError(
+        410,
+        "snapshot_session_expired",
+        f"snapshot session {snapshot_id} has expired; start a new snapshot session",
+    )
+
+
+def _too_large(user_id: str, dimension: str, value: int, limit: int) -> ProtocolError:
+    setting = (
+        "max_rows_per_snapshot_session"
+        if dimension == "row_count"
+        else ("max_bytes_per_snapshot_session")
+    )
+    return ProtocolError(
+        413,
+        "snapshot_session_too_large",
+        f"snapshot for user {user_id} exceeds the {dimension} limit: {value} > {limit} ({setting})",
+    )
+
+
+class SnapshotInconsistentError(RuntimeError):
+    """Business tables and `sync.row_state` disagree for a user; the snapshot is refused."""
+
+
+def parse_snapshot_id(snapshot_id: str) -> uuid.UUID:
+    """The session id, or 404: an id that is not a UUID names no session (Go answers 500)."""
+    try:
+        return uuid.UUID(snapshot_id.strip())
+    except ValueError:
+        raise snapshot_not_found(snapshot_id) from None
+
+
+# ------------------------------------------------------------------------------------ create
+
+_DELETE_EXPIRED = "DELETE FROM sync.snapshot_sessions WHERE expires_at <= now()"
+_COUNT_LIVE = "SELECT count(*) FROM sync.row_state WHERE user_pk = $1 AND deleted = FALSE"
+
+
+def _business_select(table: TableInfo) -> str:
+    """The user's rows of one table as (table_id, key_bytes, payload json)."""
+    key = f"src.{quote_ident(table.key_column)}"
+    key_bytes = (
+        f"uuid_send({key})"
+        if table.key_kind is KeyKind.UUID
+        else (f"convert_to({key}::text, 'UTF8')")
+    )
+    payload = f"to_jsonb(src) - {quote_literal(SCOPE_COLUMN)}"
+    for column in sorted(table.bytea_columns):
+        # PostgreSQL's base64 breaks lines every 76 characters; the wire wants one line.
+        encoded = f"translate(encode(src.{quote_ident(column)}, 'base64'), E'\\n', '')"
+        payload += f" || jsonb_build_object({quote_literal(column)}, {encoded})"
+    return (
+        f"SELECT {table.table_id}::integer AS table_id, {key_bytes} AS key_bytes,"
+        f" ({payload})::json AS payload"
+        f" FROM {table.sql_name} AS src WHERE src.{quote_ident(SCOPE_COLUMN)} = $2"
+    )
+
+
+def materialize_sql(catalog: Catalog) -> str:
+    """The one statement that freezes a user's live rows into a new snapshot session.
+
+    Parameters: $1 snapshot_id, $2 user_id, $3 user_pk, $4 snapshot_bundle_seq, $5 TTL seconds.
+    Returns the counts, plus the number and one example of rows on either side of the
+    business/row_state consistency check (the caller rolls back if any).
+    """
+    business = "\nUNION ALL\n".join(_business_select(table) for table in catalog.tables)
+    return f"""
+WITH business AS (
+{business}
+), live AS (
+    SELECT table_id, key_bytes, bundle_seq FROM sync.row_state
+    WHERE user_pk = $3 AND deleted = FALSE
+), joined AS MATERIALIZED (
+    SELECT COALESCE(b.table_id, l.table_id) AS table_id,
+           COALESCE(b.key_bytes, l.key_bytes) AS key_bytes,
+           l.bundle_seq, b.payload
+    FROM business AS b FULL JOIN live AS l
+      ON l.table_id = b.table_id AND l.key_bytes = b.key_bytes
+), inserted AS (
+    INSERT INTO sync.snapshot_session_rows
+        (snapshot_id, row_ordinal, table_id, key_bytes, bundle_seq, payload_wire)
+    SELECT $1, row_number() OVER (ORDER BY table_id, key_bytes), table_id, key_bytes,
+           bundle_seq, payload
+    FROM joined
+    WHERE bundle_seq IS NOT NULL AND payload IS NOT NULL
+    RETURNING octet_length(payload_wire::text) AS bytes
+), session AS (
+    INSERT INTO sync.snapshot_sessions
+        (snapshot_id, user_pk, snapshot_bundle_seq, row_count, byte_count, expires_at)
+    SELECT $1, $3, $4, count(*), COALESCE(sum(bytes), 0),
+           now() + make_interval(secs => $5::double precision)
+    FROM inserted
+    RETURNING row_count, byte_count, expires_at
+)
+SELECT s.row_count, s.byte_count, s.expires_at,
+       (SELECT count(*) FROM joined WHERE bundle_seq IS NULL) AS missing_state,
+       (SELECT count(*) FROM joined WHERE payload IS NULL) AS missing_business,
+       (SELECT table_id || ':' || encode(key_bytes, 'hex') FROM joined
+         WHERE bundle_seq IS NULL OR payload IS NULL
+         ORDER BY table_id, key_bytes LIMIT 1) AS example
+FROM session AS s
+"""
+
+
+async def create_snapshot(
+    pool: asyncpg.Pool,
+    *,
+    catalog: Catalog,
+    config: ServiceConfig,
+    user_id: str,
+    source_id: str,
+    replacement: SourceReplacement | None,
+) -> SnapshotSession:
+    """Freeze the user's live rows; with `replacement`, rotate the source in the same tx.
+
+    Raises 409 `scope_uninitialized` / `scope_initializing`, the rotation errors
+    (`rotation.rotate_source`), 413 `snapshot_session_too_large`, and
+    `SnapshotInconsistentError` when business rows and row_state disagree. A serialization
+    failure (a concurrent commit touched the rotated source) re-runs the whole transaction.
+    """
+    async with pool.acquire() as conn:
+        # Outside the snapshot transaction: two creates racing to delete the same expired
+        # session would otherwise fail each other's REPEATABLE READ transaction.
+        await conn.execute(_DELETE_EXPIRED)
+
+        async def attempt() -> SnapshotSession:
+            async with conn.transaction(isolation="repeatable_read"):
+                return await _create_in_tx(
+                    conn,
+                    catalog=catalog,
+                    config=config,
+                    user_id=user_id,
+                    source_id=source_id,
+                    replacement=replacement,
+                )
+
+        return await run_retrying(attempt)
+
+
+async def _create_in_tx(
+    conn: Connection,
+    *,
+    catalog: Catalog,
+    config: ServiceConfig,
+    user_id: str,
+    source_id: str,
+    replacement: SourceReplacement | None,
+) -> SnapshotSession:
+    scope = await require_initialized(conn, user_id)
+    if replacement is not None:
+        await rotate_source(
+            conn,
+            user_id=user_id,
+            user_pk=scope.user_pk,
+            source_id=source_id,
+            replacement=replacement,
+        )
+    max_rows = config.max_rows_per_snapshot_session
+    if max_rows > 0:
+        # Cheap (index-only) refusal before materialising an image that would be thrown away.
+        live = await conn.fetchval(_COUNT_LIVE, scope.user_pk)
+        if live > max_rows:
+            raise _too_large(user_id, "row_count", live, max_rows)
+    snapshot_id = uuid.uuid4()
+    row = await conn.fetchrow(
+        materialize_sql(catalog),
+        snapshot_id,
+        user_id,
+        scope.user_pk,
+        scope.latest_bundle_seq,
+        float(config.snapshot_session_ttl_seconds),
+    )
+    assert row is not None  # the session CTE always inserts exactly one row
+    if row["missing_state"] or row["missing_business"]:
+        raise SnapshotInconsistentError(
+            f"snapshot for user {user_id} refused: {row['missing_state']} live business rows"
+            f" lack live sync.row_state and {row['missing_business']} live sync.row_state rows"
+            f" lack a business row (first: table_id:key_hex {row['example']})"
+        )
+    if max_rows > 0 and row["row_count"] > max_rows:
+        raise _too_large(user_id, "row_count", row["row_count"], max_rows)
+    max_bytes = config.max_bytes_per_snapshot_session
+    if max_bytes > 0 and row["byte_count"] > max_bytes:
+        raise _too_large(user_id, "byte_count", row["byte_count"], max_bytes)
+    return SnapshotSession(
+        snapshot_id=snapshot_id,
+        snapshot_bundle_seq=scope.latest_bundle_seq,
+        row_count=row["row_count"],
+        byte_count=row["byte_count"],
+        expires_at=row["expires_at"],
+    )
+
+
+# ------------------------------------------------------------------------------------ chunks
+
+# One statement: the session (owner and expiry decided by the database clock) and the rows with
+# ordinals in (after, upper], each rendered as the wire's SnapshotRow JSON (Go's field order).
+# Ordinals are contiguous 1..row_count, so has_more is row_count > upper.
+_CHUNK = """
+WITH s AS (
+    SELECT s.snapshot_id, s.snapshot_bundle_seq, s.row_count,
+           u.user_id = $2 AS owned, s.expires_at < now() AS expired
+    FROM sync.snapshot_sessions AS s
+    JOIN sync.user_state AS u ON u.user_pk = s.user_pk
+    WHERE s.snapshot_id = $1
+)
+SELECT s.snapshot_bundle_seq, s.row_count, s.owned, s.expired,
+       (SELECT count(*) FROM sync.snapshot_session_rows AS r
+         WHERE s.owned AND NOT s.expired AND r.snapshot_id = s.snapshot_id
+           AND r.row_ordinal > $3 AND r.row_ordinal <= $4) AS returned,
+       (SELECT string_agg(
+            '{"schema":' || to_json(c.schema_name)::text
+            || ',"table":' || to_json(c.table_name)::text
+            || ',"key":{' || to_json(c.sync_key_column)::text || ':'
+            || CASE c.sync_key_kind
+                   WHEN 1 THEN '"' || encode(r.key_bytes, 'hex')::uuid::text || '"'
+                   ELSE to_json(convert_from(r.key_bytes, 'UTF8'))::text
+               END
+            || '},"row_version":' || r.bundle_seq
+            || ',"payload":' || r.payload_wire::text || '}',
+            ',' ORDER BY r.row_ordinal)
+         FROM sync.snapshot_session_rows AS r
+         JOIN sync.table_catalog AS c ON c.table_id = r.table_id
+         WHERE s.owned AND NOT s.expired AND r.snapshot_id = s.snapshot_id
+           AND r.row_ordinal > $3 AND r.row_ordinal <= $4) AS rows
+FROM s
+"""
+
+
+async def read_chunk(
+    conn: Connection,
+    *,
+    snapshot_id: str,
+    user_id: str,
+    after_row_ordinal: int,
+    max_rows: int,
+) -> bytes:
+    """One page of a snapshot as the SnapshotChunkResponse JSON body.
+
+    Rows with ordinal in `(after_row_ordinal, after_row_ordinal + max_rows]`; `max_rows` must
+    already be capped. Raises 404 (unknown or non-UUID id), 403 (another user's), 410 (expired).
+    Reading does not extend the TTL.
+    """
+    session_id = parse_snapshot_id(snapshot_id)
+    upper = min(after_row_ordinal + max_rows, INT64_MAX)
+    row = await conn.fetchrow(_CHUNK, session_id, user_id, after_row_ordinal, upper)
+    if row is None:
+        raise snapshot_not_found(snapshot_id)
+    if not row["owned"]:
+        raise _forbidden(snapshot_id)
+    if row["expired"]:
+        raise _expired(snapshot_id)
+    returned: int = row["returned"]
+    body = (
+        f'{{"snapshot_id":"{session_id}","snapshot_bundle_seq":{row["snapshot_bundle_seq"]}'
+        f',"rows":[{row["rows"] or ""}]'
+        f',"next_row_ordinal":{after_row_ordinal + returned}'
+        f',"has_more":{json.dumps(row["row_count"] > upper)}}}'
+    )
+    return body.encode()
+
+
+# ------------------------------------------------------------------------------------ delete
+
+_DELETE = """
+WITH s AS (
+    SELECT s.snapshot_id, u.user_id = $2 AS owned
+    FROM sync.snapshot_sessions AS s
+    JOIN sync.user_state AS u ON u.user_pk = s.user_pk
+    WHERE s.snapshot_id = $1
+), deleted AS (
+    DELETE FROM sync.snapshot_sessions AS d
+    USING s
+    WHERE d.snapshot_id = s.snapshot_id AND s.owned
+    RETURNING d.snapshot_id
+)
+SELECT s.owned FROM s
+"""
+
+
+async def delete_snapshot(conn: Connection, *, snapshot_id: str, user_id: str) -> None:
+    """Delete a snapshot session and its rows. 404 unknown, 403 another user's; no expiry check."""
+    session_id = parse_snapshot_id(snapshot_id)
+    owned = await conn.fetchval(_DELETE, session_id, user_id)
+    if owned is None:
+        raise snapshot_not_found(snapshot_id)
+    if not owned:
+        raise _forbidden(snapshot_id)

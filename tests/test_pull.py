@@ -1,0 +1,242 @@
+"""GET /sync/pull against a real server (protocol.md §6.7), with bundles written to storage.
+
+Bundles come from `seed_bundle` (straight into sync.bundle_log/bundle_rows), so these tests pin
+the pull contract independently of the push path; tests/test_pull_push.py covers real pushes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from oversync_client.models import PullResponse
+from oversync_client.types import Unset
+from oversync_server.storage import pull as pulls
+from oversync_server.storage import scope as scopes
+from oversync_wire import bundle_hash
+from protocol_helpers import (
+    attach,
+    parsed,
+    pull_page,
+    pull_to_stable,
+    seed_bundle,
+    user_row,
+)
+from serverproc import ServerProcess
+
+
+def raw_pull(server: ServerProcess, user: str, **query: int) -> httpx.Response:
+    return httpx.get(
+        f"{server.base_url}/sync/pull",
+        params=query,
+        headers={"Authorization": f"Bearer {server.token(user)}", "Oversync-Source-ID": "dev-x"},
+    )
+
+
+async def seed(pool: asyncpg.Pool, user: str, count: int, source: str = "dev-a") -> list[int]:
+    async with pool.acquire() as conn:
+        return [(await seed_bundle(conn, user, source, [user_row()]))[0] for _ in range(count)]
+
+
+async def test_an_initialized_scope_without_bundles(server: ServerProcess) -> None:
+    with server.client("alice") as client:
+        attach(client, "dev-a")
+    response = raw_pull(server, "alice")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"stable_bundle_seq": 0, "bundles": [], "has_more": False}
+
+
+async def test_bundles_are_served_whole_with_the_stored_hash(
+    server: ServerProcess, pg_pool: asyncpg.Pool
+) -> None:
+    key = str(uuid.uuid4())
+    rows = [user_row("INSERT", key, "Ada"), user_row("UPDATE", key, "Ada <&> \u00e9\n")]
+    async with pg_pool.acquire() as conn:
+        first, first_hash = await seed_bundle(conn, "alice", "dev-a", rows)
+        second, _ = await seed_bundle(conn, "alice", "dev-b", [user_row("DELETE", key)])
+
+    body = raw_pull(server, "alice").json()
+    assert body["stable_bundle_seq"] == 2 and body["has_more"] is False
+    assert [bundle["bundle_seq"] for bundle in body["bundles"]] == [first, second]
+    bundle = body["bundles"][0]
+    assert list(bundle) == [
+        "bundle_seq",
+        "source_id",
+        "source_bundle_id",
+        "row_count",
+        "bundle_hash",
+        "rows",
+    ]
+    assert (bundle["source_id"], bundle["source_bundle_id"], bundle["row_count"]) == ("dev-a", 1, 2)
+    assert bundle["bundle_hash"] == first_hash
+    assert bundle["rows"][1] == {
+        "schema": "business",
+        "table": "users",
+        "key": {"id": key},
+        "op": "UPDATE",
+        "row_version": first,
+        "payload": rows[1]["payload"],
+    }
+    # What a client hashes from the served rows is the stored hash.
+    assert bundle_hash(bundle["rows"])[0] == first_hash
+    deleted = body["bundles"][1]["rows"][0]
+    assert deleted == {
+        "schema": "business",
+        "table": "users",
+        "key": {"id": key},
+        "op": "DELETE",
+        "row_version": second,
+    }  # no payload key at all
+
+    with server.client("alice") as client:  # the typed client reads the same page
+        page = parsed(pull_page(client, "dev-a"), PullResponse)
+        assert [b.source_id for b in page.bundles] == ["dev-a", "dev-b"]  # own bundles included
+        assert isinstance(page.bundles[1].rows[0].payload, Unset)
+
+
+async def test_paging_under_a_frozen_ceiling_while_bundles_commit(
+    server: ServerProcess, pg_pool: asyncpg.Pool
+) -> None:
+    await seed(pg_pool, "alice", 5)
+    first = raw_pull(server, "alice", max_bundles=2).json()
+    assert first["stable_bundle_seq"] == 5 and first["has_more"] is True
+    assert [b["bundle_seq"] for b in first["bundles"]] == [1, 2]
+
+    await seed(pg_pool, "alice", 3)  # 6..8 commit between pages
+    seen = [1, 2]
+    page = first
+    while page["has_more"]:
+        page = raw_pull(
+            server, "alice", after_bundle_seq=seen[-1], max_bundles=2, target_bundle_seq=5
+        ).json()
+        assert page["stable_bundle_seq"] == 5
+        seen.extend(b["bundle_seq"] for b in page["bundles"])
+    assert seen == [1, 2, 3, 4, 5]
+    assert page["has_more"] is False
+
+    fresh = raw_pull(server, "alice", after_bundle_seq=5).json()
+    assert fresh["stable_bundle_seq"] == 8
+    assert [b["bundle_seq"] for b in fresh["bundles"]] == [6, 7, 8]
+
+    with server.client("alice") as client:
+        stable, bundles = pull_to_stable(client, "dev-z", max_bundles=3)
+    assert stable == 8 and [b.bundle_seq for b in bundles] == list(range(1, 9))
+
+
+async def test_target_bundle_seq_is_echoed(server: ServerProcess, pg_pool: asyncpg.Pool) -> None:
+    await seed(pg_pool, "alice", 3)
+    capped = raw_pull(server, "alice", target_bundle_seq=2).json()
+    assert capped["stable_bundle_seq"] == 2 and capped["has_more"] is False
+    assert [b["bundle_seq"] for b in capped["bundles"]] == [1, 2]
+    beyond = raw_pull(server, "alice", target_bundle_seq=10).json()  # not clamped to the latest
+    assert beyond["stable_bundle_seq"] == 10
+    assert [b["bundle_seq"] for b in beyond["bundles"]] == [1, 2, 3]
+    at_ceiling = raw_pull(server, "alice", after_bundle_seq=3, target_bundle_seq=3).json()
+    assert at_ceiling == {"stable_bundle_seq": 3, "bundles": [], "has_more": False}
+    past = raw_pull(server, "alice", after_bundle_seq=7).json()
+    assert past == {"stable_bundle_seq": 3, "bundles": [], "has_more": False}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"max_bundles": 0},
+        {"max_bundles": 5001},
+        {"max_bundles": -1},
+        {"after_bundle_seq": -1},
+        {"target_bundle_seq": -1},
+    ],
+)
+async def test_bad_query_values_are_invalid_requests(
+    server: ServerProcess, query: dict[str, int]
+) -> None:
+    with server.client("alice") as client:
+        attach(client, "dev-a")
+    response = raw_pull(server, "alice", **query)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+async def test_max_bundles_limits(server: ServerProcess, pg_pool: asyncpg.Pool) -> None:
+    await seed(pg_pool, "alice", 3)
+    one = raw_pull(server, "alice", max_bundles=1).json()
+    assert len(one["bundles"]) == 1 and one["has_more"] is True
+    most = raw_pull(server, "alice", max_bundles=5000).json()
+    assert len(most["bundles"]) == 3 and most["has_more"] is False
+    exact = raw_pull(server, "alice", max_bundles=3).json()
+    assert len(exact["bundles"]) == 3 and exact["has_more"] is False
+
+
+async def status_counter(server: ServerProcess) -> int:
+    count: int = httpx.get(f"{server.base_url}/syncx/status").json()["history_pruned_error_count"]
+    return count
+
+
+async def test_history_pruned_below_the_floor(server: ServerProcess, pg_pool: asyncpg.Pool) -> None:
+    await seed(pg_pool, "alice", 5)
+    await pg_pool.execute(
+        "UPDATE sync.user_state SET retained_bundle_floor = 3 WHERE user_id = 'alice'"
+    )
+    before = await status_counter(server)
+    for query, checkpoint in (
+        ({"after_bundle_seq": 3}, 3),
+        ({"after_bundle_seq": 1}, 1),
+        ({"target_bundle_seq": 2}, 2),
+        ({"after_bundle_seq": 4, "target_bundle_seq": 3}, 3),
+    ):
+        response = raw_pull(server, "alice", **query)
+        assert response.status_code == 409, query
+        assert response.json() == {
+            "error": "history_pruned",
+            "message": f"requested checkpoint {checkpoint} is older than retained history"
+            " floor 3 for user alice",
+        }
+    assert await status_counter(server) == before + 4  # every history_pruned answer counts
+
+    # after=0 is exempt: the retained bundles above the floor come back (the reference's gap).
+    body = raw_pull(server, "alice").json()
+    assert [b["bundle_seq"] for b in body["bundles"]] == [4, 5]
+    assert raw_pull(server, "alice", after_bundle_seq=4).json()["bundles"][0]["bundle_seq"] == 5
+
+    # ...unless the floor reaches the latest bundle: the ceiling itself is pruned.
+    await pg_pool.execute(
+        "UPDATE sync.user_state SET retained_bundle_floor = 5 WHERE user_id = 'alice'"
+    )
+    response = raw_pull(server, "alice")
+    assert response.status_code == 409 and response.json()["error"] == "history_pruned"
+    assert "checkpoint 5 is older than retained history floor 5" in response.json()["message"]
+    assert await status_counter(server) == before + 5
+
+
+async def test_pull_page_costs_two_statements_whatever_its_size(
+    server: ServerProcess, pg_pool: asyncpg.Pool
+) -> None:
+    async with pg_pool.acquire() as conn:
+        for count in (1, 40):
+            await seed_bundle(conn, "alice", "dev-a", [user_row() for _ in range(count)])
+        for _ in range(30):
+            await seed_bundle(conn, "alice", "dev-b", [user_row(), user_row("DELETE")])
+
+    async def statements(max_bundles: int) -> tuple[int, pulls.PullPage]:
+        queries: list[Any] = []
+        async with pg_pool.acquire() as conn:
+            conn.add_query_logger(queries.append)
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                scope = await scopes.require_initialized(conn, "alice")
+                page = await pulls.pull_page(
+                    conn, scope, after_bundle_seq=0, max_bundles=max_bundles, target_bundle_seq=0
+                )
+            conn.remove_query_logger(queries.append)
+        return len([q for q in queries if "sync." in q.query]), page
+
+    small_count, small = await statements(1)
+    large_count, large = await statements(5000)
+    assert len(small.bundles) == 1 and len(large.bundles) == 32
+    assert small_count == large_count == 2
+    total_rows = await pg_pool.fetchval("SELECT count(*) FROM sync.bundle_rows")
+    assert total_rows == 1 + 40 + 60

@@ -1,0 +1,338 @@
+"""Snapshot sessions over real HTTP (protocol.md §6.9-§6.11, server.md §6): a frozen image at an
+exact bundle_seq, paged deterministically, with TTL, limits, ownership and fail-closed checks."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from oversync_client.api.snapshot import delete_snapshot_session, get_snapshot_chunk
+from oversync_client.models import SnapshotChunkResponse, SnapshotSession
+from protocol_helpers import (
+    attach,
+    expect_error,
+    insert_user,
+    parsed,
+    push_rows,
+    row,
+    snapshot_create,
+    snapshot_rows,
+    start_server,
+)
+from serverproc import ServerProcess
+
+
+def _names(rows: list[Any]) -> dict[str, str]:
+    return {r.key.to_dict()["id"]: r.payload.to_dict()["name"] for r in rows}
+
+
+def _raw(server: ServerProcess, user: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {server.token(user)}", "Oversync-Source-ID": "dev-x"}
+    return httpx.request(method, server.base_url + path, headers=headers, **kwargs)
+
+
+async def test_a_10000_row_snapshot_pages_to_the_end_while_pushes_commit(
+    server: ServerProcess,
+) -> None:
+    with server.client("alice") as client:
+        attach(client, "dev-a")
+        users = [insert_user(f"user{i}") for i in range(10_000)]
+        push_rows(client, "dev-a", 1, users[:5000])
+        push_rows(client, "dev-a", 2, users[5000:])
+        created = parsed(snapshot_create(client, "dev-a"), SnapshotSession)
+    assert (created.snapshot_bundle_seq, created.row_count) == (2, 10_000)
+    assert isinstance(created.byte_count, int) and created.byte_count > 0
+    original = {u.key.to_dict()["id"]: u.payload.to_dict()["name"] for u in users}
+    versions = {key: (1 if i < 5000 else 2) for i, key in enumerate(original)}
+
+    # Another device keeps committing updates and deletes while the snapshot is read.
+    stop = threading.Event()
+    committed: list[int] = []
+
+    def writer() -> None:
+        rng = random.Random(7)
+        keys = list(original)
+        with server.client("alice") as client:
+            source_bundle_id = 0
+            while not stop.is_set():
+                source_bundle_id += 1
+                chosen = rng.sample(keys, 40)
+                rows = [
+                    row("users", "UPDATE", k, {"id": k, "name": "changed"}, base=versions[k])
+                    for k in chosen[:30]
+                ] + [row("users", "DELETE", k, base=versions[k]) for k in chosen[30:]]
+                result = push_rows(client, "dev-b", source_bundle_id, rows)
+                for k in chosen[:30]:
+                    versions[k] = result.bundle_seq
+                for k in chosen[30:]:
+                    keys.remove(k)
+                committed.append(result.bundle_seq)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        seen: list[Any] = []
+        after = 0
+        with server.client("alice") as client:
+            while True:
+                page = parsed(
+                    await asyncio.to_thread(
+                        get_snapshot_chunk.sync_detailed,
+                        created.snapshot_id,
+                        client=client,
+                        oversync_source_id="dev-a",
+                        after_row_ordinal=after,
+                        max_rows=997,
+                    ),
+                    SnapshotChunkResponse,
+                )
+                assert page.snapshot_bundle_seq == 2
+                assert page.next_row_ordinal == after + len(page.rows)
+                seen.extend(page.rows)
+                if not page.has_more:
+                    break
+                after = page.next_row_ordinal
+                while len(committed) < after // 2000 and thread.is_alive():  # interleave
+                    await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join()
+    assert len(committed) >= 4  # the pushes really ran during the read
+
+    keys = [r.key.to_dict()["id"] for r in seen]
+    assert len(seen) == 10_000 and len(set(keys)) == 10_000
+    assert keys == sorted(keys, key=lambda k: uuid.UUID(k).bytes)  # (table_id, key bytes)
+    assert _names(seen) == original  # the frozen image, untouched by later commits
+    assert all(r.row_version in (1, 2) and r.table == "users" for r in seen)
+    assert all("_sync_scope_id" not in r.payload.to_dict() for r in seen)
+
+    with server.client("alice") as client:
+        # a page larger than the maximum is capped at it (5000)
+        page = parsed(
+            get_snapshot_chunk.sync_detailed(
+                created.snapshot_id, client=client, oversync_source_id="dev-a", max_rows=6000
+            ),
+            SnapshotChunkResponse,
+        )
+        assert len(page.rows) == 5000 and page.next_row_ordinal == 5000 and page.has_more
+        # a later snapshot sees the later state
+        later = parsed(snapshot_create(client, "dev-a"), SnapshotSession)
+        assert later.snapshot_bundle_seq == committed[-1]
+        assert later.row_count == 10_000 - 10 * len(committed)
+
+
+async def test_an_empty_scope_and_the_response_shape(server: ServerProcess) -> None:
+    with server.client("bob") as client:
+        attach(client, "dev-a")
+    response = _raw(server, "bob", "POST", "/sync/snapshot-sessions")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert list(body) == ["snapshot_id", "snapshot_bundle_seq", "row_count", "expires_at"]
+    assert (body["snapshot_bundle_seq"], body["row_count"]) == (0, 0)  # byte_count omitted
+    assert body["expires_at"].endswith("Z")
+    chunk = _raw(server, "bob", "GET", f"/sync/snapshot-sessions/{body['snapshot_id']}")
+    assert chunk.json() == {
+        "snapshot_id": body["snapshot_id"],
+        "snapshot_bundle_seq": 0,
+        "rows": [],
+        "next_row_ordinal": 0,
+        "has_more": False,
+    }
+    for accepted in (b"{}", b"null"):
+        again = _raw(server, "bob", "POST", "/sync/snapshot-sessions", content=accepted)
+        assert again.status_code == 200, again.text
+
+
+async def test_rows_of_every_table_in_table_id_then_key_order(server: ServerProcess) -> None:
+    file_id, review_id, user_a, user_b = (str(uuid.uuid4()) for _ in range(4))
+    data = base64.b64encode(bytes(range(256)) * 3).decode()
+    with server.client("carol") as client:
+        attach(client, "dev-a")
+        push_rows(
+            client,
+            "dev-a",
+            1,
+            [
+                row("users", "INSERT", user_a, {"id": user_a, "name": "A", "email": "a@x"}),
+                row("users", "INSERT", user_b, {"id": user_b, "name": "B", "email": "b@x"}),
+                row("files", "INSERT", file_id, {"id": file_id, "name": "f", "data": data}),
+                row(
+                    "file_reviews",
+                    "INSERT",
+                    review_id,
+                    {"id": review_id, "review": "ok", "file_id": file_id},
+                ),
+            ],
+        )
+        push_rows(client, "dev-a", 2, [row("users", "DELETE", user_b, base=1)])
+        created = parsed(snapshot_create(client, "dev-a"), SnapshotSession)
+        rows = snapshot_rows(client, "dev-a", created.snapshot_id, max_rows=1)
+    assert created.snapshot_bundle_seq == 2 and created.row_count == 3
+    # table ids: file_reviews=2, files=3, users=8 (bytewise-sorted schema.table)
+    assert [(r.table, r.key.to_dict()["id"]) for r in rows] == [
+        ("file_reviews", review_id),
+        ("files", file_id),
+        ("users", user_a),
+    ]
+    assert all(r.row_version == 1 for r in rows)
+    assert rows[1].payload.to_dict()["data"] == data  # bytea as padded standard base64
+
+
+async def test_limits_answer_413(database_url: str, tmp_path: Path) -> None:
+    server = start_server(
+        database_url,
+        tmp_path,
+        max_rows_per_snapshot_session=3,
+        max_bytes_per_snapshot_session=2000,
+    )
+    try:
+        with server.client("dave") as client:
+            attach(client, "dev-a")
+            push_rows(client, "dev-a", 1, [insert_user(f"u{i}") for i in range(3)])
+            assert parsed(snapshot_create(client, "dev-a"), SnapshotSession).row_count == 3
+            push_rows(client, "dev-a", 2, [insert_user("one too many")])
+            error = expect_error(
+                snapshot_create(client, "dev-a"), 413, "snapshot_session_too_large"
+            )
+            assert "row_count" in error.message
+        with server.client("erin") as client:
+            attach(client, "dev-a")
+            big = str(uuid.uuid4())
+            push_rows(
+                client,
+                "dev-a",
+                1,
+                [row("users", "INSERT", big, {"id": big, "name": "x" * 3000, "email": "e"})],
+            )
+            error = expect_error(
+                snapshot_create(client, "dev-a"), 413, "snapshot_session_too_large"
+            )
+            assert "byte_count" in error.message
+    finally:
+        server.stop()
+
+
+async def test_expired_sessions_are_gone(
+    database_url: str, tmp_path: Path, pg_pool: asyncpg.Pool
+) -> None:
+    server = start_server(database_url, tmp_path, snapshot_session_ttl_seconds=1)
+    try:
+        with server.client("frank") as client:
+            attach(client, "dev-a")
+            push_rows(client, "dev-a", 1, [insert_user()])
+            first = parsed(snapshot_create(client, "dev-a"), SnapshotSession)
+            second = parsed(snapshot_create(client, "dev-a"), SnapshotSession)
+            assert len(snapshot_rows(client, "dev-a", first.snapshot_id)) == 1
+            time.sleep(1.2)
+            expired = get_snapshot_chunk.sync_detailed(
+                first.snapshot_id, client=client, oversync_source_id="dev-a"
+            )
+            expect_error(expired, 410, "snapshot_session_expired")
+            # delete ignores expiry
+            deleted = delete_snapshot_session.sync_detailed(
+                first.snapshot_id, client=client, oversync_source_id="dev-a"
+            )
+            assert deleted.status_code == 204
+            # the next create cleans up every expired session (then: 404)
+            parsed(snapshot_create(client, "dev-a"), SnapshotSession)
+            gone = get_snapshot_chunk.sync_detailed(
+                second.snapshot_id, client=client, oversync_source_id="dev-a"
+            )
+            expect_error(gone, 404, "snapshot_session_not_found")
+        async with pg_pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM sync.snapshot_sessions") == 1
+    finally:
+        server.stop()
+
+
+async def test_reading_does_not_extend_the_ttl(
+    server: ServerProcess, pg_pool: asyncpg.Pool
+) -> None:
+    with server.client("gina") as client:
+        attach(client, "dev-a")
+        created = parsed(snapshot_create(client, "dev-a"), SnapshotSession)
+        async with pg_pool.acquire() as conn:
+            before = await conn.fetchval("SELECT expires_at FROM sync.snapshot_sessions")
+            snapshot_rows(client, "dev-a", created.snapshot_id)
+            assert await conn.fetchval("SELECT expires_at FROM sync.snapshot_sessions") == before
+    assert created.expires_at == before
+
+
+async def test_sessions_belong_to_their_user(server: ServerProcess) -> None:
+    with server.client("alice") as alice, server.client("bob") as bob:
+        attach(alice, "dev-a")
+        created = parsed(snapshot_create(alice, "dev-a"), SnapshotSession)
+        expect_error(
+            get_snapshot_chunk.sync_detailed(
+                created.snapshot_id, client=bob, oversync_source_id="dev-b"
+            ),
+            403,
+            "snapshot_session_forbidden",
+        )
+        expect_error(
+            delete_snapshot_session.sync_detailed(
+                created.snapshot_id, client=bob, oversync_source_id="dev-b"
+            ),
+            403,
+            "snapshot_session_forbidden",
+        )
+        # any source of the owner may read and delete it
+        snapshot_rows(alice, "dev-other", created.snapshot_id)
+        deleted = delete_snapshot_session.sync_detailed(
+            created.snapshot_id, client=alice, oversync_source_id="dev-other"
+        )
+        assert deleted.status_code == 204
+        expect_error(
+            delete_snapshot_session.sync_detailed(
+                created.snapshot_id, client=alice, oversync_source_id="dev-a"
+            ),
+            404,
+            "snapshot_session_not_found",
+        )
+
+
+async def test_request_errors(server: ServerProcess) -> None:
+    with server.client("henry") as client:
+        expect_error(snapshot_create(client, "dev-a"), 409, "scope_uninitialized")
+        attach(client, "dev-a")
+        created = parsed(snapshot_create(client, "dev-a"), SnapshotSession)
+    base = f"/sync/snapshot-sessions/{created.snapshot_id}"
+    cases = [
+        ("GET", "/sync/snapshot-sessions/not-a-uuid", {}, 404, "snapshot_session_not_found"),
+        ("DELETE", "/sync/snapshot-sessions/not-a-uuid", {}, 404, "snapshot_session_not_found"),
+        ("GET", f"/sync/snapshot-sessions/{uuid.uuid4()}", {}, 404, "snapshot_session_not_found"),
+        ("GET", base, {"params": {"after_row_ordinal": -1}}, 400, "snapshot_chunk_invalid"),
+        ("GET", base, {"params": {"max_rows": 0}}, 400, "snapshot_chunk_invalid"),
+        ("GET", base, {"params": {"max_rows": "x"}}, 400, "snapshot_chunk_invalid"),
+        ("POST", "/sync/snapshot-sessions", {"json": {"foo": 1}}, 400, "snapshot_session_invalid"),
+        ("POST", "/sync/snapshot-sessions", {"content": b"{"}, 400, "snapshot_session_invalid"),
+    ]
+    for method, path, kwargs, status, code in cases:
+        response = _raw(server, "henry", method, path, **kwargs)
+        assert (response.status_code, response.json()["error"]) == (status, code), (path, kwargs)
+
+
+async def test_business_rows_and_row_state_must_agree(
+    server: ServerProcess, pg_pool: asyncpg.Pool
+) -> None:
+    with server.client("ivy") as client:
+        attach(client, "dev-a")
+        push_rows(client, "dev-a", 1, [insert_user(), insert_user()])
+        async with pg_pool.acquire() as conn:
+            await conn.execute(
+                "DELETE FROM sync.row_state WHERE ctid = (SELECT min(ctid) FROM sync.row_state)"
+            )
+        failed = snapshot_create(client, "dev-a")
+        expect_error(failed, 500, "snapshot_session_create_failed")
+        async with pg_pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM sync.snapshot_sessions") == 0
+            assert await conn.fetchval("SELECT count(*) FROM sync.snapshot_session_rows") == 0
