@@ -11,7 +11,7 @@ For each bundle size N the benchmark measures, in rows per second:
 
 and beside them, in the same run and on the same PostgreSQL, a baseline that moves the same rows
 with raw asyncpg and no sync at all: a batched insert (`INSERT ... SELECT FROM unnest(...)`, one
-statement per bundle) and a select of the same rows. The figures worth comparing across machines
+statement per bundle) and one select of as many rows as a full pull returned. The figures worth comparing across machines
 are the ratios (server / baseline); absolute numbers depend on the machine.
 
 Without `--admin-dsn` (or `TEST_DATABASE_URL`), a throwaway local PostgreSQL cluster is started.
@@ -234,29 +234,36 @@ SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[])
 """
 
 
-async def baseline(dsn: str, size: int, budget: float) -> tuple[float, float]:
-    """Raw asyncpg: rows/s of one batched insert per bundle, and of selecting them back."""
+async def baseline(dsn: str, size: int, budget: float, pulled_rows: int) -> tuple[float, float]:
+    """Raw asyncpg on the same database: rows/s of one batched insert per bundle of `size`
+    rows, and of reading back `pulled_rows` rows (what one full pull returned) in one query."""
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(BASELINE_TABLE)
         scope = f"baseline-{size}"
-        inserted, started, runs = 0, time.perf_counter(), 0
-        while runs < 3 or time.perf_counter() - started < budget:
-            ids = [uuid.uuid4() for _ in range(size)]
-            names = [f"user {i}" for i in range(size)]
-            emails = [f"user{i}@example.com" for i in range(size)]
+
+        async def insert(count: int) -> None:
+            ids = [uuid.uuid4() for _ in range(count)]
+            names = [f"user {i}" for i in range(count)]
+            emails = [f"user{i}@example.com" for i in range(count)]
             async with conn.transaction():
                 await conn.execute(BASELINE_INSERT, scope, ids, names, emails)
+
+        inserted, started, runs = 0, time.perf_counter(), 0
+        while runs < 3 or time.perf_counter() - started < budget:
+            await insert(size)
             inserted += size
             runs += 1
         insert_rate = inserted / (time.perf_counter() - started)
+        if inserted < pulled_rows:
+            await insert(pulled_rows - inserted)
         selected, started, runs = 0, time.perf_counter(), 0
         while runs < 3 or time.perf_counter() - started < budget:
             rows = await conn.fetch(
                 "SELECT to_jsonb(b) - '_sync_scope_id' FROM public.baseline_users b"
                 " WHERE _sync_scope_id = $1 LIMIT $2",
                 scope,
-                size,
+                pulled_rows,
             )
             selected += len(rows)
             runs += 1
@@ -285,8 +292,9 @@ def measure(base: str, dsn: str, size: int, budget: float) -> Result:
 
     push = timed(budget, 3, push_step)
     commit = timed(budget, 3, commit_step)
+    pulled_rows = reader.pull_all()
     pull = timed(budget, 3, reader.pull_all)
-    insert_rate, select_rate = asyncio.run(baseline(dsn, size, budget))
+    insert_rate, select_rate = asyncio.run(baseline(dsn, size, budget, pulled_rows))
     return Result(size, push, commit, pull, insert_rate, select_rate)
 
 

@@ -16,18 +16,11 @@ from serverproc import ServerProcess
 # Operations a later issue implements answer 501 until then; they are left out of the
 # schemathesis run (with that reason) and the list shrinks as the issues land.
 NOT_YET_IMPLEMENTED: dict[str, str] = {
-    "connect": "issue 4: connect lifecycle",
     "createPushSession": "issue 3: push sessions",
     "uploadPushChunk": "issue 3: push sessions",
     "commitPushSession": "issue 3: push sessions",
     "deletePushSession": "issue 3: push sessions",
     "getCommittedBundleRows": "issue 3: committed bundle rows",
-    "pull": "issue 3: pull",
-    "createSnapshotSession": "issue 4: snapshot sessions",
-    "getSnapshotChunk": "issue 4: snapshot sessions",
-    "deleteSnapshotSession": "issue 4: snapshot sessions",
-    "getHealth": "issue 3: health and status",
-    "getStatus": "issue 3: health and status",
 }
 
 

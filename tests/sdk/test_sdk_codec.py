@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sdk_helpers import business_config
+
 from oversqlite import UnsupportedValueError, format_timestamp, parse_timestamp
 from oversqlite._codec import key_from_wire, key_to_wire, params_from_wire, row_to_wire
 from oversqlite._schema import TableInfo, load_tables
-from sdk_helpers import business_config
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -31,14 +32,24 @@ def roundtrip(table: TableInfo, row: tuple[object, ...]) -> tuple[object, ...]:
 
 @pytest.mark.parametrize("count", [INT64_MIN, -1, 0, 2**53 + 1, INT64_MAX])
 @pytest.mark.parametrize("rating", [0.1, -0.0, 1e-300, 1.7976931348623157e308, 6.57111473696007])
-def test_numbers_round_trip_exactly(tables: dict[str, TableInfo], count: int, rating: float) -> None:
+def test_numbers_round_trip_exactly(
+    tables: dict[str, TableInfo], count: int, rating: float
+) -> None:
     row = (str(uuid.uuid4()), "n", None, count, 1, rating, None, None)
     assert roundtrip(tables["typed_rows"], row) == row
 
 
 @pytest.mark.parametrize(
     "text",
-    ["", "plain", "émoji 🎉 and 中文", "<b>&amp;</b>", "line\u2028sep\u2029para", "nul\x00byte", "\ud7ff"],
+    [
+        "",
+        "plain",
+        "émoji 🎉 and 中文",
+        "<b>&amp;</b>",
+        "line\u2028sep\u2029para",
+        "nul\x00byte",
+        "\ud7ff",
+    ],
 )
 def test_text_round_trips_exactly(tables: dict[str, TableInfo], text: str) -> None:
     row = (str(uuid.uuid4()), text, text, None, 0, None, None, "2026-03-24T18:42:11.5+00:00")
@@ -89,7 +100,8 @@ def test_non_canonical_wire_keys_are_rejected(
 
 
 @pytest.mark.parametrize(
-    "data", ["AAE", "00", "AA E=", "AAE=\n", 12, "AAF="]  # unpadded, hex, spaces, stray bits
+    "data",
+    ["AAE", "00", "AA E=", "AAE=\n", 12, "AAF="],  # unpadded, hex, spaces, stray bits
 )
 def test_blob_decoding_is_strict(tables: dict[str, TableInfo], data: object) -> None:
     fid = uuid.uuid4()
@@ -108,7 +120,20 @@ def test_payload_must_match_the_local_columns(tables: dict[str, TableInfo]) -> N
     with pytest.raises(ValueError, match="does not match the row key"):
         params_from_wire(tables["users"], {**full, "id": str(uuid.uuid4())}, uid)
     with pytest.raises(ValueError, match="int64"):
-        params_from_wire(tables["typed_rows"], {"id": uid, "name": "n", "note": None, "count_value": 2**63, "enabled_flag": 1, "rating": None, "data": None, "created_at": None}, uid)
+        params_from_wire(
+            tables["typed_rows"],
+            {
+                "id": uid,
+                "name": "n",
+                "note": None,
+                "count_value": 2**63,
+                "enabled_flag": 1,
+                "rating": None,
+                "data": None,
+                "created_at": None,
+            },
+            uid,
+        )
 
 
 def test_values_without_a_wire_encoding_are_refused(tables: dict[str, TableInfo]) -> None:
@@ -121,8 +146,16 @@ def test_values_without_a_wire_encoding_are_refused(tables: dict[str, TableInfo]
 
 def test_json_values_from_the_server_are_stored_as_json_text(tables: dict[str, TableInfo]) -> None:
     uid = str(uuid.uuid4())
-    payload = {"id": uid, "name": "n", "note": {"a": [1, "é"]}, "count_value": True,
-               "enabled_flag": 1, "rating": 2, "data": None, "created_at": None}
+    payload = {
+        "id": uid,
+        "name": "n",
+        "note": {"a": [1, "é"]},
+        "count_value": True,
+        "enabled_flag": 1,
+        "rating": 2,
+        "data": None,
+        "created_at": None,
+    }
     params = params_from_wire(tables["typed_rows"], payload, uid)
     assert params[2] == '{"a":[1,"é"]}' and params[3] == 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from oversqlite import AcceptServer, Conflict, InvalidConflictResolutionError, KeepLocal, KeepMerged
 from oversqlite._conflicts import LocalWrite, plan_resolution
 

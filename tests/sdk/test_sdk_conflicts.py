@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sdk_helpers import Backend, Device, new_id
+
 from oversqlite import (
     AcceptServer,
     Conflict,
@@ -15,7 +17,6 @@ from oversqlite import (
     Resolution,
     client_wins,
 )
-from sdk_helpers import Backend, Device, new_id
 
 
 def pair(backend: Backend, **b_config: Any) -> tuple[Device, Device, str]:
@@ -40,7 +41,11 @@ def test_server_wins_by_default(backend: Backend) -> None:
     b.execute("UPDATE users SET name = 'from b' WHERE id = ?", uid)
     report = b.client.sync()
     [conflict] = report.push.conflicts
-    assert (conflict.table, conflict.local_op, conflict.resolution) == ("users", "UPDATE", "accept_server")
+    assert (conflict.table, conflict.local_op, conflict.resolution) == (
+        "users",
+        "UPDATE",
+        "accept_server",
+    )
     assert report.push.outcome is PushOutcome.NO_CHANGE
     assert user(b, uid) == ("from a", "orig@x") and b.client.pending_row_count() == 0
     a.client.sync()
@@ -131,7 +136,9 @@ def test_both_devices_insert_the_same_key(backend: Backend) -> None:
     ],
     ids=["merged-row-missing-a-column", "wrong-type", "resolver-raises"],
 )
-def test_invalid_resolutions_fail_closed_with_the_intent_kept(backend: Backend, answer: Any) -> None:
+def test_invalid_resolutions_fail_closed_with_the_intent_kept(
+    backend: Backend, answer: Any
+) -> None:
     a, b, uid = pair(backend, resolver=answer)
     other = new_id()
     a.execute("UPDATE users SET name = 'from a' WHERE id = ?", uid)
@@ -195,7 +202,9 @@ def test_accepting_a_server_row_that_references_unseen_rows(backend: Backend) ->
     a.client.attach("alice")
     author, post = new_id(), new_id()
     a.execute("INSERT INTO users (id, name, email) VALUES (?, 'first', 'e')", author)
-    a.execute("INSERT INTO posts (id, title, content, author_id) VALUES (?, 't', 'c', ?)", post, author)
+    a.execute(
+        "INSERT INTO posts (id, title, content, author_id) VALUES (?, 't', 'c', ?)", post, author
+    )
     a.client.sync()
     b.client.attach("alice")
     new_author = new_id()  # b has not seen this user when it accepts the server's post

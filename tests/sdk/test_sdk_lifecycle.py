@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from sdk_helpers import Backend, FakeBackend, new_id
+
 from oversqlite import (
     AttachConflictError,
     AttachOutcome,
@@ -16,7 +18,6 @@ from oversqlite import (
     PushOutcome,
     ReconnectRequiredError,
 )
-from sdk_helpers import Backend, FakeBackend, new_id
 
 
 def add_user(device: object, name: str = "n") -> str:
@@ -96,7 +97,10 @@ def test_detach_wipes_and_another_user_can_attach(backend: Backend) -> None:
     a.client.attach("alice")
     add_user(a, "alice's")
     blocked = a.client.detach()
-    assert (blocked.outcome, blocked.pending_row_count) == (DetachOutcome.BLOCKED_PENDING_CHANGES, 1)
+    assert (blocked.outcome, blocked.pending_row_count) == (
+        DetachOutcome.BLOCKED_PENDING_CHANGES,
+        1,
+    )
     a.client.sync()
     old_source = a.client.source_info().source_id
     assert a.client.detach().detached

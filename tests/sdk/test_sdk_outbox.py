@@ -6,11 +6,12 @@ import sqlite3
 import uuid
 from pathlib import Path
 
+from sdk_helpers import app_connection, business_config, new_id
+
 from oversqlite import Client
 from oversqlite._outbox import freeze, load, unfreeze
 from oversqlite._schema import load_tables
 from oversqlite._store import atomic
-from sdk_helpers import app_connection, business_config, new_id
 
 
 def setup(db_path: Path) -> sqlite3.Connection:
@@ -25,7 +26,8 @@ def test_upserts_go_parents_first_and_deletes_children_first(db_path: Path) -> N
     gone_user, gone_post = new_id(), new_id()
     db.execute("INSERT INTO users (id, name, email) VALUES (?, 'g', 'g')", (gone_user,))
     db.execute(
-        "INSERT INTO posts (id, title, content, author_id) VALUES (?, 't', 'c', ?)", (gone_post, gone_user)
+        "INSERT INTO posts (id, title, content, author_id) VALUES (?, 't', 'c', ?)",
+        (gone_post, gone_user),
     )
     for table, pk in (("users", gone_user), ("posts", gone_post)):
         db.execute("INSERT INTO _sync_row_state VALUES (?, ?, 1, 0)", (table, pk))
@@ -33,12 +35,18 @@ def test_upserts_go_parents_first_and_deletes_children_first(db_path: Path) -> N
     fid = uuid.uuid4().bytes
     db.execute("BEGIN")
     db.execute("PRAGMA defer_foreign_keys = ON")
-    db.execute("INSERT INTO file_reviews (id, review, file_id) VALUES (?, 'r', ?)", (uuid.uuid4().bytes, fid))
+    db.execute(
+        "INSERT INTO file_reviews (id, review, file_id) VALUES (?, 'r', ?)",
+        (uuid.uuid4().bytes, fid),
+    )
     db.execute("DELETE FROM posts WHERE id = ?", (gone_post,))
     db.execute("INSERT INTO files (id, name, data) VALUES (?, 'f', x'00')", (fid,))
     db.execute("DELETE FROM users WHERE id = ?", (gone_user,))
     author = new_id()
-    db.execute("INSERT INTO posts (id, title, content, author_id) VALUES (?, 't', 'c', ?)", (new_id(), author))
+    db.execute(
+        "INSERT INTO posts (id, title, content, author_id) VALUES (?, 't', 'c', ?)",
+        (new_id(), author),
+    )
     db.execute("INSERT INTO users (id, name, email) VALUES (?, 'a', 'a')", (author,))
     db.execute("COMMIT")
     outbox = freeze(db, tables, "src", 7)
@@ -46,7 +54,9 @@ def test_upserts_go_parents_first_and_deletes_children_first(db_path: Path) -> N
     order = [(r.table, r.op) for r in outbox.rows]
     upserts = [t for t, op in order if op != "DELETE"]
     deletes = [t for t, op in order if op == "DELETE"]
-    assert order.index(("posts", "DELETE")) > max(i for i, (_, op) in enumerate(order) if op != "DELETE")
+    assert order.index(("posts", "DELETE")) > max(
+        i for i, (_, op) in enumerate(order) if op != "DELETE"
+    )
     assert upserts.index("users") < upserts.index("posts")
     assert upserts.index("files") < upserts.index("file_reviews")
     assert deletes == ["posts", "users"]

@@ -8,8 +8,9 @@ import uuid
 from typing import Any
 
 import pytest
-from oversqlite import AttachOutcome, PullOutcome, PushOutcome
 from sdk_helpers import Backend, Device, new_id
+
+from oversqlite import AttachOutcome, PullOutcome, PushOutcome
 
 
 def populate(device: Device, tag: str) -> dict[str, Any]:
@@ -26,7 +27,12 @@ def populate(device: Device, tag: str) -> dict[str, Any]:
         "typed": new_id(),
     }
     d = device.execute
-    d("INSERT INTO users (id, name, email) VALUES (?, ?, ?)", ids["user"], f"user {tag}", f"{tag}@x")
+    d(
+        "INSERT INTO users (id, name, email) VALUES (?, ?, ?)",
+        ids["user"],
+        f"user {tag}",
+        f"{tag}@x",
+    )
     d(
         "INSERT INTO posts (id, title, content, author_id) VALUES (?, ?, 'c', ?)",
         ids["post"],
@@ -48,7 +54,12 @@ def populate(device: Device, tag: str) -> dict[str, Any]:
         ids["team"],
     )
     d("UPDATE teams SET captain_member_id = ? WHERE id = ?", ids["member"], ids["team"])
-    d("INSERT INTO files (id, name, data) VALUES (?, ?, ?)", ids["file"], f"file {tag}", b"\x00\xff")
+    d(
+        "INSERT INTO files (id, name, data) VALUES (?, ?, ?)",
+        ids["file"],
+        f"file {tag}",
+        b"\x00\xff",
+    )
     d(
         "INSERT INTO file_reviews (id, review, file_id) VALUES (?, ?, ?)",
         ids["review"],
@@ -123,7 +134,12 @@ def test_three_devices_converge_after_interleaved_random_edits(backend: Backend)
         for device in devices:
             for step in range(4):
                 tag = f"{round_no}.{step}"
-                users = [r[0] for r in device.db.execute("SELECT id FROM users WHERE id NOT IN (SELECT author_id FROM posts WHERE author_id IS NOT NULL)")]
+                users = [
+                    r[0]
+                    for r in device.db.execute(
+                        "SELECT id FROM users WHERE id NOT IN (SELECT author_id FROM posts WHERE author_id IS NOT NULL)"
+                    )
+                ]
                 typed = [r[0] for r in device.db.execute("SELECT id FROM typed_rows")]
                 choice = rng.random()
                 if choice < 0.35 or not users:
@@ -160,7 +176,9 @@ def test_parents_go_before_children_and_cascades_reach_other_devices(backend: Ba
     a.client.attach("alice")
     ids = populate(a, "fk")
     grandchild = new_id()
-    a.execute("INSERT INTO categories (id, name, parent_id) VALUES (?, 'g', ?)", grandchild, ids["child"])
+    a.execute(
+        "INSERT INTO categories (id, name, parent_id) VALUES (?, 'g', ?)", grandchild, ids["child"]
+    )
     a.client.sync()
     chunks = [json.loads(body) for op, body in a.faults.bodies if op == "chunk"]
     upserts = [row["table"] for chunk in chunks for row in chunk["rows"] if row["op"] != "DELETE"]
@@ -184,7 +202,17 @@ def test_parents_go_before_children_and_cascades_reach_other_devices(backend: Ba
         if row["op"] == "DELETE"
     ]
     assert sorted(deletes) == sorted(
-        ["team_members", "teams", "categories", "categories", "categories", "file_reviews", "files", "posts", "users"]
+        [
+            "team_members",
+            "teams",
+            "categories",
+            "categories",
+            "categories",
+            "file_reviews",
+            "files",
+            "posts",
+            "users",
+        ]
     )
     for child, parent in (("posts", "users"), ("team_members", "teams"), ("file_reviews", "files")):
         assert deletes.index(child) < deletes.index(parent)
@@ -194,7 +222,7 @@ def test_parents_go_before_children_and_cascades_reach_other_devices(backend: Ba
     assert b.everything() == a.everything()
 
 
-EDGE_TEXT = "émoji 🎉 中文 <b>&amp;</b> line\u2028sep \"quoted\" \\ tab\t"
+EDGE_TEXT = 'émoji 🎉 中文 <b>&amp;</b> line\u2028sep "quoted" \\ tab\t'
 
 
 def test_blob_unicode_and_number_round_trips(backend: Backend) -> None:
@@ -203,22 +231,34 @@ def test_blob_unicode_and_number_round_trips(backend: Backend) -> None:
     a.client.sync()
     assert c.client.attach("alice").outcome is AttachOutcome.USED_REMOTE_STATE  # pulls later
     rows = [
-        (new_id(), EDGE_TEXT, "", -(2**53), 1, 0.1, bytes(range(256)), "2026-03-24T18:42:11.5+00:00"),
+        (
+            new_id(),
+            EDGE_TEXT,
+            "",
+            -(2**53),
+            1,
+            0.1,
+            bytes(range(256)),
+            "2026-03-24T18:42:11.5+00:00",
+        ),
         (new_id(), "big", None, 2**31 + 7, 0, 6.57111473696007, b"", None),
         (new_id(), "neg", "n", -42, 1, -1.5e-7, b"\x00", "2026-01-01T00:00:00+00:00"),
     ]
     for row in rows:
         a.execute("INSERT INTO typed_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)", *row)
     fid, rid = uuid.uuid4().bytes, uuid.uuid4().bytes
-    a.execute("INSERT INTO files (id, name, data) VALUES (?, ?, ?)", fid, EDGE_TEXT, bytes(range(255, -1, -1)))
+    a.execute(
+        "INSERT INTO files (id, name, data) VALUES (?, ?, ?)",
+        fid,
+        EDGE_TEXT,
+        bytes(range(255, -1, -1)),
+    )
     a.execute("INSERT INTO file_reviews (id, review, file_id) VALUES (?, ?, ?)", rid, "🙂", fid)
     a.client.sync()
     assert b.client.attach("alice").outcome is AttachOutcome.USED_REMOTE_STATE  # via a snapshot
     c.client.sync()  # via pulled bundles
     typed = "SELECT id, name, note, count_value, enabled_flag, rating, data, created_at, typeof(count_value), typeof(rating), typeof(data) FROM typed_rows ORDER BY id"
-    expected = sorted(
-        (*row, "integer", "real", "blob") for row in rows
-    )
+    expected = sorted((*row, "integer", "real", "blob") for row in rows)
     assert sorted(a.db.execute(typed).fetchall()) == expected
     for device in (b, c):
         assert sorted(device.db.execute(typed).fetchall()) == expected
@@ -231,12 +271,18 @@ def test_int64_extremes_round_trip(backend: Backend, request: pytest.FixtureRequ
         # The SDK sends and applies exact integers (see test_sdk_codec); the server normalizes
         # pushed numbers through float64 like Go does, so int64 extremes do not fit back into
         # bigint. Requested in docs/TEAM_NOTES.md (storage-push).
-        request.applymarker(pytest.mark.xfail(reason="server rounds ints beyond 2**53", strict=False))
+        request.applymarker(
+            pytest.mark.xfail(reason="server rounds ints beyond 2**53", strict=False)
+        )
     a, b = backend.device("a"), backend.device("b")
     a.client.attach("alice")
     values = [(new_id(), -(2**63)), (new_id(), 2**63 - 1), (new_id(), 2**53 + 1)]
     for key, value in values:
-        a.execute("INSERT INTO typed_rows (id, name, enabled_flag, count_value) VALUES (?, 'x', 0, ?)", key, value)
+        a.execute(
+            "INSERT INTO typed_rows (id, name, enabled_flag, count_value) VALUES (?, 'x', 0, ?)",
+            key,
+            value,
+        )
     a.client.sync()
     b.client.attach("alice")
     query = "SELECT id, count_value FROM typed_rows ORDER BY id"
@@ -285,13 +331,17 @@ def test_edits_made_during_a_push_are_kept_and_pushed_next(backend: Backend) -> 
     a.faults.call("commit", concurrent_app_writes)
     first = a.client.push_pending()
     assert first.outcome is PushOutcome.COMMITTED and first.row_count == 2
-    assert a.rows("users") == sorted([(edited, "second", "e", None, None), (later, "later", "e", None, None)])
+    assert a.rows("users") == sorted(
+        [(edited, "second", "e", None, None), (later, "later", "e", None, None)]
+    )
     assert sorted(pk for _, pk, _ in a.dirty()) == sorted([edited, removed, later])
     assert {pk: base for _, pk, base in a.dirty()}[edited] == first.bundle_seq  # rebased
     a.client.sync()
     b.client.attach("alice")
     assert_converged(a, b)
-    assert b.rows("users") == sorted([(edited, "second", "e", None, None), (later, "later", "e", None, None)])
+    assert b.rows("users") == sorted(
+        [(edited, "second", "e", None, None), (later, "later", "e", None, None)]
+    )
 
 
 def test_pull_stops_when_the_app_writes_and_sync_finishes_the_job(backend: Backend) -> None:
@@ -304,7 +354,9 @@ def test_pull_stops_when_the_app_writes_and_sync_finishes_the_job(backend: Backe
     a.client.sync()
     mine = new_id()
     b.faults.call(
-        "pull", lambda: b.execute("INSERT INTO users (id, name, email) VALUES (?, 'b', 'e')", mine), after=True
+        "pull",
+        lambda: b.execute("INSERT INTO users (id, name, email) VALUES (?, 'b', 'e')", mine),
+        after=True,
     )
     blocked = b.client.pull_to_stable()
     assert blocked.outcome is PullOutcome.BLOCKED_BY_PENDING_CHANGES
