@@ -105,7 +105,9 @@ def server(dsn: str, log_dir: Path) -> Iterator[str]:
         "warning",
     ]
     env = {**os.environ, "OVERSYNC_JWT_SECRET": SECRET}
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -139,7 +141,10 @@ class Device:
     def __init__(self, base: str, user: str, source: str) -> None:
         self.http = httpx.Client(
             base_url=base,
-            headers={"Authorization": f"Bearer {sign_token(SECRET, user)}", "Oversync-Source-ID": source},
+            headers={
+                "Authorization": f"Bearer {sign_token(SECRET, user)}",
+                "Oversync-Source-ID": source,
+            },
             timeout=120,
         )
         self.next_bundle = 1
@@ -171,8 +176,13 @@ class Device:
         if replay:
             after: int | None = None
             while True:
-                params = {"max_rows": 1000, **({} if after is None else {"after_row_ordinal": after})}
-                page = self.call("GET", f"/sync/committed-bundles/{commit['bundle_seq']}/rows", params=params)
+                params = {
+                    "max_rows": 1000,
+                    **({} if after is None else {"after_row_ordinal": after}),
+                }
+                page = self.call(
+                    "GET", f"/sync/committed-bundles/{commit['bundle_seq']}/rows", params=params
+                )
                 if not page["has_more"]:
                     break
                 after = page["next_row_ordinal"]
@@ -201,7 +211,11 @@ def user_rows(count: int) -> list[dict[str, Any]]:
                 "key": {"id": key},
                 "op": "INSERT",
                 "base_row_version": 0,
-                "payload": {"id": key, "name": f"user {index}", "email": f"user{index}@example.com"},
+                "payload": {
+                    "id": key,
+                    "name": f"user {index}",
+                    "email": f"user{index}@example.com",
+                },
             }
         )
     return rows
@@ -327,7 +341,11 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = make_tempdir("oversync-bench-")
     results: list[Result] = []
     try:
-        with admin_dsn(args.admin_dsn or None) as admin, database(admin) as dsn, server(dsn, log_dir) as base:
+        with (
+            admin_dsn(args.admin_dsn or None) as admin,
+            database(admin) as dsn,
+            server(dsn, log_dir) as base,
+        ):
             for size in sizes:
                 results.append(measure(base, dsn, size, args.seconds))
                 print(f"measured {size}-row bundles", file=sys.stderr)

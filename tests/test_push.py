@@ -96,6 +96,8 @@ def test_push_commit_and_committed_rows_paging(server: ServerProcess) -> None:
         empty = page(client, "dev-a", 1, after=2)
         assert (empty.rows, empty.next_row_ordinal, empty.has_more) == ([], 2, False)
         assert page(client, "dev-a", 1, max_rows=99999).next_row_ordinal == 2  # capped, not refused
+        beyond = page(client, "dev-a", 1, after=2**63 - 1)
+        assert (beyond.rows, beyond.next_row_ordinal, beyond.has_more) == ([], 2**63 - 1, False)
         # any source of the user may read the bundle; rows of all pages hash to bundle_hash
         assert (
             bundle_hash(_wire_rows(committed_rows(client, "dev-b", 1, max_rows=1)))[0]

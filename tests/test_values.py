@@ -58,6 +58,7 @@ def test_bytea_conversions() -> None:
 
 VALUE_TABLE = """
 CREATE SCHEMA IF NOT EXISTS business;
+CREATE DOMAIN business.positive_int AS INTEGER CHECK (VALUE > 0);
 CREATE TABLE business.value_rows (
     _sync_scope_id TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -65,6 +66,7 @@ CREATE TABLE business.value_rows (
     num_v NUMERIC, num_scaled NUMERIC(12, 2), real_v REAL, double_v DOUBLE PRECISION,
     bool_v BOOLEAN, date_v DATE, time_v TIME, ts_v TIMESTAMP, tstz_v TIMESTAMPTZ,
     bytes_v BYTEA, json_v JSON, jsonb_v JSONB, uuid_v UUID, varchar_v VARCHAR(8), char_v CHAR(3),
+    positive_v business.positive_int,
     PRIMARY KEY (_sync_scope_id, id)
 );
 """
@@ -113,7 +115,7 @@ def test_value_round_trips(value_server: ServerProcess) -> None:
     payload = {
         "small_v": -32768,
         "int_v": 2147483647,
-        "big_v": 9007199254740993,  # beyond 2**53: float64-rounded, as the Go server does
+        "big_v": 9007199254740993,  # beyond 2**53: kept exact (Go rounds it through float64)
         "num_v": 12.50,
         "num_scaled": "1234.5",
         "real_v": 0.1,
@@ -129,13 +131,14 @@ def test_value_round_trips(value_server: ServerProcess) -> None:
         "uuid_v": "550E8400-E29B-41D4-A716-446655440000",  # PG accepts it; served canonical
         "varchar_v": "héllo",
         "char_v": "ab",
+        "positive_v": 7,
     }
     with value_server.client("alice") as client:
         attach(client, "dev-a")
         served = _push_one(client, 1, "row-1", payload)
     assert served["id"] == "row-1" and "_sync_scope_id" not in served
     assert served["small_v"] == -32768 and served["int_v"] == 2147483647
-    assert served["big_v"] == 9007199254740992
+    assert served["big_v"] == 9007199254740993
     assert served["num_v"] == 12.5 and served["num_scaled"] == 1234.5
     assert served["real_v"] == pytest.approx(0.1) and served["double_v"] == 6.57111473696007
     assert served["bool_v"] is True
@@ -148,6 +151,7 @@ def test_value_round_trips(value_server: ServerProcess) -> None:
     assert served["jsonb_v"] == {"k": "v"}
     assert served["uuid_v"] == "550e8400-e29b-41d4-a716-446655440000"
     assert (served["varchar_v"], served["char_v"]) == ("héllo", "ab ")
+    assert served["positive_v"] == 7
 
 
 def test_numeric_and_float_edges(value_server: ServerProcess) -> None:
@@ -158,7 +162,8 @@ def test_numeric_and_float_edges(value_server: ServerProcess) -> None:
             1,
             "edges",
             {
-                "big_v": -9007199254740992,
+                "big_v": -(2**63),
+                "int_v": -(2**31),
                 "num_v": 12345678901234567890,
                 "double_v": 1e21,
                 "real_v": 1e-7,
@@ -166,14 +171,16 @@ def test_numeric_and_float_edges(value_server: ServerProcess) -> None:
                 "bool_v": 1,  # numbers go through PG's text input: 1 is true
             },
         )
-        assert served["big_v"] == -9007199254740992
-        assert served["num_v"] == 12345678901234567000
+        assert (served["big_v"], served["int_v"]) == (-(2**63), -(2**31))
+        assert served["num_v"] == 12345678901234567890
         assert served["double_v"] == 1e21 and served["real_v"] == pytest.approx(1e-7)
         assert served["bool_v"] is True
         tiny = _push_one(client, 2, "tiny", {"double_v": 5e-324, "num_v": -0.000001})
         assert tiny["double_v"] == 5e-324 and tiny["num_v"] == -0.000001
         huge = _push_one(client, 3, "huge", {"double_v": 1.7976931348623157e308})
         assert huge["double_v"] == 1.7976931348623157e308
+        top = _push_one(client, 4, "top", {"big_v": 2**63 - 1})
+        assert top["big_v"] == 2**63 - 1
 
 
 def test_unicode_keys_and_text(value_server: ServerProcess) -> None:
@@ -200,14 +207,15 @@ def test_nulls_and_empty_bytes(value_server: ServerProcess) -> None:
 
 def test_out_of_range_values_are_refused_at_upload(value_server: ServerProcess) -> None:
     cases = {
-        "big_v": 9223372036854775807,  # rounds to 2**63 through float64: out of range
-        "int_v": -9223372036854775808,  # Go prints float64(-2**63) as -9223372036854776000
+        "big_v": 2**63,
+        "int_v": -(2**63),
         "real_v": "fast",
         "small_v": 1.5,
         "varchar_v": "much too long",
         "uuid_v": "nope",
         "date_v": "2026-13-01",
         "time_v": "25:00",
+        "positive_v": -1,  # a domain's CHECK
         "num_scaled": 1e12,
     }
     with value_server.client("alice") as client:

@@ -48,9 +48,9 @@ __all__ = [
     "drop_to_anonymous",
     "enter_source_recovery",
     "finish_empty_initialization",
-    "pending_count",
     "rebuild",
     "rebuild_keep_source",
+    "rebuild_past_committed",
 ]
 
 logger = logging.getLogger("oversqlite")
@@ -257,14 +257,23 @@ def rebuild_keep_source(
     return _snapshot.apply_staged(ctx, staged, keep_pending=True, outbox=outbox, state=state or {})
 
 
+def rebuild_past_committed(ctx: Context, frozen: _outbox.Outbox) -> RestoreSummary:
+    """The server has our frozen bundle: a snapshot carries its rows; skip past its id."""
+    return rebuild_keep_source(
+        ctx, outbox="drop", state={"next_source_bundle_id": frozen.source_bundle_id + 1}
+    )
+
+
 def rebuild(ctx: Context) -> RestoreSummary:
     """Rotate the source if recovery is pending, else rebuild keeping the source."""
     state = read_state(ctx.conn)
     if state.operation != "source_recovery":
         frozen = _outbox.load(ctx.conn)
-        if frozen is not None:
-            raise PendingChangesError("rebuild", len(frozen.rows))
-        return rebuild_keep_source(ctx)
+        if frozen is None:
+            return rebuild_keep_source(ctx)
+        if frozen.committed:  # e.g. an interrupted rebuild after its rows were pruned
+            return rebuild_past_committed(ctx, frozen)
+        raise PendingChangesError("rebuild", len(frozen.rows))
     new_source = state.replacement_source_id
     with atomic(ctx.conn):
         update_state(ctx.conn, rebuild_required=1)

@@ -328,9 +328,7 @@ def _push_once(ctx: Context, outbox: Outbox) -> PushReport:
         logger.info(
             "push: committed bundle %d was pruned; rebuilding from a snapshot", info.bundle_seq
         )
-        _lifecycle.rebuild_keep_source(
-            ctx, outbox="drop", state={"next_source_bundle_id": outbox.source_bundle_id + 1}
-        )
+        _lifecycle.rebuild_past_committed(ctx, outbox)
         return PushReport(
             PushOutcome.COMMITTED, info.bundle_seq, info.source_bundle_id, info.row_count
         )

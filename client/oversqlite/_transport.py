@@ -27,7 +27,6 @@ from oversqlite._errors import (
     ProtocolError,
     RetryExhaustedError,
     ServerRejectedError,
-    SyncError,
     TransportError,
 )
 from oversync_client import AuthenticatedClient
@@ -358,8 +357,3 @@ def with_retry(
             delay = _delay(policy, tries, exc.retry_after)
             logger.debug("%s: retrying in %.3fs after %s", operation, delay, exc)
             sleep(delay)
-
-
-def is_code(exc: SyncError, *codes: str) -> bool:
-    """Whether ``exc`` is a server rejection with one of ``codes``."""
-    return isinstance(exc, ServerRejectedError) and exc.code in codes

@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.security import HTTPAuthorizationCredentials
 
-from oversync_server.api import Credentials, RequirementSets, create_app
 from oversync_server import devendpoints
+from oversync_server.api import Credentials, RequirementSets, create_app
 from oversync_server.auth import Authenticator, Principal
 from oversync_server.config import ServiceConfig
 from oversync_server.errors import authentication_failed, exception_handlers

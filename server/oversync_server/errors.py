@@ -134,6 +134,10 @@ def validation_error(operation_id: str | None, records: list[dict[str, Any]]) ->
     first = records[0] if records else {"type": "value_error", "loc": ("body",)}
     in_body = first.get("loc", ("",))[0] == "body"
     strict_body = operation_id == "createSnapshotSession"  # Go: DisallowUnknownFields
+    location = first.get("loc", ())
+    if operation_id == "uploadPushChunk" and location[:2] == ("body", "rows") and "key" in location:
+        # Go decodes a row key as a map and reports a non-string value as a chunk rule breach.
+        return ProtocolError(400, rule_code, _describe(first))
     if in_body and parse_message and (strict_body or first.get("type") in _DECODE_ERRORS):
         code = rule_code if strict_body else "invalid_request"
         return ProtocolError(400, code, f"{parse_message}: {_describe(first)}")

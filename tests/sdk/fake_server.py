@@ -57,6 +57,14 @@ class UserState:
     floor: int = 0
 
 
+# The example schema's ON DELETE CASCADE foreign keys: parent table -> (child table, column).
+CASCADES: dict[str, list[tuple[str, str]]] = {
+    "teams": [("team_members", "team_id")],
+    "files": [("file_reviews", "file_id")],
+    "categories": [("categories", "parent_id")],
+}
+
+
 def _error(status: int, code: str, message: str = "", **extra: Any) -> httpx.Response:
     return httpx.Response(status, json={"error": code, "message": message or code, **extra})
 
@@ -282,25 +290,49 @@ class FakeServer:
         self, state: UserState, source: str, sbid: int, rows: list[dict[str, Any]]
     ) -> dict[str, Any]:
         seq = len(state.bundles) + 1
-        committed = []
-        for row in rows:
-            key = (row["table"], next(iter(row["key"].values())))
-            out = {
-                "schema": self.schema,
-                "table": row["table"],
-                "key": row["key"],
-                "op": row["op"],
-                "row_version": seq,
-            }
-            if row["op"] == "DELETE":
+        committed: list[dict[str, Any]] = []
+        emitted: set[tuple[str, str]] = set()
+
+        def emit(table: str, key_value: str, op: str, payload: dict[str, Any] | None) -> None:
+            key = (table, key_value)
+            if op == "DELETE":
                 state.live.pop(key, None)
                 state.versions[key] = (seq, True)
             else:
-                payload = self.transform(row["table"], dict(row["payload"]))
+                assert payload is not None
                 state.live[key] = payload
                 state.versions[key] = (seq, False)
+            if key in emitted:  # one row per key and bundle, at its first position
+                for row in committed:
+                    if (row["table"], row["key"]["id"]) == key:
+                        row["op"] = op if op == "DELETE" else row["op"]
+                        row.pop("payload", None)
+                        if payload is not None:
+                            row["payload"] = payload
+                return
+            emitted.add(key)
+            out: dict[str, Any] = {
+                "schema": self.schema,
+                "table": table,
+                "key": {"id": key_value},
+                "op": op,
+                "row_version": seq,
+            }
+            if payload is not None:
                 out["payload"] = payload
             committed.append(out)
+            if op == "DELETE":  # PostgreSQL's ON DELETE CASCADE, captured in firing order
+                for child, column in CASCADES.get(table, []):
+                    for (t, k), child_row in list(state.live.items()):
+                        if t == child and child_row.get(column) == key_value:
+                            emit(child, k, "DELETE", None)
+
+        for row in rows:
+            key_value = next(iter(row["key"].values()))
+            payload = None
+            if row["op"] != "DELETE":
+                payload = self.transform(row["table"], dict(row["payload"]))
+            emit(row["table"], key_value, row["op"], payload)
         bundle = {
             "bundle_seq": seq,
             "source_id": source,

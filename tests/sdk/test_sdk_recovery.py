@@ -16,7 +16,9 @@ from oversqlite import (
     PullOutcome,
     PushOutcome,
     PushRejectedError,
+    RebuildRequiredError,
     RetryExhaustedError,
+    ServerRejectedError,
     SourceRecoveryRequiredError,
 )
 
@@ -271,3 +273,28 @@ def test_a_restored_backup_is_caught_by_the_already_committed_proof(backend: Bac
     probe.client.attach("alice")
     assert late in {r[0] for r in probe.rows("users")}
     assert probe.everything() == a.everything()
+
+
+def test_an_interrupted_rebuild_past_a_pruned_bundle_is_finished_by_sync(backend: Backend) -> None:
+    a, ids = seeded(backend)
+    b = backend.device("b")
+    a.faults.crash("committed_rows", after=False)
+    with pytest.raises(Crash):
+        a.client.push_pending()
+    b.client.attach("alice")
+    b.execute("INSERT INTO users (id, name, email) VALUES (?, 'from b', 'e')", new_id())
+    b.client.sync()
+    backend.set_floor("alice", 2)
+    a.reopen()
+    a.client.attach("alice")
+    a.faults.fail("create_snapshot", 500, code="snapshot_session_create_failed")
+    with pytest.raises(ServerRejectedError):
+        a.client.push_pending()  # the rebuild past our pruned bundle could not start
+    assert a.client.status().rebuild_required
+    with pytest.raises(RebuildRequiredError):
+        a.client.push_pending()
+    report = a.client.sync()  # runs the pending rebuild, then syncs
+    assert report.push.outcome is PushOutcome.NO_CHANGE
+    assert a.client.source_info().next_source_bundle_id == 2
+    assert {r[0] for r in a.rows("users")} >= set(ids)
+    assert a.everything() == b.everything()

@@ -7,7 +7,6 @@ import random
 import uuid
 from typing import Any
 
-import pytest
 from sdk_helpers import Backend, Device, new_id
 
 from oversqlite import AttachOutcome, PullOutcome, PushOutcome
@@ -121,54 +120,79 @@ def test_two_devices_converge_after_offline_edits_on_every_table(backend: Backen
     assert a.one("SELECT COUNT(*) FROM file_reviews") == 1
 
 
-def test_three_devices_converge_after_interleaved_random_edits(backend: Backend) -> None:
+def test_three_devices_converge_after_interleaved_offline_edits(backend: Backend) -> None:
     devices = [backend.device(name) for name in ("a", "b", "c")]
-    seed = devices[0]
-    populate(seed, "seed")
-    seed.client.attach("alice")
-    seed.client.sync()
-    for device in devices[1:]:
+    a, b, c = devices
+    sets = {device.path.stem: populate(device, device.path.stem) for device in devices}
+    assert a.client.attach("alice").outcome is AttachOutcome.SEEDED_FROM_LOCAL
+    a.client.sync()
+    for device in (b, c):  # their anonymous sets give way to the account's data
         assert device.client.attach("alice").outcome is AttachOutcome.USED_REMOTE_STATE
+    sets.update(b=populate(b, "b2"), c=populate(c, "c2"))  # every table, written offline
+    for device in (c, b, a, c):
+        device.client.sync()
+
     rng = random.Random(20240601)
     for round_no in range(6):
         for device in devices:
             for step in range(4):
-                tag = f"{round_no}.{step}"
-                users = [
-                    r[0]
-                    for r in device.db.execute(
-                        "SELECT id FROM users WHERE id NOT IN (SELECT author_id FROM posts WHERE author_id IS NOT NULL)"
-                    )
-                ]
-                typed = [r[0] for r in device.db.execute("SELECT id FROM typed_rows")]
-                choice = rng.random()
-                if choice < 0.35 or not users:
-                    device.execute(
-                        "INSERT INTO users (id, name, email) VALUES (?, ?, 'r@x')", new_id(), tag
-                    )
-                elif choice < 0.6:
-                    device.execute("UPDATE users SET name = ? WHERE id = ?", tag, rng.choice(users))
-                elif choice < 0.7:
-                    device.execute("DELETE FROM users WHERE id = ?", rng.choice(users))
-                elif choice < 0.85 or not typed:
-                    device.execute(
-                        "INSERT INTO typed_rows (id, name, enabled_flag, count_value) VALUES (?, ?, 0, ?)",
-                        new_id(),
-                        tag,
-                        rng.randrange(-(2**31), 2**31),
-                    )
-                else:
-                    device.execute(
-                        "UPDATE typed_rows SET rating = ?, count_value = count_value + 1 WHERE id = ?",
-                        rng.random(),
-                        rng.choice(typed),
-                    )
+                random_edit(device, rng, f"{round_no}.{step}")
             if rng.random() < 0.7:
                 device.client.sync()
+    sweep(devices)
+
+    # Each device edits the next one's rows offline, then each deletes a different set.
+    for device, target in ((a, "b"), (b, "c"), (c, "a")):
+        edit(device, sets[target], f"by {device.path.stem}")
+    for device in (c, a, b):
+        device.client.sync()
+    a.execute("DELETE FROM teams WHERE id = ?", sets["c"]["team"])
+    b.execute("DELETE FROM files WHERE id = ?", sets["a"]["file"])
+    c.execute("DELETE FROM categories WHERE id = ?", sets["b"]["root"])
+    sweep(devices)
+    assert_converged(*devices)
+    assert a.one("SELECT COUNT(*) FROM team_members") == 2
+    assert a.one("SELECT COUNT(*) FROM file_reviews") == 2
+    assert a.one("SELECT COUNT(*) FROM categories") == 4
+    assert a.one("SELECT name FROM users WHERE id = ?", sets["b"]["user"]) == "edited by a"
+
+
+def sweep(devices: list[Device]) -> None:
     for _ in range(2):
         for device in devices:
             device.client.sync()
-    assert_converged(*devices)
+
+
+def random_edit(device: Device, rng: random.Random, tag: str) -> None:
+    """Inserts, updates and deletes on rows no other row references."""
+    users = [
+        r[0]
+        for r in device.db.execute(
+            "SELECT id FROM users WHERE id NOT IN "
+            "(SELECT author_id FROM posts WHERE author_id IS NOT NULL)"
+        )
+    ]
+    typed = [r[0] for r in device.db.execute("SELECT id FROM typed_rows")]
+    choice = rng.random()
+    if choice < 0.35 or not users:
+        device.execute("INSERT INTO users (id, name, email) VALUES (?, ?, 'r@x')", new_id(), tag)
+    elif choice < 0.6:
+        device.execute("UPDATE users SET name = ? WHERE id = ?", tag, rng.choice(users))
+    elif choice < 0.7:
+        device.execute("DELETE FROM users WHERE id = ?", rng.choice(users))
+    elif choice < 0.85 or not typed:
+        device.execute(
+            "INSERT INTO typed_rows (id, name, enabled_flag, count_value) VALUES (?, ?, 0, ?)",
+            new_id(),
+            tag,
+            rng.randrange(-(2**31), 2**31),
+        )
+    else:
+        device.execute(
+            "UPDATE typed_rows SET rating = ?, count_value = count_value + 1 WHERE id = ?",
+            rng.random(),
+            rng.choice(typed),
+        )
 
 
 def test_parents_go_before_children_and_cascades_reach_other_devices(backend: Backend) -> None:
@@ -266,14 +290,7 @@ def test_blob_unicode_and_number_round_trips(backend: Backend) -> None:
         assert device.rows("file_reviews") == [(rid, "🙂", fid)]
 
 
-def test_int64_extremes_round_trip(backend: Backend, request: pytest.FixtureRequest) -> None:
-    if backend.name == "server":
-        # The SDK sends and applies exact integers (see test_sdk_codec); the server normalizes
-        # pushed numbers through float64 like Go does, so int64 extremes do not fit back into
-        # bigint. Requested in docs/TEAM_NOTES.md (storage-push).
-        request.applymarker(
-            pytest.mark.xfail(reason="server rounds ints beyond 2**53", strict=False)
-        )
+def test_int64_extremes_round_trip(backend: Backend) -> None:
     a, b = backend.device("a"), backend.device("b")
     a.client.attach("alice")
     values = [(new_id(), -(2**63)), (new_id(), 2**63 - 1), (new_id(), 2**53 + 1)]

@@ -7,6 +7,16 @@ committed-rows fetch take no lock. Checks happen in the reference's order; unexp
 answer the endpoint's 500 code, and database errors caused by the values a client sent (type
 errors, NOT NULL, FK, unique and check violations) answer 400 `push_commit_invalid` naming the
 table and column (the reference answers 500; docs/deviations.md).
+
+Statement budget per request, whatever the row count (lock/unlock and BEGIN/COMMIT included):
+
+| operation | statements |
+| --- | --- |
+| create | 10 (+1 for a seeding push, +2 on a user's first contact) |
+| chunk | 8: one COPY and one value check for all rows (+2 for a seeding session) |
+| commit | 16 + G, G <= 3 x tables touched (+3 for a seeding session; see `push_commit`) |
+| delete | 4 |
+| committed rows page | 1 |
 """
 
 from __future__ import annotations
@@ -53,6 +63,8 @@ def _client_value_error(error: asyncpg.PostgresError) -> ProtocolError | None:
         return None
     table = getattr(error, "table_name", None)
     schema = getattr(error, "schema_name", None)
+    if schema == "sync":  # the server's own bookkeeping: not the client's fault
+        return None
     column = getattr(error, "column_name", None)
     constraint = getattr(error, "constraint_name", None)
     where = f"{schema}.{table}" if schema and table else (table or "")
@@ -214,7 +226,10 @@ class Push(PushService[object]):
             async with scopes.user_lock(self.runtime.pool, actor.user_id) as conn:
                 try:
                     next_ordinal = await run_retrying(lambda: attempt(conn))
-                except asyncpg.DataError as error:
+                except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as error:
+                    # a value the column type (or its domain) refuses; not the server's tables
+                    if getattr(error, "schema_name", None) == "sync":
+                        raise
                     raise await push_sessions.explain_value_error(
                         conn, catalog, rows, error
                     ) from error

@@ -24,16 +24,16 @@ of the block the finalizer, still inside the caller's transaction:
    (table, key): INSERT..DELETE vanishes, X..DELETE is DELETE, INSERT..X is INSERT, otherwise
    UPDATE, with the last after-image; rows keep their first capture position;
 2. allocates the user's next gapless `bundle_seq` (a row update, so a rollback undoes it);
-3. builds the wire payloads (Go-canonical JSON, bytea as base64), `bundle_hash` and `byte_count`
-   with `oversync_wire`;
+3. builds the wire payloads (Go-canonical JSON with exact integers, bytea as base64, see
+   `values.exact_json`), `bundle_hash` and `byte_count` with `oversync_wire`;
 4. in one statement: the `bundle_log` row, all `bundle_rows` (unnest arrays), the `row_state`
    upserts (tombstones for deletes), the source's new watermark (`active`), the watch
    `pg_notify` (delivered only if the transaction commits) and the end of the bundle context
    (later writes to registered tables in this transaction are refused, not silently lost);
 5. runs the retention step (`storage.retention.apply_retention`).
 
-Statement budget: 1 statement for the context, then 4 for the finalizer whatever the row count
-(3 when nothing was captured: the stage read only; 3 with retention off).
+Statement budget, whatever the row count: 1 statement for the context, then 4 for the finalizer
+(stage read, bundle_seq, persist, retention); 3 with retention off; 1 when nothing was captured.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ from oversync_server.config import WATCH_NOTIFY_CHANNEL, ServiceConfig
 from oversync_server.storage import retention, sources
 from oversync_server.storage.catalog import Catalog, TableInfo
 from oversync_server.storage.db import Connection
-from oversync_server.storage.values import wire_key, wire_payload_from_db_text
-from oversync_wire import bundle_hash, canonical_json
+from oversync_server.storage.values import exact_json, wire_key, wire_payload_from_db_text
+from oversync_wire import bundle_hash
 
 OP_INSERT, OP_UPDATE, OP_DELETE = 1, 2, 3
 OP_NAMES = {OP_INSERT: "INSERT", OP_UPDATE: "UPDATE", OP_DELETE: "DELETE"}
@@ -273,7 +273,7 @@ async def finalize_bundle(
             rows.append(BundleRow(table, key, "DELETE", None, None))
             continue
         payload = wire_payload_from_db_text(table, text)
-        canonical = canonical_json(payload).decode("utf-8")
+        canonical = exact_json(payload)
         rows.append(BundleRow(table, key, OP_NAMES[op], payload, canonical))
     digest, byte_count = bundle_hash(row.wire(bundle_seq) for row in rows)
 

@@ -43,6 +43,9 @@ WHERE us.user_id = $1
 """
 
 
+_MAX_INT8 = 2**63 - 1
+
+
 @dataclass(frozen=True, slots=True)
 class PageRequest:
     bundle_seq: int
@@ -69,13 +72,10 @@ async def committed_rows_page(
     unknown bundle (also for a user the server has never seen; Go answers 500 there).
     """
     after = request.after_row_ordinal
-    first_storage_ordinal = (after + 1 if after is not None else 0) + 1
+    # storage ordinals are 1-based: rows after logical `after` have storage ordinal > after + 1
+    storage_after = min(after + 1, _MAX_INT8) if after is not None else 0
     row = await conn.fetchrow(
-        _PAGE,
-        user_id,
-        request.bundle_seq,
-        first_storage_ordinal - 1,
-        request.max_rows + 1,
+        _PAGE, user_id, request.bundle_seq, storage_after, request.max_rows + 1
     )
     if row is None:
         raise not_found(request.bundle_seq)

@@ -20,8 +20,14 @@ from oversync_protocol import models
 from oversync_server.errors import ProtocolError
 from oversync_server.storage.capture import OP_CODES, OP_DELETE
 from oversync_server.storage.catalog import SCOPE_COLUMN, Catalog, TableInfo
-from oversync_server.storage.values import ValueFormatError, bytea_from_wire, key_to_bytes
-from oversync_wire import CanonicalJSONError, canonical_json
+from oversync_server.storage.values import (
+    ValueFormatError,
+    bytea_from_wire,
+    exact_json,
+    key_to_bytes,
+    normalize_columns,
+)
+from oversync_wire import CanonicalJSONError
 
 _NAME = re.compile(r"^[a-z0-9_]+$")
 
@@ -101,7 +107,7 @@ def _payload(table: TableInfo, op: str, row: models.PushRequestRow, key_text: st
                 f"payload binary field {name}.{column_name} must be valid base64"
             ) from None
     try:
-        return canonical_json(payload).decode("utf-8")
+        return exact_json(normalize_columns(table, payload))
     except CanonicalJSONError as error:
         raise chunk_invalid(f"payload for {name} is not representable: {error}") from None
 

@@ -227,7 +227,7 @@ async def stage_chunk(
 
 
 async def explain_value_error(
-    conn: Connection, catalog: Catalog, rows: list[PreparedRow], error: asyncpg.DataError
+    conn: Connection, catalog: Catalog, rows: list[PreparedRow], error: asyncpg.PostgresError
 ) -> ProtocolError:
     """Name the table and column of a value the chunk check refused (outside the failed tx)."""
     by_table: dict[int, list[dict[str, object]]] = {}
@@ -246,7 +246,7 @@ async def explain_value_error(
                     f" $1::jsonb) AS r WHERE r.{quote_ident(column.name)} IS NULL OR TRUE",
                     json.dumps(values),
                 )
-            except asyncpg.DataError as column_error:
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as column_error:
                 return chunk_invalid(
                     f"payload for {table.qualified_name} has an invalid value for column"
                     f' "{column.name}" ({column.sql_type}): {column_error}'

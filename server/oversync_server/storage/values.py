@@ -5,8 +5,7 @@ lowercase dashed form) or the UTF-8 bytes of a text key; on the wire a key is al
 `{"<key_column>": "<string>"}`.
 
 Values, PostgreSQL -> wire: payloads start from `to_jsonb(row) - '_sync_scope_id'` (captured by
-the trigger or read by a query), are parsed the Go way (every number through float64, see
-`oversync_wire.parse_json_text`) and bytea columns turn from PG's `"\\x<hex>"` text into padded
+the trigger or read by a query) and bytea columns turn from PG's `"\\x<hex>"` text into padded
 standard base64. uuid, text/varchar, integers, numeric, real/double, boolean, date, time,
 timestamp/timestamptz and json/jsonb need nothing else: `to_jsonb` already renders them as the
 protocol specifies (timestamps in the session TimeZone, numbers as JSON numbers).
@@ -15,18 +14,27 @@ Values, wire -> PostgreSQL: payloads are applied with `jsonb_populate_record(set
 each JSON scalar through the column type's text input (what the reference does), so the only
 conversion needed is bytea: padded standard base64 -> `"\\x<hex>"`. `_sync_scope_id` never leaves
 the server and is refused when a client sends it.
+
+Integers of integer and numeric columns keep all their digits (`normalize_columns`,
+`exact_json`): the reference rounds every number through float64 when it stores a pushed or
+captured payload, which silently changes int64 values beyond 2**53. Every other value is
+float64-normalised as in the reference. Only the hash input is fully float64-canonical
+(`oversync_wire.bundle_hash` normalises on its own, so `bundle_hash` is bit-identical to Go's);
+stored and served payloads are Go-canonical JSON in every other respect (sorted keys, Go number
+and string formatting), and Go clients parse them through float64 as before.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
-from oversync_server.storage.catalog import SCOPE_COLUMN, KeyKind, TableInfo
-from oversync_wire import parse_json_text
+from oversync_server.storage.catalog import SCOPE_COLUMN, KeyKind, TableInfo, ValueKind
+from oversync_wire import canonical_json, normalize_payload
 
 
 class ValueFormatError(ValueError):
@@ -89,8 +97,25 @@ def bytea_from_wire(value: str) -> str:
 # ------------------------------------------------------------------------------------ payloads
 
 
+_EXACT_KINDS = frozenset({ValueKind.INTEGER, ValueKind.NUMERIC})
+
+
+def normalize_columns(table: TableInfo, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Values as Go sees them (float64 numbers, see `oversync_wire.normalize_payload`), except
+    integers of integer and numeric columns, which stay exact."""
+    out: dict[str, Any] = {}
+    for name, value in payload.items():
+        column = table.column(name)
+        if type(value) is int and column is not None and column.kind in _EXACT_KINDS:
+            out[name] = value
+        else:
+            out[name] = normalize_payload(value)
+    return out
+
+
 def wire_payload(table: TableInfo, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """A parsed `to_jsonb(row)` payload as served: no `_sync_scope_id`, bytea as base64."""
+    """A parsed `to_jsonb(row)` payload as served: no `_sync_scope_id`, bytea as base64,
+    numbers normalised by `normalize_columns`."""
     out: dict[str, Any] = {}
     bytea = table.bytea_columns
     for name, value in payload.items():
@@ -99,12 +124,63 @@ def wire_payload(table: TableInfo, payload: Mapping[str, Any]) -> dict[str, Any]
         if name in bytea and isinstance(value, str):
             value = bytea_to_wire(value)
         out[name] = value
-    return out
+    return normalize_columns(table, out)
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueFormatError(f"{name} is not valid JSON")
+
+
+def parse_exact(text: str) -> Any:
+    """JSON text with integers kept exact (floats as Python floats, which round-trip)."""
+    return json.loads(text, parse_constant=_reject_constant)
 
 
 def wire_payload_from_db_text(table: TableInfo, text: str) -> dict[str, Any]:
-    """`wire_payload` of JSON text from PostgreSQL (numbers parsed through float64)."""
-    parsed = parse_json_text(text)
+    """`wire_payload` of `to_jsonb` text from PostgreSQL (integers kept exact)."""
+    parsed = parse_exact(text)
     if not isinstance(parsed, dict):
         raise ValueFormatError(f"row payload of {table.qualified_name} is not a JSON object")
     return wire_payload(table, parsed)
+
+
+_MAX_EXACT = 2**53
+# Big integers are swapped for marker strings while the canonical encoder runs; the random part
+# keeps a client's own strings from ever matching a marker.
+_NONCE = uuid.uuid4().hex
+_MARK = f"\\u0000{_NONCE}-"  # how canonical JSON writes the start of a marker string
+
+
+def _has_big_int(value: Any) -> bool:
+    kind = type(value)
+    if kind is int:
+        return bool(value > _MAX_EXACT or value < -_MAX_EXACT)
+    if kind is dict:
+        return any(_has_big_int(item) for item in value.values())
+    if kind is list:
+        return any(_has_big_int(item) for item in value)
+    return False
+
+
+def _mark_big_ints(value: Any, found: list[int]) -> Any:
+    kind = type(value)
+    if kind is int and (value > _MAX_EXACT or value < -_MAX_EXACT):
+        found.append(value)
+        return f"\x00{_NONCE}-{len(found) - 1}\x00"
+    if kind is dict:
+        return {key: _mark_big_ints(item, found) for key, item in value.items()}
+    if kind is list:
+        return [_mark_big_ints(item, found) for item in value]
+    return value
+
+
+def exact_json(value: Any) -> str:
+    """Go-canonical JSON text (`oversync_wire.canonical_json`), except that integers beyond
+    2**53 keep all their digits instead of being rounded through float64."""
+    if not _has_big_int(value):
+        return canonical_json(value).decode("utf-8")
+    found: list[int] = []
+    text = canonical_json(_mark_big_ints(value, found)).decode("utf-8")
+    for index, number in enumerate(found):
+        text = text.replace(f'"{_MARK}{index}\\u0000"', str(number), 1)
+    return text
