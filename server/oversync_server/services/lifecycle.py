@@ -14,10 +14,8 @@ Runs under the user lock in one READ COMMITTED transaction, as the reference doe
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,25 +24,13 @@ from fastapi.responses import Response
 from oversync_protocol import models
 from oversync_server.api import HTTPResult
 from oversync_server.api.services import LifecycleService
-from oversync_server.errors import ProtocolError
+from oversync_server.errors import failing_as
 from oversync_server.runtime import Actor, SyncRuntime
 from oversync_server.storage import scope as scopes
 from oversync_server.storage.scope import Connection, ScopeCode
 from oversync_wire.timefmt import rfc3339_nano
 
 log = logging.getLogger("oversync_server")
-
-
-@contextlib.contextmanager
-def failing_as(code: str, message: str) -> Iterator[None]:
-    """Let protocol errors through; report anything unexpected as a 500 with `code`."""
-    try:
-        yield
-    except ProtocolError:
-        raise
-    except Exception as error:
-        log.exception("%s", message)
-        raise ProtocolError(500, code, message) from error
 
 
 def json_response(body: dict[str, Any], status: int = 200) -> Response:

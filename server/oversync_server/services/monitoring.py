@@ -13,10 +13,9 @@ from oversync_protocol import models
 from oversync_server.api import HTTPResult
 from oversync_server.api.services import MonitoringService
 from oversync_server.config import PROTOCOL_VERSION
-from oversync_server.errors import ProtocolError
+from oversync_server.errors import ProtocolError, failing_as
 from oversync_server.runtime import SyncRuntime
 from oversync_server.services.discovery import features
-from oversync_server.services.lifecycle import failing_as
 from oversync_server.storage.status import StatusCounters, read_counters
 
 

@@ -14,9 +14,8 @@ from oversync_protocol import models
 from oversync_server import watch
 from oversync_server.api import HTTPResult
 from oversync_server.api.services import PullService
-from oversync_server.errors import ProtocolError
+from oversync_server.errors import ProtocolError, failing_as
 from oversync_server.runtime import Actor, SyncRuntime
-from oversync_server.services.lifecycle import failing_as
 from oversync_server.storage import pull as pulls
 from oversync_server.storage.retention import count_history_pruned
 from oversync_server.storage.scope import require_initialized

@@ -22,8 +22,6 @@ Statement budget per request, whatever the row count (lock/unlock and BEGIN/COMM
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import asyncpg
@@ -32,7 +30,7 @@ from fastapi.responses import Response
 from oversync_protocol import models
 from oversync_server.api import HTTPResult
 from oversync_server.api.services import PushService
-from oversync_server.errors import ProtocolError
+from oversync_server.errors import ProtocolError, failing_as
 from oversync_server.runtime import SyncRuntime
 from oversync_server.storage import push_commit, push_sessions, sources
 from oversync_server.storage import scope as scopes
@@ -42,18 +40,6 @@ from oversync_server.storage.push_rows import chunk_invalid, prepare_rows
 from oversync_server.storage.schema import catalog_of
 
 log = logging.getLogger("oversync_server")
-
-
-@contextmanager
-def failing_as(code: str, message: str) -> Iterator[None]:
-    """Protocol errors pass; anything else is logged and answered 500 with the endpoint's code."""
-    try:
-        yield
-    except ProtocolError:
-        raise
-    except Exception as error:
-        log.exception("%s: %s", code, message)
-        raise ProtocolError(500, code, message) from error
 
 
 def _client_value_error(error: asyncpg.PostgresError) -> ProtocolError | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from oversync_server.storage.retention import enforce_floor
 from oversync_server.storage.scope import Connection, Scope
+from oversync_server.storage.values import ROW_IDENTITY_JSON_SQL
 
 __all__ = ["PullPage", "pull_page", "render_page"]
 
@@ -41,14 +42,8 @@ SELECT
         || ',"bundle_hash":"' || encode(p.bundle_hash, 'hex')
         || '","rows":[' || coalesce((
             SELECT string_agg(
-                '{"schema":' || to_json(c.schema_name)::text
-                || ',"table":' || to_json(c.table_name)::text
-                || ',"key":{' || to_json(c.sync_key_column)::text || ':'
-                || CASE c.sync_key_kind
-                       WHEN 1 THEN '"' || encode(r.key_bytes, 'hex')::uuid::text || '"'
-                       ELSE to_json(convert_from(r.key_bytes, 'UTF8'))::text
-                   END
-                || '},"op":"' || CASE r.op_code
+                {ROW_IDENTITY_JSON_SQL}
+                || ',"op":"' || CASE r.op_code
                                      WHEN 1 THEN 'INSERT' WHEN 2 THEN 'UPDATE' ELSE 'DELETE'
                                  END
                 || '","row_version":' || r.bundle_seq
@@ -63,7 +58,7 @@ SELECT
     END AS body
 FROM page p
 ORDER BY p.bundle_seq
-"""
+""".replace("{ROW_IDENTITY_JSON_SQL}", ROW_IDENTITY_JSON_SQL)
 
 
 @dataclass(frozen=True, slots=True)

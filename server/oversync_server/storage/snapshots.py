@@ -43,6 +43,7 @@ from oversync_server.storage.catalog import (
 from oversync_server.storage.db import run_retrying
 from oversync_server.storage.rotation import SourceReplacement, rotate_source
 from oversync_server.storage.scope import Connection, require_initialized
+from oversync_server.storage.values import ROW_IDENTITY_JSON_SQL
 
 __all__ = [
     "SnapshotSession",
@@ -295,14 +296,8 @@ SELECT s.snapshot_bundle_seq, s.row_count, s.owned, s.expired,
          WHERE s.owned AND NOT s.expired AND r.snapshot_id = s.snapshot_id
            AND r.row_ordinal > $3 AND r.row_ordinal <= $4) AS returned,
        (SELECT string_agg(
-            '{"schema":' || to_json(c.schema_name)::text
-            || ',"table":' || to_json(c.table_name)::text
-            || ',"key":{' || to_json(c.sync_key_column)::text || ':'
-            || CASE c.sync_key_kind
-                   WHEN 1 THEN '"' || encode(r.key_bytes, 'hex')::uuid::text || '"'
-                   ELSE to_json(convert_from(r.key_bytes, 'UTF8'))::text
-               END
-            || '},"row_version":' || r.bundle_seq
+            {ROW_IDENTITY_JSON_SQL}
+            || ',"row_version":' || r.bundle_seq
             || ',"payload":' || r.payload_wire::text || '}',
             ',' ORDER BY r.row_ordinal)
          FROM sync.snapshot_session_rows AS r
@@ -310,7 +305,7 @@ SELECT s.snapshot_bundle_seq, s.row_count, s.owned, s.expired,
          WHERE s.owned AND NOT s.expired AND r.snapshot_id = s.snapshot_id
            AND r.row_ordinal > $3 AND r.row_ordinal <= $4) AS rows
 FROM s
-"""
+""".replace("{ROW_IDENTITY_JSON_SQL}", ROW_IDENTITY_JSON_SQL)
 
 
 async def read_chunk(

@@ -184,3 +184,17 @@ def exact_json(value: Any) -> str:
     for index, number in enumerate(found):
         text = text.replace(f'"{_MARK}{index}\\u0000"', str(number), 1)
     return text
+
+
+# SQL rendering the start of a wire row object, `{"schema":..,"table":..,"key":{"col":"value"}`
+# (no closing brace), from `c` (a sync.table_catalog row) and `r.key_bytes`: uuid keys as
+# lowercase dashed text, text keys as UTF-8. Pull pages and snapshot chunks both render rows
+# inside PostgreSQL with it, so the key encoding lives in one place.
+ROW_IDENTITY_JSON_SQL = """'{"schema":' || to_json(c.schema_name)::text
+    || ',"table":' || to_json(c.table_name)::text
+    || ',"key":{' || to_json(c.sync_key_column)::text || ':'
+    || CASE c.sync_key_kind
+           WHEN 1 THEN '"' || encode(r.key_bytes, 'hex')::uuid::text || '"'
+           ELSE to_json(convert_from(r.key_bytes, 'UTF8'))::text
+       END
+    || '}'"""
