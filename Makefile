@@ -9,7 +9,7 @@ GENERATED := generated server/oversync_server/api
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: all install generate lint-spec generate-server generate-client check-generated \
-        lint typecheck test test-fast serve bench soak conformance clean
+        lint typecheck test test-fast serve bench conformance clean
 
 all: test
 
