@@ -43,6 +43,20 @@ class Store:
             )
             return pk
 
+    def capture(
+        self, conn: Any, user_id: str, user_pk: int, source_bundle_id: int, source: str = "dev"
+    ) -> Any:
+        """The bundle transaction of one test write (inside the caller's transaction)."""
+        return bundle_transaction(
+            conn,
+            self.catalog,
+            self.config,
+            user_id=user_id,
+            user_pk=user_pk,
+            source_id=source,
+            source_bundle_id=source_bundle_id,
+        )
+
     async def write(
         self, user_id: str, *statements: tuple[Any, ...], source: str = "dev"
     ) -> CommittedBundle | None:
@@ -51,15 +65,7 @@ class Store:
         async with (
             self.pool.acquire() as conn,
             conn.transaction(),
-            bundle_transaction(
-                conn,
-                self.catalog,
-                self.config,
-                user_id=user_id,
-                user_pk=pk,
-                source_id=source,
-                source_bundle_id=sbid,
-            ) as capture,
+            self.capture(conn, user_id, pk, sbid, source=source) as capture,
         ):
             for sql, *args in statements:
                 await conn.execute(sql, *args)
@@ -130,15 +136,7 @@ async def test_bundle_seq_is_gapless_and_rollback_leaves_nothing(store: Store) -
         async with (
             store.pool.acquire() as conn,
             conn.transaction(),
-            bundle_transaction(
-                conn,
-                store.catalog,
-                store.config,
-                user_id="alice",
-                user_pk=pk,
-                source_id="dev",
-                source_bundle_id=2,
-            ),
+            store.capture(conn, "alice", pk, 2),
         ):
             await conn.execute(INSERT_USER, uuid.uuid4(), "b")
             raise RuntimeError("boom")
@@ -211,15 +209,7 @@ async def test_trigger_writes_and_savepoints_land_in_the_same_bundle(store: Stor
     async with (
         store.pool.acquire() as conn,
         conn.transaction(),
-        bundle_transaction(
-            conn,
-            store.catalog,
-            store.config,
-            user_id="alice",
-            user_pk=pk,
-            source_id="dev",
-            source_bundle_id=1,
-        ) as capture,
+        store.capture(conn, "alice", pk, 1) as capture,
     ):
         await conn.execute(INSERT_USER, uuid.uuid4(), "a")
         async with conn.transaction():  # a savepoint
@@ -256,15 +246,7 @@ async def test_scope_is_enforced_by_the_triggers(store: Store) -> None:
 async def test_context_is_closed_after_finalize_and_conflicts_are_refused(store: Store) -> None:
     pk = await store.user("alice")
     async with store.pool.acquire() as conn, conn.transaction():
-        async with bundle_transaction(
-            conn,
-            store.catalog,
-            store.config,
-            user_id="alice",
-            user_pk=pk,
-            source_id="dev",
-            source_bundle_id=1,
-        ):
+        async with store.capture(conn, "alice", pk, 1):
             await conn.execute(INSERT_USER, uuid.uuid4(), "a")
             with pytest.raises(BundleContextError, match="conflicting sync bundle context"):
                 await set_bundle_context(
@@ -277,15 +259,7 @@ async def test_context_is_closed_after_finalize_and_conflicts_are_refused(store:
     with pytest.raises(BundleContextError, match="open transaction"):
         async with (
             store.pool.acquire() as conn,
-            bundle_transaction(
-                conn,
-                store.catalog,
-                store.config,
-                user_id="alice",
-                user_pk=pk,
-                source_id="dev",
-                source_bundle_id=2,
-            ),
+            store.capture(conn, "alice", pk, 2),
         ):
             pass
 
@@ -300,15 +274,7 @@ async def test_notify_is_sent_only_when_the_bundle_commits(store: Store) -> None
         pk = await store.user("alice")
         with pytest.raises(RuntimeError):
             async with store.pool.acquire() as conn, conn.transaction():
-                async with bundle_transaction(
-                    conn,
-                    store.catalog,
-                    store.config,
-                    user_id="alice",
-                    user_pk=pk,
-                    source_id="dev",
-                    source_bundle_id=1,
-                ):
+                async with store.capture(conn, "alice", pk, 1):
                     await conn.execute(INSERT_USER, uuid.uuid4(), "a")
                 raise RuntimeError("rolled back after finalize")
         await store.write("alice", (INSERT_USER, uuid.uuid4(), "b"))
