@@ -318,8 +318,8 @@ async def started_runtime(database_url: str, **overrides: Any) -> AsyncIterator[
     database whose example schema exists (e.g. the `server` fixture's); for server-side APIs
     such as `oversync_server.server_writes`."""
     from oversync_server.config import load_config
+    from oversync_server.engine import schema as sync_schema
     from oversync_server.runtime import SyncRuntime
-    from oversync_server.storage import schema as sync_schema
 
     config = load_config(EXAMPLE_CONFIG).with_changes(**overrides)
     runtime = SyncRuntime(config=config, database_url=database_url)

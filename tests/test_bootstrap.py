@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 
 from oversync_server.config import ConfigError, RegisteredTable, ServiceConfig, load_config
-from oversync_server.storage.catalog import KeyKind
-from oversync_server.storage.ddl import SYNC_TABLES
-from oversync_server.storage.schema import UnsupportedSchemaError, bootstrap
+from oversync_server.engine.catalog import KeyKind
+from oversync_server.engine.ddl import SYNC_TABLES
+from oversync_server.engine.schema import UnsupportedSchemaError, bootstrap
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "business"
 

@@ -12,10 +12,11 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from oversync_server.errors import ProtocolError
-from oversync_server.storage import scope as scopes
-from oversync_server.storage.ddl import SCHEMA_DDL
-from oversync_server.storage.scope import ScopeCode
+from oversync_server.engine import scope as scopes
+from oversync_server.engine.ddl import SCHEMA_DDL
+from oversync_server.engine.errors import SyncError
+from oversync_server.engine.scope import ScopeCode
+from oversync_server.errors import http_status
 
 TTL = timedelta(minutes=15)
 
@@ -37,8 +38,8 @@ async def initializing(
         )
 
 
-def code_of(error: pytest.ExceptionInfo[ProtocolError]) -> tuple[int, str, str]:
-    return error.value.status, error.value.code, error.value.message
+def code_of(error: pytest.ExceptionInfo[SyncError]) -> tuple[int, str, str]:
+    return http_status(error.value), error.value.code, error.value.message
 
 
 async def test_lock_scope_creates_rows_that_roll_back_with_the_request(pool: asyncpg.Pool) -> None:
@@ -102,14 +103,14 @@ async def test_admit_push_create(pool: asyncpg.Pool) -> None:
                 conn, scope, source_id=source, initialization_id=init_id, lease_ttl=TTL
             )
 
-    with pytest.raises(ProtocolError) as error:
+    with pytest.raises(SyncError) as error:
         await admit("alice", "dev-a", None)
     assert code_of(error) == (
         409,
         "scope_uninitialized",
         "sync scope for user alice is not initialized",
     )
-    with pytest.raises(ProtocolError) as error:
+    with pytest.raises(SyncError) as error:
         await admit("alice", "dev-a", str(uuid.uuid4()))
     assert code_of(error) == (
         410,
@@ -128,7 +129,7 @@ async def test_admit_push_create(pool: asyncpg.Pool) -> None:
         ("dev-a", str(uuid.uuid4()), (409, "initialization_stale")),
         ("dev-a", "not-a-uuid", (409, "initialization_stale")),
     ):
-        with pytest.raises(ProtocolError) as error:
+        with pytest.raises(SyncError) as error:
             await admit("alice", source, sent)
         assert code_of(error)[:2] == expected, (source, sent)
     assert await admit("alice", "dev-a", f" {init_id} ") is True
@@ -138,7 +139,7 @@ async def test_admit_push_create(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await scopes.mark_initialized(conn, started.user_pk, source_id="dev-a")
     assert await admit("alice", "dev-b", None) is False
-    with pytest.raises(ProtocolError) as error:
+    with pytest.raises(SyncError) as error:
         await admit("alice", "dev-a", init_id)
     assert code_of(error) == (
         400,
@@ -152,7 +153,7 @@ async def test_admit_push_create_with_an_expired_lease(pool: asyncpg.Pool) -> No
     async with pool.acquire() as conn, conn.transaction():
         scope = await scopes.lock_scope(conn, "alice")
         assert scope.state is ScopeCode.UNINITIALIZED
-        with pytest.raises(ProtocolError) as error:
+        with pytest.raises(SyncError) as error:
             await scopes.admit_push_create(
                 conn,
                 scope,
@@ -160,7 +161,7 @@ async def test_admit_push_create_with_an_expired_lease(pool: asyncpg.Pool) -> No
                 initialization_id=str(started.initialization_id),
                 lease_ttl=TTL,
             )
-    assert error.value.status == 410 and error.value.code == "initialization_expired"
+    assert error.value.code == "initialization_expired"
 
 
 async def test_require_active_lease(pool: asyncpg.Pool) -> None:
@@ -182,31 +183,31 @@ async def test_require_active_lease(pool: asyncpg.Pool) -> None:
         ("dev-b", init_id, "source does not own the active initialization lease"),
         ("dev-a", uuid.uuid4(), "initialization_id does not match the active initialization lease"),
     ):
-        with pytest.raises(ProtocolError) as error:
+        with pytest.raises(SyncError) as error:
             await check(source, sent)
         assert code_of(error) == (409, "initialization_stale", message)
 
     # An expired lease: stale ("no longer initializing"), as the reference answers at chunk/commit.
     await pool.execute("UPDATE sync.scope_state SET lease_expires_at = now() - interval '1 second'")
-    with pytest.raises(ProtocolError) as error:
+    with pytest.raises(SyncError) as error:
         await check("dev-a", init_id)
     assert code_of(error) == (409, "initialization_stale", "scope is no longer initializing")
 
     async with pool.acquire() as conn, conn.transaction():  # the seeding commit's transition
         await scopes.mark_initialized(conn, started.user_pk, source_id="dev-a")
-    with pytest.raises(ProtocolError) as error:
+    with pytest.raises(SyncError) as error:
         await check("dev-a", init_id)
     assert code_of(error) == (409, "initialization_stale", "scope is no longer initializing")
 
 
 async def test_require_initialized(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
-        with pytest.raises(ProtocolError) as error:
+        with pytest.raises(SyncError) as error:
             await scopes.require_initialized(conn, "nobody")
         assert code_of(error)[:2] == (409, "scope_uninitialized")
 
         started = await initializing(pool, "alice", "dev-a")
-        with pytest.raises(ProtocolError) as error:
+        with pytest.raises(SyncError) as error:
             await scopes.require_initialized(conn, "alice")
         assert started.lease_expires_at is not None
         assert code_of(error)[:2] == (409, "scope_initializing")
@@ -214,7 +215,7 @@ async def test_require_initialized(pool: asyncpg.Pool) -> None:
         assert error.value.message.endswith("Z")
 
         later = started.lease_expires_at + timedelta(seconds=1)
-        with pytest.raises(ProtocolError) as error:
+        with pytest.raises(SyncError) as error:
             await scopes.require_initialized(conn, "alice", at=later)
         assert code_of(error)[:2] == (409, "scope_uninitialized")
 

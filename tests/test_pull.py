@@ -15,8 +15,8 @@ import pytest
 
 from oversync_client.models import PullResponse
 from oversync_client.types import Unset
-from oversync_server.storage import pull as pulls
-from oversync_server.storage import scope as scopes
+from oversync_server.engine import pull as pulls
+from oversync_server.engine import scope as scopes
 from oversync_wire import bundle_hash
 from protocol_helpers import (
     attach,

@@ -14,15 +14,15 @@ import asyncpg
 import pytest
 
 from oversync_server.config import ServiceConfig, load_config
-from oversync_server.storage.capture import (
+from oversync_server.engine.capture import (
     BundleContextError,
     CommittedBundle,
     bundle_transaction,
     coalesce_changes,
     set_bundle_context,
 )
-from oversync_server.storage.catalog import Catalog
-from oversync_server.storage.schema import bootstrap
+from oversync_server.engine.catalog import Catalog
+from oversync_server.engine.schema import bootstrap
 from oversync_wire import bundle_hash
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "business"

@@ -17,7 +17,7 @@ from oversync_client.models import (
     SnapshotSession,
 )
 from oversync_server.config import load_config
-from oversync_server.storage.retention import apply_retention
+from oversync_server.engine.retention import apply_retention
 from protocol_helpers import (
     EXAMPLE_CONFIG,
     attach,

@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from oversync_client.models import ConnectResponse
+from oversync_server.engine.scope import Connection
 from oversync_server.server_writes import (
     ScopeWriteInvalidError,
     ScopeWriteNoCapturedChangesError,
@@ -18,7 +19,6 @@ from oversync_server.server_writes import (
     exec_write,
     within_sync_bundle,
 )
-from oversync_server.storage.scope import Connection
 from protocol_helpers import attach, connect_source, parsed, pull_to_stable, started_runtime
 from serverproc import ServerProcess
 

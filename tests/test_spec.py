@@ -82,6 +82,19 @@ def test_error_codes_are_declared_per_operation_and_status() -> None:
     assert declared == MASTER_TABLE_CODES
 
 
+def test_the_http_layer_maps_each_code_to_the_status_the_spec_declares() -> None:
+    from oversync_server.errors import HTTP_STATUS
+
+    spec = load_spec()
+    for item in spec["paths"].values():  # type: ignore[attr-defined]
+        for operation in item.values():
+            for status, codes in operation["x-error-codes"].items():
+                for code in codes:
+                    expected = int(status)
+                    # generic failure codes are not listed: anything unknown is a 500
+                    assert HTTP_STATUS.get(code, 500) == expected, (code, operation["operationId"])
+
+
 def test_every_protocol_method_is_implemented_by_a_service() -> None:
     """A spec change the services do not follow fails here (and at import, and in mypy)."""
     for name, protocol in inspect.getmembers(services, inspect.isclass):

@@ -9,8 +9,8 @@ import asyncpg
 import httpx
 
 from oversync_protocol.models import StatusResponse
-from oversync_server.storage.ddl import SCHEMA_DDL
-from oversync_server.storage.status import StatusCounters, read_counters
+from oversync_server.engine.ddl import SCHEMA_DDL
+from oversync_server.engine.status import StatusCounters, read_counters
 from protocol_helpers import seed_bundle, user_row
 from serverproc import ServerProcess
 

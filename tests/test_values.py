@@ -13,8 +13,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from oversync_server.storage.catalog import KeyKind
-from oversync_server.storage.values import (
+from oversync_server.engine.catalog import KeyKind
+from oversync_server.engine.values import (
     ValueFormatError,
     bytea_from_wire,
     bytea_to_wire,

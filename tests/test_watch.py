@@ -14,8 +14,8 @@ import pytest
 
 from oversync_client.api.pull import watch_bundles
 from oversync_server.config import WATCH_NOTIFY_CHANNEL
+from oversync_server.engine.scope import Connection
 from oversync_server.server_writes import exec_write
-from oversync_server.storage.scope import Connection
 from oversync_server.watch import (
     LISTENER_APPLICATION_NAME,
     BundleChangeListener,

@@ -12,7 +12,9 @@ from oversync_server import devendpoints
 from oversync_server.api import Credentials, RequirementSets, create_app
 from oversync_server.auth import Authenticator, Principal
 from oversync_server.config import ServiceConfig
-from oversync_server.errors import authentication_failed, exception_handlers
+from oversync_server.engine import schema as sync_schema
+from oversync_server.engine.errors import authentication_failed
+from oversync_server.errors import exception_handlers
 from oversync_server.middleware import SyncMiddleware
 from oversync_server.runtime import SyncRuntime
 from oversync_server.services.discovery import Discovery
@@ -21,7 +23,6 @@ from oversync_server.services.monitoring import Monitoring
 from oversync_server.services.pull import Pull
 from oversync_server.services.push import Push
 from oversync_server.services.snapshot import Snapshot
-from oversync_server.storage import schema as sync_schema
 from oversync_server.watch import install_bundle_watch
 
 

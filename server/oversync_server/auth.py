@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from oversync_server.errors import authentication_failed
+from oversync_server.engine.errors import authentication_failed
 
 _HMAC_DIGESTS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
 TOKEN_ISSUER = "oversync-py"
@@ -29,7 +29,7 @@ class Principal:
 
 
 class Authenticator(Protocol):
-    """Maps a bearer token to a principal, or raises `ProtocolError` (401) to refuse it."""
+    """Maps a bearer token to a principal, or raises `SyncError` (401) to refuse it."""
 
     async def authenticate(self, token: str) -> Principal: ...
 

@@ -68,7 +68,9 @@ class ServiceConfig:
     registered_tables: tuple[RegisteredTable, ...]
     app_name: str = "oversync-py"
     schema_version: int = 1
-    max_rows_per_bundle: int = 0
+    # Rows one bundle may hold (pushed rows plus cascades and trigger writes); 0 = unlimited,
+    # an explicit choice: the commit's memory and time grow with it.
+    max_rows_per_bundle: int = 100_000
     max_bytes_per_bundle: int = 0
     default_rows_per_push_chunk: int = 1000
     max_rows_per_push_chunk: int = 5000
@@ -87,6 +89,40 @@ class ServiceConfig:
     retention_prune_batch_size: int = 1000
     bundle_change_watch: bool = True
     watch_heartbeat_seconds: float = 25.0
+    # ---- operational bounds: no client can hurt another (seconds; 0 = off where noted)
+    # HTTP: a request body beyond this is refused while it is read (413); a request head beyond
+    # `max_request_header_bytes` answers 431. Heads and bodies must arrive within their
+    # timeouts (whole-message deadlines, not idle timers, so a trickle cannot hold a socket);
+    # an idle keep-alive connection is closed after `keep_alive_timeout_seconds`.
+    max_request_body_bytes: int = 64 * 1024 * 1024
+    max_request_header_bytes: int = 32 * 1024
+    header_read_timeout_seconds: float = 30.0
+    body_read_timeout_seconds: float = 60.0
+    keep_alive_timeout_seconds: float = 5.0
+    # SIGTERM: stop accepting, answer new sync requests 503, close watch streams, and give
+    # in-flight requests this long to finish.
+    shutdown_grace_seconds: float = 30.0
+    # PostgreSQL pool of each server process, and how long a request waits for a connection.
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+    pool_acquire_timeout_seconds: float = 10.0
+    # Per-user serialisation: how long a writer waits for its user's turn before a 503.
+    user_lock_timeout_seconds: float = 30.0
+    # Session settings of every pooled connection (0 = off): row-lock waits, one statement, and
+    # a transaction left idle.
+    lock_timeout_seconds: float = 10.0
+    statement_timeout_seconds: float = 300.0
+    idle_in_transaction_timeout_seconds: float = 60.0
+    # Pull: a page stops before it exceeds this many bundle bytes (always at least one bundle).
+    max_bytes_per_pull: int = 8 * 1024 * 1024
+    # Janitor: expired push and snapshot sessions are deleted in batches, outside user locks.
+    janitor_interval_seconds: float = 30.0
+    janitor_batch_size: int = 1000
+    # Live snapshot sessions per user (a new one of the same source replaces its older one).
+    max_snapshot_sessions_per_user: int = 4
+    # Watch streams per user and per server process (0 = unlimited).
+    max_watch_streams_per_user: int = 16
+    max_watch_streams_per_process: int = 2000
 
     def __post_init__(self) -> None:
         tables = tuple(
@@ -102,7 +138,7 @@ class ServiceConfig:
         object.__setattr__(self, "registered_tables", tables)
         for item in fields(self):
             value = getattr(self, item.name)
-            if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
                 raise ConfigError(f"{item.name} must be >= 0, got {value}")
         for name in (
             "default_rows_per_push_chunk",
@@ -115,9 +151,15 @@ class ServiceConfig:
             "snapshot_session_ttl_seconds",
             "initialization_lease_ttl_seconds",
             "retention_prune_batch_size",
+            "pool_min_size",
+            "pool_max_size",
+            "janitor_batch_size",
+            "max_snapshot_sessions_per_user",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1")
+        if self.pool_min_size > self.pool_max_size:
+            raise ConfigError("pool_min_size must be <= pool_max_size")
 
     def table(self, schema: str, table: str) -> RegisteredTable | None:
         return self.tables_by_name().get(f"{schema}.{table}")

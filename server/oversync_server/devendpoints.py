@@ -21,9 +21,10 @@ from fastapi.responses import JSONResponse
 
 from oversync_server import watch
 from oversync_server.auth import Authenticator, JWTAuthenticator, sign_token
-from oversync_server.errors import ProtocolError, error_response
+from oversync_server.engine import schema
+from oversync_server.engine.errors import SyncError
+from oversync_server.errors import error_json, error_response
 from oversync_server.runtime import SyncRuntime
-from oversync_server.storage import schema
 
 __all__ = ["DUMMY_TOKEN_LIFETIME_SECONDS", "router"]
 
@@ -44,12 +45,12 @@ async def _json_object(request: Request) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):
         body = None
     if not isinstance(body, dict):
-        raise ProtocolError(400, "invalid_request", "invalid JSON")
+        raise SyncError("invalid_request", "invalid JSON")
     return body
 
 
-def _problem(error: ProtocolError) -> JSONResponse:
-    return error_response(error.status, error.code, error.message, **error.extra)
+def _problem(error: SyncError) -> JSONResponse:
+    return error_json(error)
 
 
 async def reset(runtime: SyncRuntime) -> None:
@@ -77,12 +78,9 @@ async def set_retention_floor(runtime: SyncRuntime, user_id: str, floor: int) ->
     async with runtime.pool.acquire() as conn, conn.transaction():
         latest = await conn.fetchval(_LATEST_FOR_UPDATE, user_id)
         if latest is None:
-            raise ProtocolError(
-                404, "user_state_not_found", "no sync user_state row exists for user_id"
-            )
+            raise SyncError("user_state_not_found", "no sync user_state row exists for user_id")
         if floor > latest:  # the storage CHECK would refuse it; say why instead of a 500
-            raise ProtocolError(
-                400,
+            raise SyncError(
                 "invalid_request",
                 f"retained_bundle_floor {floor} exceeds the latest bundle_seq {latest}"
                 f" of user {user_id}",
@@ -100,12 +98,12 @@ def router(runtime: SyncRuntime, authenticator: Authenticator) -> APIRouter:
             body = await _json_object(request)
             user = body.get("user")
             if not isinstance(user, str) or not user.strip():
-                raise ProtocolError(400, "invalid_request", "user required")
-        except ProtocolError as error:
+                raise SyncError("invalid_request", "user required")
+        except SyncError as error:
             return _problem(error)
         if not isinstance(authenticator, JWTAuthenticator):
             return error_response(
-                500, "token_error", "dummy sign-in needs the built-in JWT authenticator"
+                "token_error", "dummy sign-in needs the built-in JWT authenticator"
             )
         token = sign_token(
             authenticator.secret, user, lifetime_seconds=DUMMY_TOKEN_LIFETIME_SECONDS
@@ -120,7 +118,7 @@ def router(runtime: SyncRuntime, authenticator: Authenticator) -> APIRouter:
             await reset(runtime)
         except Exception as error:
             log.exception("test reset failed")
-            return error_response(500, "reset_failed", str(error))
+            return error_response("reset_failed", str(error))
         schemas = sorted({table.schema for table in runtime.config.registered_tables})
         return JSONResponse({"schema": ",".join(schemas), "status": "ok"})
 
@@ -130,30 +128,28 @@ def router(runtime: SyncRuntime, authenticator: Authenticator) -> APIRouter:
             body = await _json_object(request)
             user_id, floor = body.get("user_id", ""), body.get("retained_bundle_floor", 0)
             if not isinstance(user_id, str) or not isinstance(floor, int) or floor is True:
-                raise ProtocolError(400, "invalid_request", "invalid JSON")
+                raise SyncError("invalid_request", "invalid JSON")
             if not user_id.strip():
-                raise ProtocolError(400, "invalid_request", "user_id required")
+                raise SyncError("invalid_request", "user_id required")
             if floor < 0:
-                raise ProtocolError(
-                    400, "invalid_request", "retained_bundle_floor must be non-negative"
-                )
+                raise SyncError("invalid_request", "retained_bundle_floor must be non-negative")
             await set_retention_floor(runtime, user_id, floor)
-        except ProtocolError as error:
+        except SyncError as error:
             return _problem(error)
         except Exception as error:
             log.exception("retention floor update failed")
-            return error_response(500, "retention_floor_update_failed", str(error))
+            return error_response("retention_floor_update_failed", str(error))
         return JSONResponse({"retained_bundle_floor": floor, "status": "ok", "user_id": user_id})
 
     @routes.get("/test/watch-subscribers")
     async def test_watch_subscribers(user_id: str = "") -> JSONResponse:
         if not user_id.strip():
-            return error_response(400, "invalid_request", "user_id required")
+            return error_response("invalid_request", "user_id required")
         try:
             count = watch.bundle_watch(runtime).subscriber_count(user_id)
         except Exception as error:
             log.exception("watch subscriber count failed")
-            return error_response(500, "watch_subscribers_failed", str(error))
+            return error_response("watch_subscribers_failed", str(error))
         return JSONResponse(
             {"process_local_only": True, "subscriber_count": count, "user_id": user_id}
         )

@@ -1,6 +1,7 @@
 """Protocol errors and their rendering: every error the server sends is an `ErrorResponse` body.
 
-Services raise `ProtocolError`; the handlers installed by `install_error_handlers` turn it, FastAPI's
+The engine and the services raise `engine.errors.SyncError`; the handlers installed by
+`install_error_handlers` map its code to the HTTP status (`HTTP_STATUS`) and turn it, FastAPI's
 request-validation errors and Starlette's HTTP errors (401, 404, 405, malformed JSON) into the
 protocol's `{"error": code, "message": text, ...}` shape with the protocol's status codes.
 """
@@ -18,21 +19,72 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from oversync_server.engine.errors import SyncError, invalid_request
+
 log = logging.getLogger("oversync_server")
 
 
-class ProtocolError(Exception):
-    """An error answer of the wire protocol: HTTP status, `error` code, message and extra fields."""
+# The HTTP status of every error code (the spec's `x-error-codes`; tests/test_spec.py compares
+# them), plus the transport-level codes this layer adds. A code missing here is a server bug: 500.
+HTTP_STATUS: dict[str, int] = {
+    "invalid_request": 400,
+    "push_session_invalid": 400,
+    "push_chunk_invalid": 400,
+    "push_commit_invalid": 400,
+    "committed_bundle_chunk_invalid": 400,
+    "snapshot_session_invalid": 400,
+    "snapshot_chunk_invalid": 400,
+    "authentication_failed": 401,
+    "push_session_forbidden": 403,
+    "snapshot_session_forbidden": 403,
+    "bundle_change_watch_forbidden": 403,
+    "forbidden": 403,
+    "push_session_not_found": 404,
+    "committed_bundle_not_found": 404,
+    "snapshot_session_not_found": 404,
+    "user_state_not_found": 404,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "request_timeout": 408,
+    "push_chunk_out_of_order": 409,
+    "push_conflict": 409,
+    "history_pruned": 409,
+    "initialization_stale": 409,
+    "scope_initializing": 409,
+    "scope_uninitialized": 409,
+    "source_replacement_invalid": 409,
+    "source_retired": 409,
+    "source_sequence_changed": 409,
+    "source_sequence_out_of_order": 409,
+    "push_session_expired": 410,
+    "initialization_expired": 410,
+    "snapshot_session_expired": 410,
+    "request_too_large": 413,
+    "push_bundle_too_large": 413,
+    "snapshot_session_too_large": 413,
+    "unsupported_media_type": 415,
+    "too_many_requests": 429,
+    "too_many_snapshot_sessions": 429,
+    "too_many_watch_streams": 429,
+    "request_headers_too_large": 431,
+    "not_implemented": 501,
+    "service_unavailable": 503,
+    "bundle_change_watch_disabled": 503,
+}
+# Every operation's generic failure code is a 500 (`failing_as`).
+_SERVER_FAILURE = 500
+RETRY_AFTER_SECONDS = 1
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(f"{code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.extra = {name: value for name, value in extra.items() if value is not None}
 
-    def body(self) -> dict[str, Any]:
-        return {"error": self.code, "message": self.message, **self.extra}
+def http_status(error: SyncError) -> int:
+    return HTTP_STATUS.get(error.code, _SERVER_FAILURE)
+
+
+def error_json(error: SyncError) -> JSONResponse:
+    """The `ErrorResponse` of `error` with its status (and `Retry-After` when retryable)."""
+    status = http_status(error)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status in (429, 503) else None
+    return JSONResponse(error.body(), status_code=status, headers=headers)
 
 
 @contextmanager
@@ -41,23 +93,15 @@ def failing_as(code: str, message: str) -> Iterator[None]:
     (each endpoint has its own generic failure code, e.g. `pull_failed`)."""
     try:
         yield
-    except ProtocolError:
+    except SyncError:
         raise
     except Exception as error:
         log.exception("%s", message)
-        raise ProtocolError(500, code, message) from error
+        raise SyncError(code, message) from error
 
 
-def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse(ProtocolError(status, code, message, **extra).body(), status_code=status)
-
-
-def invalid_request(message: str) -> ProtocolError:
-    return ProtocolError(400, "invalid_request", message)
-
-
-def authentication_failed(message: str) -> ProtocolError:
-    return ProtocolError(401, "authentication_failed", message)
+def error_response(code: str, message: str, **extra: Any) -> JSONResponse:
+    return error_json(SyncError(code, message, **extra))
 
 
 # How each operation reports a request it cannot accept: the message for a body that does not
@@ -124,7 +168,7 @@ def _describe(record: dict[str, Any]) -> str:
     return f"{name}: {message[:1].lower()}{message[1:]}"
 
 
-def validation_error(operation_id: str | None, records: list[dict[str, Any]]) -> ProtocolError:
+def validation_error(operation_id: str | None, records: list[dict[str, Any]]) -> SyncError:
     """Map FastAPI's validation records of one request to the protocol error Go would answer."""
     if any(record.get("loc", ("",))[0] == "header" for record in records):
         return invalid_request("Oversync-Source-ID header is required")
@@ -137,11 +181,11 @@ def validation_error(operation_id: str | None, records: list[dict[str, Any]]) ->
     location = first.get("loc", ())
     if operation_id == "uploadPushChunk" and location[:2] == ("body", "rows") and "key" in location:
         # Go decodes a row key as a map and reports a non-string value as a chunk rule breach.
-        return ProtocolError(400, rule_code, _describe(first))
+        return SyncError(rule_code, _describe(first))
     if in_body and parse_message and (strict_body or first.get("type") in _DECODE_ERRORS):
         code = rule_code if strict_body else "invalid_request"
-        return ProtocolError(400, code, f"{parse_message}: {_describe(first)}")
-    return ProtocolError(400, rule_code, _describe(first))
+        return SyncError(code, f"{parse_message}: {_describe(first)}")
+    return SyncError(rule_code, _describe(first))
 
 
 _HTTP_CODES = {
@@ -154,17 +198,16 @@ _HTTP_CODES = {
 }
 
 
-async def _on_protocol_error(_: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, ProtocolError)
-    return JSONResponse(error.body(), status_code=error.status)
+async def _on_sync_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, SyncError)
+    return error_json(error)
 
 
 async def _on_validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     route = request.scope.get("route")
     operation_id = getattr(route, "operation_id", None)
-    problem = validation_error(operation_id, list(error.errors()))
-    return JSONResponse(problem.body(), status_code=problem.status)
+    return error_json(validation_error(operation_id, list(error.errors())))
 
 
 async def _on_http_error(_: Request, error: Exception) -> JSONResponse:
@@ -185,7 +228,7 @@ async def _on_http_error(_: Request, error: Exception) -> JSONResponse:
 def exception_handlers() -> dict[Any, Any]:
     """The handlers to pass to `create_app`: protocol, validation and HTTP errors."""
     return {
-        ProtocolError: _on_protocol_error,
+        SyncError: _on_sync_error,
         RequestValidationError: _on_validation_error,
         StarletteHTTPException: _on_http_error,
     }
@@ -196,5 +239,5 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(kind, handler)
 
 
-def not_implemented() -> ProtocolError:
-    return ProtocolError(501, "not_implemented", "This operation is not implemented yet")
+def not_implemented() -> SyncError:
+    return SyncError("not_implemented", "This operation is not implemented yet")

@@ -15,10 +15,10 @@ import asyncpg
 
 from oversync_server.auth import Principal
 from oversync_server.config import ServiceConfig
-from oversync_server.errors import ProtocolError, authentication_failed, invalid_request
+from oversync_server.engine.errors import SyncError, authentication_failed, invalid_request
 
 if TYPE_CHECKING:
-    from oversync_server.storage.catalog import Catalog
+    from oversync_server.engine.catalog import Catalog
 
 log = logging.getLogger("oversync_server")
 
@@ -52,7 +52,7 @@ class SyncRuntime:
     @property
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:
-            raise ProtocolError(503, "service_unavailable", "Sync service is not started")
+            raise SyncError("service_unavailable", "Sync service is not started")
         return self._pool
 
     async def start(self) -> None:
@@ -78,7 +78,7 @@ class SyncRuntime:
     def actor(self, principal: object, source_header: str) -> Actor:
         """The actor of a request; refuses a blank source id or a missing principal."""
         if self.lifecycle != "running":
-            raise ProtocolError(503, "service_unavailable", "Sync service is shutting down")
+            raise SyncError("service_unavailable", "Sync service is shutting down")
         if not isinstance(principal, Principal) or not principal.user_id.strip():
             raise authentication_failed("authenticated user_id not found in request context")
         source_id = source_header.strip()

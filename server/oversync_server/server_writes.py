@@ -51,12 +51,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from oversync_server.errors import ProtocolError
-from oversync_server.runtime import SyncRuntime
-from oversync_server.storage import sources
-from oversync_server.storage.capture import CommittedBundle, bundle_transaction
-from oversync_server.storage.schema import catalog_of
-from oversync_server.storage.scope import (
+from oversync_server.engine import sources
+from oversync_server.engine.capture import CommittedBundle, bundle_transaction
+from oversync_server.engine.errors import SyncError
+from oversync_server.engine.schema import catalog_of
+from oversync_server.engine.scope import (
     Connection,
     Scope,
     ScopeCode,
@@ -65,6 +64,7 @@ from oversync_server.storage.scope import (
     mark_initialized,
     user_lock,
 )
+from oversync_server.runtime import SyncRuntime
 
 __all__ = [
     "ScopeWriteInvalidError",
@@ -125,7 +125,7 @@ def _rejections() -> Iterator[None]:
     """Scope/source refusals surface as `ServerWriteRejectedError`, not HTTP-shaped errors."""
     try:
         yield
-    except ProtocolError as error:
+    except SyncError as error:
         raise ServerWriteRejectedError(error.code, error.message, dict(error.extra)) from error
 
 

@@ -39,9 +39,9 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from oversync_server.config import WATCH_NOTIFY_CHANNEL
-from oversync_server.errors import ProtocolError
+from oversync_server.engine.errors import SyncError
+from oversync_server.engine.scope import require_initialized
 from oversync_server.runtime import Actor, SyncRuntime
-from oversync_server.storage.scope import require_initialized
 
 __all__ = [
     "BundleChangeListener",
@@ -363,9 +363,9 @@ async def watch_bundles(runtime: SyncRuntime, actor: Actor, *, after_bundle_seq:
     """
     watch = bundle_watch(runtime)
     if not watch.enabled:
-        raise ProtocolError(503, "bundle_change_watch_disabled", "Bundle change watch is disabled")
+        raise SyncError("bundle_change_watch_disabled", "Bundle change watch is disabled")
     if after_bundle_seq < 0:
-        raise ProtocolError(400, "invalid_request", "after_bundle_seq must be >= 0")
+        raise SyncError("invalid_request", "after_bundle_seq must be >= 0")
     await watch.listener.start()  # no-op once started; covers a watch installed after start
     hub = watch.hub
     subscription: Subscription | None = None
@@ -379,11 +379,11 @@ async def watch_bundles(runtime: SyncRuntime, actor: Actor, *, after_bundle_seq:
     except BaseException as error:
         if subscription is not None:
             hub.unsubscribe(subscription)
-        if isinstance(error, ProtocolError) or not isinstance(error, Exception):
+        if isinstance(error, SyncError) or not isinstance(error, Exception):
             raise
         log.exception("Failed to subscribe bundle change watch")
-        raise ProtocolError(
-            500, "bundle_change_watch_failed", "Failed to subscribe bundle change watch"
+        raise SyncError(
+            "bundle_change_watch_failed", "Failed to subscribe bundle change watch"
         ) from error
     if latest is not None and latest > after_bundle_seq:
         subscription.offer(BundleEvent(bundle_seq=latest))

@@ -24,10 +24,10 @@ from fastapi.responses import Response
 from oversync_protocol import models
 from oversync_server.api import HTTPResult
 from oversync_server.api.services import LifecycleService
+from oversync_server.engine import scope as scopes
+from oversync_server.engine.scope import Connection, ScopeCode
 from oversync_server.errors import failing_as
 from oversync_server.runtime import Actor, SyncRuntime
-from oversync_server.storage import scope as scopes
-from oversync_server.storage.scope import Connection, ScopeCode
 from oversync_wire.timefmt import rfc3339_nano
 
 log = logging.getLogger("oversync_server")

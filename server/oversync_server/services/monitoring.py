@@ -13,17 +13,18 @@ from oversync_protocol import models
 from oversync_server.api import HTTPResult
 from oversync_server.api.services import MonitoringService
 from oversync_server.config import PROTOCOL_VERSION
-from oversync_server.errors import ProtocolError, failing_as
+from oversync_server.engine.errors import SyncError
+from oversync_server.engine.status import StatusCounters, read_counters
+from oversync_server.errors import failing_as
 from oversync_server.runtime import SyncRuntime
 from oversync_server.services.discovery import features
-from oversync_server.storage.status import StatusCounters, read_counters
 
 
 async def status_document(runtime: SyncRuntime) -> models.StatusResponse:
     """The status document: the runtime's lifecycle plus the storage counters."""
     try:
         pool = runtime.pool
-    except ProtocolError:
+    except SyncError:
         if runtime.lifecycle == "running":
             raise
         # Closed: the pool is gone, but health must still say "unhealthy" rather than fail.

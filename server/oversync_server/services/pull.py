@@ -14,11 +14,12 @@ from oversync_protocol import models
 from oversync_server import watch
 from oversync_server.api import HTTPResult
 from oversync_server.api.services import PullService
-from oversync_server.errors import ProtocolError, failing_as
+from oversync_server.engine import pull as pulls
+from oversync_server.engine.errors import SyncError
+from oversync_server.engine.retention import count_history_pruned
+from oversync_server.engine.scope import require_initialized
+from oversync_server.errors import failing_as
 from oversync_server.runtime import Actor, SyncRuntime
-from oversync_server.storage import pull as pulls
-from oversync_server.storage.retention import count_history_pruned
-from oversync_server.storage.scope import require_initialized
 
 log = logging.getLogger("oversync_server")
 
@@ -49,7 +50,7 @@ async def pull(
                 max_bundles=max_bundles,
                 target_bundle_seq=target_bundle_seq,
             )
-    except ProtocolError as error:
+    except SyncError as error:
         if error.code == "history_pruned":
             await count_history_pruned(runtime.pool)  # best effort, after the read
         raise

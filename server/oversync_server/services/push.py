@@ -1,6 +1,6 @@
 """Push: push sessions and committed bundle rows (protocol.md §6.2-§6.6).
 
-Thin HTTP layer over `storage.push_sessions`, `storage.push_commit` and `storage.committed_rows`.
+Thin HTTP layer over `engine.push_sessions`, `engine.push_commit` and `engine.committed_rows`.
 Writers (create, chunk, commit) run under the per-user advisory lock on one pinned connection,
 in a READ COMMITTED transaction retried up to 3 times on 40001/40P01/55P03; delete and the
 committed-rows fetch take no lock. Checks happen in the reference's order; unexpected failures
@@ -30,19 +30,20 @@ from fastapi.responses import Response
 from oversync_protocol import models
 from oversync_server.api import HTTPResult
 from oversync_server.api.services import PushService
-from oversync_server.errors import ProtocolError, failing_as
+from oversync_server.engine import push_commit, push_sessions, sources
+from oversync_server.engine import scope as scopes
+from oversync_server.engine.committed_rows import PageRequest, committed_rows_page
+from oversync_server.engine.db import run_retrying
+from oversync_server.engine.errors import SyncError
+from oversync_server.engine.push_rows import chunk_invalid, prepare_rows
+from oversync_server.engine.schema import catalog_of
+from oversync_server.errors import failing_as
 from oversync_server.runtime import SyncRuntime
-from oversync_server.storage import push_commit, push_sessions, sources
-from oversync_server.storage import scope as scopes
-from oversync_server.storage.committed_rows import PageRequest, committed_rows_page
-from oversync_server.storage.db import run_retrying
-from oversync_server.storage.push_rows import chunk_invalid, prepare_rows
-from oversync_server.storage.schema import catalog_of
 
 log = logging.getLogger("oversync_server")
 
 
-def _client_value_error(error: asyncpg.PostgresError) -> ProtocolError | None:
+def _client_value_error(error: asyncpg.PostgresError) -> SyncError | None:
     """400 `push_commit_invalid` for a database error caused by a value the client sent."""
     state = getattr(error, "sqlstate", "") or ""
     if not (state.startswith("22") or state.startswith("23") or state == "428C9"):
@@ -67,7 +68,7 @@ def _client_value_error(error: asyncpg.PostgresError) -> ProtocolError | None:
     message = f"push commit rejected by the database ({subject or 'value'}): {error}"
     if detail:
         message += f" ({detail})"
-    return ProtocolError(400, "push_commit_invalid", message)
+    return SyncError("push_commit_invalid", message)
 
 
 class Push(PushService[object]):
@@ -89,9 +90,9 @@ class Push(PushService[object]):
     ):
         actor = self.runtime.actor(principal, Oversync_Source_ID)
         if body.source_bundle_id <= 0:
-            raise ProtocolError(400, "push_session_invalid", "source_bundle_id must be > 0")
+            raise SyncError("push_session_invalid", "source_bundle_id must be > 0")
         if body.planned_row_count <= 0:
-            raise ProtocolError(400, "push_session_invalid", "planned_row_count must be > 0")
+            raise SyncError("push_session_invalid", "planned_row_count must be > 0")
         config = self.runtime.config
         initialization_id = (body.initialization_id or "").strip() or None
 
@@ -192,8 +193,7 @@ class Push(PushService[object]):
                     )
                 expected = session.next_expected_row_ordinal
                 if body.start_row_ordinal != expected:
-                    raise ProtocolError(
-                        409,
+                    raise SyncError(
                         "push_chunk_out_of_order",
                         f"push session {push_id} expected start_row_ordinal {expected},"
                         f" got {body.start_row_ordinal}",
@@ -289,8 +289,8 @@ class Push(PushService[object]):
         actor = self.runtime.actor(principal, Oversync_Source_ID)
         config = self.runtime.config
 
-        def invalid(message: str) -> ProtocolError:
-            return ProtocolError(400, "committed_bundle_chunk_invalid", message)
+        def invalid(message: str) -> SyncError:
+            return SyncError("committed_bundle_chunk_invalid", message)
 
         if bundle_seq <= 0:
             raise invalid("bundle_seq must be > 0")

@@ -1,7 +1,7 @@
 """Snapshot: POST/GET/DELETE /sync/snapshot-sessions (reference/protocol.md §6.9-§6.11).
 
 Thin: the actor, the page-size rules and the error mapping live here; the work is in
-`storage.snapshots` (materialise, page, delete) and `storage.rotation` (source replacement).
+`engine.snapshots` (materialise, page, delete) and `engine.rotation` (source replacement).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from fastapi.responses import Response
 from oversync_protocol import models
 from oversync_server.api import HTTPResult
 from oversync_server.api.services import SnapshotService
+from oversync_server.engine import snapshots
+from oversync_server.engine.rotation import SourceReplacement
+from oversync_server.engine.schema import catalog_of
 from oversync_server.errors import failing_as
 from oversync_server.runtime import SyncRuntime
-from oversync_server.storage import snapshots
-from oversync_server.storage.rotation import SourceReplacement
-from oversync_server.storage.schema import catalog_of
 from oversync_wire.timefmt import rfc3339_nano
 
 

@@ -1,6 +1,6 @@
 """The table catalog: what the server knows about each registered business table.
 
-Built once at bootstrap (`oversync_server.storage.schema.bootstrap`) from `pg_catalog` and kept
+Built once at bootstrap (`oversync_server.engine.schema.bootstrap`) from `pg_catalog` and kept
 for the life of the process (topology is restart-only, as in the reference). Every other module
 takes a `Catalog` and never reads the system catalogs itself:
 

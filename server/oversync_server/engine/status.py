@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from oversync_server.storage.scope import Connection
+from oversync_server.engine.scope import Connection
 
 __all__ = ["StatusCounters", "read_counters"]
 

@@ -36,10 +36,9 @@ from datetime import timedelta
 from typing import Any
 
 from oversync_server.config import ServiceConfig
-from oversync_server.errors import ProtocolError
-from oversync_server.storage import scope as scopes
-from oversync_server.storage import sources
-from oversync_server.storage.capture import (
+from oversync_server.engine import scope as scopes
+from oversync_server.engine import sources
+from oversync_server.engine.capture import (
     OP_DELETE,
     OP_INSERT,
     OP_NAMES,
@@ -47,10 +46,11 @@ from oversync_server.storage.capture import (
     CommittedBundle,
     bundle_transaction,
 )
-from oversync_server.storage.catalog import Catalog, KeyKind, TableInfo, quote_ident, quote_literal
-from oversync_server.storage.db import Connection
-from oversync_server.storage.push_sessions import PushSession, delete_session
-from oversync_server.storage.values import key_from_bytes, wire_key, wire_payload_from_db_text
+from oversync_server.engine.catalog import Catalog, KeyKind, TableInfo, quote_ident, quote_literal
+from oversync_server.engine.db import Connection
+from oversync_server.engine.errors import SyncError
+from oversync_server.engine.push_sessions import PushSession, delete_session
+from oversync_server.engine.values import key_from_bytes, wire_key, wire_payload_from_db_text
 
 _STAGED_STATS = """
 SELECT count(*) AS staged, COALESCE(max(row_ordinal), -1) AS last_ordinal,
@@ -112,8 +112,8 @@ _TRANSACTION_SETTINGS = (
 )
 
 
-def commit_invalid(message: str) -> ProtocolError:
-    return ProtocolError(400, "push_commit_invalid", message)
+def commit_invalid(message: str) -> SyncError:
+    return SyncError("push_commit_invalid", message)
 
 
 @dataclass(slots=True)
@@ -260,8 +260,7 @@ async def _raise_first_conflict(conn: Connection, catalog: Catalog, session: Pus
             session.user_id,
         )
         server_row = None if text is None else wire_payload_from_db_text(table, text)
-    raise ProtocolError(
-        409,
+    raise SyncError(
         "push_conflict",
         f"{where}: {detail}",
         conflict={

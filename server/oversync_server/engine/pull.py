@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from oversync_server.storage.retention import enforce_floor
-from oversync_server.storage.scope import Connection, Scope
-from oversync_server.storage.values import ROW_IDENTITY_JSON_SQL
+from oversync_server.engine.retention import enforce_floor
+from oversync_server.engine.scope import Connection, Scope
+from oversync_server.engine.values import ROW_IDENTITY_JSON_SQL
 
 __all__ = ["PullPage", "pull_page", "render_page"]
 

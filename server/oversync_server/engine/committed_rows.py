@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oversync_server.errors import ProtocolError
-from oversync_server.storage.capture import OP_DELETE, OP_NAMES
-from oversync_server.storage.catalog import Catalog
-from oversync_server.storage.db import Connection
-from oversync_server.storage.retention import history_pruned
-from oversync_server.storage.values import key_from_bytes
+from oversync_server.engine.capture import OP_DELETE, OP_NAMES
+from oversync_server.engine.catalog import Catalog
+from oversync_server.engine.db import Connection
+from oversync_server.engine.errors import SyncError
+from oversync_server.engine.retention import history_pruned
+from oversync_server.engine.values import key_from_bytes
 from oversync_wire import canonical_json
 
 _PAGE = """
@@ -57,10 +57,8 @@ def _text(value: str) -> str:
     return canonical_json(value).decode("utf-8")
 
 
-def not_found(bundle_seq: int) -> ProtocolError:
-    return ProtocolError(
-        404, "committed_bundle_not_found", f"committed bundle {bundle_seq} was not found"
-    )
+def not_found(bundle_seq: int) -> SyncError:
+    return SyncError("committed_bundle_not_found", f"committed bundle {bundle_seq} was not found")
 
 
 async def committed_rows_page(

@@ -22,8 +22,8 @@ import logging
 import asyncpg
 
 from oversync_server.config import ServiceConfig
-from oversync_server.errors import ProtocolError
-from oversync_server.storage.scope import Connection
+from oversync_server.engine.errors import SyncError
+from oversync_server.engine.scope import Connection
 
 __all__ = ["apply_retention", "count_history_pruned", "enforce_floor", "history_pruned"]
 
@@ -75,10 +75,9 @@ async def apply_retention(conn: Connection, *, user_pk: int, config: ServiceConf
     return floor
 
 
-def history_pruned(user_id: str, requested: int, floor: int) -> ProtocolError:
+def history_pruned(user_id: str, requested: int, floor: int) -> SyncError:
     """409 `history_pruned` with the reference's message for a checkpoint at or below the floor."""
-    return ProtocolError(
-        409,
+    return SyncError(
         "history_pruned",
         f"requested checkpoint {requested} is older than retained history floor {floor}"
         f" for user {user_id}",

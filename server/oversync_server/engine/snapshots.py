@@ -31,8 +31,7 @@ from datetime import datetime
 import asyncpg
 
 from oversync_server.config import ServiceConfig
-from oversync_server.errors import ProtocolError
-from oversync_server.storage.catalog import (
+from oversync_server.engine.catalog import (
     SCOPE_COLUMN,
     Catalog,
     KeyKind,
@@ -40,10 +39,11 @@ from oversync_server.storage.catalog import (
     quote_ident,
     quote_literal,
 )
-from oversync_server.storage.db import run_retrying
-from oversync_server.storage.rotation import SourceReplacement, rotate_source
-from oversync_server.storage.scope import Connection, require_initialized
-from oversync_server.storage.values import ROW_IDENTITY_JSON_SQL
+from oversync_server.engine.db import run_retrying
+from oversync_server.engine.errors import SyncError
+from oversync_server.engine.rotation import SourceReplacement, rotate_source
+from oversync_server.engine.scope import Connection, require_initialized
+from oversync_server.engine.values import ROW_IDENTITY_JSON_SQL
 
 __all__ = [
     "SnapshotSession",
@@ -70,36 +70,31 @@ class SnapshotSession:
 # ------------------------------------------------------------------------------------ errors
 
 
-def snapshot_not_found(snapshot_id: str) -> ProtocolError:
-    return ProtocolError(
-        404, "snapshot_session_not_found", f"snapshot session {snapshot_id} was not found"
-    )
+def snapshot_not_found(snapshot_id: str) -> SyncError:
+    return SyncError("snapshot_session_not_found", f"snapshot session {snapshot_id} was not found")
 
 
-def _forbidden(snapshot_id: str) -> ProtocolError:
-    return ProtocolError(
-        403,
+def _forbidden(snapshot_id: str) -> SyncError:
+    return SyncError(
         "snapshot_session_forbidden",
         f"snapshot session {snapshot_id} does not belong to the authenticated user",
     )
 
 
-def _expired(snapshot_id: str) -> ProtocolError:
-    return ProtocolError(
-        410,
+def _expired(snapshot_id: str) -> SyncError:
+    return SyncError(
         "snapshot_session_expired",
         f"snapshot session {snapshot_id} has expired; start a new snapshot session",
     )
 
 
-def _too_large(user_id: str, dimension: str, value: int, limit: int) -> ProtocolError:
+def _too_large(user_id: str, dimension: str, value: int, limit: int) -> SyncError:
     setting = (
         "max_rows_per_snapshot_session"
         if dimension == "row_count"
         else ("max_bytes_per_snapshot_session")
     )
-    return ProtocolError(
-        413,
+    return SyncError(
         "snapshot_session_too_large",
         f"snapshot for user {user_id} exceeds the {dimension} limit: {value} > {limit} ({setting})",
     )

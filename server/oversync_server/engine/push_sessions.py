@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from oversync_server.errors import ProtocolError
-from oversync_server.storage.catalog import Catalog, TableInfo, quote_ident
-from oversync_server.storage.db import Connection
-from oversync_server.storage.push_rows import PreparedRow, chunk_invalid
+from oversync_server.engine.catalog import Catalog, TableInfo, quote_ident
+from oversync_server.engine.db import Connection
+from oversync_server.engine.errors import SyncError
+from oversync_server.engine.push_rows import PreparedRow, chunk_invalid
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +143,8 @@ async def create_session(
     return push_id
 
 
-def session_not_found(push_id: str) -> ProtocolError:
-    return ProtocolError(404, "push_session_not_found", f"push session {push_id} was not found")
+def session_not_found(push_id: str) -> SyncError:
+    return SyncError("push_session_not_found", f"push session {push_id} was not found")
 
 
 async def lock_session(conn: Connection, push_id: str, user_id: str) -> PushSession:
@@ -158,14 +158,12 @@ async def lock_session(conn: Connection, push_id: str, user_id: str) -> PushSess
     if row is None:
         raise session_not_found(push_id)
     if row["user_id"] != user_id:
-        raise ProtocolError(
-            403,
+        raise SyncError(
             "push_session_forbidden",
             f"push session {push_id} does not belong to the authenticated user",
         )
     if row["expired"]:
-        raise ProtocolError(
-            410,
+        raise SyncError(
             "push_session_expired",
             f"push session {push_id} has expired; start a new push session",
         )
@@ -228,7 +226,7 @@ async def stage_chunk(
 
 async def explain_value_error(
     conn: Connection, catalog: Catalog, rows: list[PreparedRow], error: asyncpg.PostgresError
-) -> ProtocolError:
+) -> SyncError:
     """Name the table and column of a value the chunk check refused (outside the failed tx)."""
     by_table: dict[int, list[dict[str, object]]] = {}
     for row in rows:

@@ -1,6 +1,6 @@
 """Bundle capture: one committed business transaction becomes exactly one bundle (server.md §2).
 
-Every registered table carries two row triggers (`storage/ddl.py`): an owner guard that refuses
+Every registered table carries two row triggers (`engine/ddl.py`): an owner guard that refuses
 writes without a bundle context and fills `_sync_scope_id`, and a capture trigger that appends
 each row change (cascades and trigger-made writes included) to `sync.bundle_capture_stage`.
 `bundle_transaction` sets the context and, when the business SQL is done, turns the staged
@@ -30,7 +30,7 @@ of the block the finalizer, still inside the caller's transaction:
    upserts (tombstones for deletes), the source's new watermark (`active`), the watch
    `pg_notify` (delivered only if the transaction commits) and the end of the bundle context
    (later writes to registered tables in this transaction are refused, not silently lost);
-5. runs the retention step (`storage.retention.apply_retention`).
+5. runs the retention step (`engine.retention.apply_retention`).
 
 Statement budget, whatever the row count: 1 statement for the context, then 4 for the finalizer
 (stage read, bundle_seq, persist, retention); 3 with retention off; 1 when nothing was captured.
@@ -45,10 +45,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from oversync_server.config import WATCH_NOTIFY_CHANNEL, ServiceConfig
-from oversync_server.storage import retention, sources
-from oversync_server.storage.catalog import Catalog, TableInfo
-from oversync_server.storage.db import Connection
-from oversync_server.storage.values import exact_json, wire_key, wire_payload_from_db_text
+from oversync_server.engine import retention, sources
+from oversync_server.engine.catalog import Catalog, TableInfo
+from oversync_server.engine.db import Connection
+from oversync_server.engine.values import exact_json, wire_key, wire_payload_from_db_text
 from oversync_wire import bundle_hash
 
 OP_INSERT, OP_UPDATE, OP_DELETE = 1, 2, 3
@@ -327,7 +327,7 @@ async def bundle_transaction(
     """Run business SQL under a bundle context, then finalize it (see the module docstring).
 
     Must be entered inside a transaction on `conn`. An exception in the block skips the
-    finalizer and propagates (the caller's transaction rolls back). Raises `ProtocolError`
+    finalizer and propagates (the caller's transaction rolls back). Raises `SyncError`
     409 `source_retired` if the source was retired under the caller (it should be locked).
     """
     if not conn.is_in_transaction():

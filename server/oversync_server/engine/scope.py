@@ -48,7 +48,7 @@ from typing import TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from oversync_server.errors import ProtocolError
+from oversync_server.engine.errors import SyncError
 from oversync_wire.timefmt import rfc3339_nano
 
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
@@ -327,21 +327,17 @@ async def refresh_lease(
 # ------------------------------------------------------------------------------------- checks
 
 
-def scope_uninitialized(user_id: str) -> ProtocolError:
-    return ProtocolError(
-        409, "scope_uninitialized", f"sync scope for user {user_id} is not initialized"
-    )
+def scope_uninitialized(user_id: str) -> SyncError:
+    return SyncError("scope_uninitialized", f"sync scope for user {user_id} is not initialized")
 
 
-def scope_initializing(user_id: str, lease_expires_at: datetime | None) -> ProtocolError:
+def scope_initializing(user_id: str, lease_expires_at: datetime | None) -> SyncError:
     until = f" until {rfc3339_nano(lease_expires_at)}" if lease_expires_at else ""
-    return ProtocolError(
-        409, "scope_initializing", f"sync scope for user {user_id} is initializing{until}"
-    )
+    return SyncError("scope_initializing", f"sync scope for user {user_id} is initializing{until}")
 
 
-def _stale(message: str) -> ProtocolError:
-    return ProtocolError(409, "initialization_stale", message)
+def _stale(message: str) -> SyncError:
+    return SyncError("initialization_stale", message)
 
 
 def _same_id(active: uuid.UUID | None, given: str | uuid.UUID | None) -> bool:
@@ -395,21 +391,17 @@ async def admit_push_create(
     given = (initialization_id or "").strip() or None
     if scope.state is ScopeCode.UNINITIALIZED:
         if given is not None:
-            raise ProtocolError(
-                410, "initialization_expired", "initialization lease is no longer active"
-            )
+            raise SyncError("initialization_expired", "initialization lease is no longer active")
         raise scope_uninitialized(scope.user_id)
     if scope.state is ScopeCode.INITIALIZED:
         if given is not None:
-            raise ProtocolError(
-                400,
+            raise SyncError(
                 "push_session_invalid",
                 "initialization_id must be absent once the scope is initialized",
             )
         return False
     if given is None:
-        raise ProtocolError(
-            400,
+        raise SyncError(
             "push_session_invalid",
             "initialization_id is required while the scope is initializing",
         )

@@ -26,8 +26,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from oversync_server.config import ServiceConfig
-from oversync_server.runtime import SyncRuntime
-from oversync_server.storage.catalog import (
+from oversync_server.engine.catalog import (
     KEY_KINDS,
     SCOPE_COLUMN,
     SUPPORTED_TYPES,
@@ -36,14 +35,15 @@ from oversync_server.storage.catalog import (
     TableInfo,
     quote_literal,
 )
-from oversync_server.storage.db import Connection, run_retrying
-from oversync_server.storage.ddl import (
+from oversync_server.engine.db import Connection, run_retrying
+from oversync_server.engine.ddl import (
     BOOTSTRAP_LOCK_KEY,
     LAYOUT_NAME,
     PROTOCOL_LABEL,
     SCHEMA_DDL,
     TRIGGER_FUNCTIONS_DDL,
 )
+from oversync_server.runtime import SyncRuntime
 
 log = logging.getLogger("oversync_server")
 

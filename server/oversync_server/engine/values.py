@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from oversync_server.storage.catalog import SCOPE_COLUMN, KeyKind, TableInfo, ValueKind
+from oversync_server.engine.catalog import SCOPE_COLUMN, KeyKind, TableInfo, ValueKind
 from oversync_wire import canonical_json, normalize_payload
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oversync_server.errors import ProtocolError
-from oversync_server.storage.db import Connection
+from oversync_server.engine.db import Connection
+from oversync_server.engine.errors import SyncError
 
 _LOAD = """
 SELECT state, max_committed_source_bundle_id, replaced_by_source_id
@@ -56,13 +56,12 @@ class SourceState:
         return self.max_committed_source_bundle_id + 1
 
 
-def source_retired(*, user_id: str, source_id: str, replaced_by_source_id: str) -> ProtocolError:
+def source_retired(*, user_id: str, source_id: str, replaced_by_source_id: str) -> SyncError:
     """409 `source_retired` with the structured body (`source_id`, `replaced_by_source_id`)."""
     message = f"source {source_id} for user {user_id} was retired"
     if replaced_by_source_id:
         message += f" and replaced by {replaced_by_source_id}"
-    return ProtocolError(
-        409,
+    return SyncError(
         "source_retired",
         message,
         source_id=source_id,
@@ -72,20 +71,16 @@ def source_retired(*, user_id: str, source_id: str, replaced_by_source_id: str) 
 
 def source_tuple_pruned(
     *, user_id: str, source_id: str, source_bundle_id: int, max_committed: int
-) -> ProtocolError:
-    return ProtocolError(
-        409,
+) -> SyncError:
+    return SyncError(
         "history_pruned",
         f"source tuple ({source_id}, {source_bundle_id}) for user {user_id} is older than"
         f" retained duplicate history; max committed source_bundle_id is {max_committed}",
     )
 
 
-def source_out_of_order(
-    *, user_id: str, source_id: str, expected: int, actual: int
-) -> ProtocolError:
-    return ProtocolError(
-        409,
+def source_out_of_order(*, user_id: str, source_id: str, expected: int, actual: int) -> SyncError:
+    return SyncError(
         "source_sequence_out_of_order",
         f"source {source_id} for user {user_id} expected next source_bundle_id {expected},"
         f" got {actual}",
@@ -94,9 +89,8 @@ def source_out_of_order(
 
 def source_sequence_changed(
     *, user_id: str, source_id: str, staged: int, expected: int
-) -> ProtocolError:
-    return ProtocolError(
-        409,
+) -> SyncError:
+    return SyncError(
         "source_sequence_changed",
         f"source {source_id} for user {user_id} changed expected next source_bundle_id from"
         f" staged {staged} to {expected} before commit",

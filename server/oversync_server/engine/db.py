@@ -1,5 +1,5 @@
 """Connection helpers shared by the storage modules: the connection type and bounded retries of
-serialization failures and deadlocks (the per-user lock is `storage.scope.user_lock`).
+serialization failures and deadlocks (the per-user lock is `engine.scope.user_lock`).
 
     async with user_lock(runtime.pool, actor.user_id) as conn:
         result = await run_retrying(lambda: one_transaction(conn))

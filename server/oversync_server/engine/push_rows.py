@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from oversync_protocol import models
-from oversync_server.errors import ProtocolError
-from oversync_server.storage.capture import OP_CODES, OP_DELETE
-from oversync_server.storage.catalog import SCOPE_COLUMN, Catalog, TableInfo
-from oversync_server.storage.values import (
+from oversync_server.engine.capture import OP_CODES, OP_DELETE
+from oversync_server.engine.catalog import SCOPE_COLUMN, Catalog, TableInfo
+from oversync_server.engine.errors import SyncError
+from oversync_server.engine.values import (
     ValueFormatError,
     bytea_from_wire,
     exact_json,
@@ -44,8 +44,8 @@ class PreparedRow:
     payload_apply: str | None  # canonical JSON for jsonb_populate_record; None for DELETE
 
 
-def chunk_invalid(message: str) -> ProtocolError:
-    return ProtocolError(400, "push_chunk_invalid", message)
+def chunk_invalid(message: str) -> SyncError:
+    return SyncError("push_chunk_invalid", message)
 
 
 def _table(catalog: Catalog, row: models.PushRequestRow) -> TableInfo:

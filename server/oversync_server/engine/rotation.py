@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oversync_server.errors import ProtocolError
-from oversync_server.storage.scope import Connection
-from oversync_server.storage.sources import source_retired
+from oversync_server.engine.errors import SyncError
+from oversync_server.engine.scope import Connection
+from oversync_server.engine.sources import source_retired
 
 __all__ = [
     "REPLACEMENT_REASONS",
@@ -51,8 +51,8 @@ class SourceReplacement:
     reason: str
 
 
-def _invalid_request(message: str) -> ProtocolError:
-    return ProtocolError(400, "snapshot_session_invalid", message)
+def _invalid_request(message: str) -> SyncError:
+    return SyncError("snapshot_session_invalid", message)
 
 
 def validate_replacement(source_id: str, request: SourceReplacement) -> SourceReplacement:
@@ -70,8 +70,8 @@ def validate_replacement(source_id: str, request: SourceReplacement) -> SourceRe
     return SourceReplacement(previous, new, why)
 
 
-def _replacement_invalid(message: str) -> ProtocolError:
-    return ProtocolError(409, "source_replacement_invalid", message)
+def _replacement_invalid(message: str) -> SyncError:
+    return SyncError("source_replacement_invalid", message)
 
 
 # Both rows, locked: under the snapshot's REPEATABLE READ a concurrent change to either (e.g. a

@@ -1,1 +1,0 @@
-"""PostgreSQL storage of the sync server: the `sync` schema, the catalog, capture and state."""
