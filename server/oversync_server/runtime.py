@@ -44,6 +44,9 @@ class SyncRuntime:
     inflight_operations: int = 0
     start_hooks: list[Hook] = field(default_factory=list)
     stop_hooks: list[Hook] = field(default_factory=list)
+    # Called once when a graceful shutdown begins (before in-flight requests drain): e.g. the
+    # watch hub ends its streams, which are not in-flight work.
+    shutdown_begin_hooks: list[Callable[[], None]] = field(default_factory=list)
     dev_endpoints: bool = False
     # The registered tables as found in PostgreSQL, set by the bootstrap start hook.
     catalog: Catalog | None = None
@@ -63,7 +66,19 @@ class SyncRuntime:
         for hook in self.start_hooks:
             await hook(self)
 
+    def begin_shutdown(self) -> None:
+        """Refuse new sync operations (503) and end what is not in-flight work; idempotent."""
+        if self.lifecycle != "running":
+            return
+        self.lifecycle = "shutting_down"
+        for hook in self.shutdown_begin_hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("error while beginning shutdown")
+
     async def stop(self) -> None:
+        self.begin_shutdown()
         self.lifecycle = "shutting_down"
         for hook in reversed(self.stop_hooks):
             try:
