@@ -317,6 +317,56 @@ def test_partial_update_and_key_injection(server: ServerProcess) -> None:
         assert (payloads[other]["name"], payloads[other]["email"]) == ("Bob", "b2@x")
 
 
+def test_inserts_and_updates_with_mixed_column_sets_in_several_tables(
+    server: ServerProcess,
+) -> None:
+    """Rows of one table that name different columns each apply with their own columns (the rest
+    take column defaults or keep their value), in INSERT and UPDATE groups of several tables."""
+    ada, bob, cyd = new_key(), new_key(), new_key()
+    post_a, post_b = new_key(), new_key()
+    stamp = "2024-01-02T03:04:05Z"
+    with server.client("alice") as client:
+        attach(client, "dev-a")
+        first = push(
+            client,
+            "dev-a",
+            1,
+            [
+                row("users", "INSERT", ada, {"name": "Ada", "email": "ada@x"}),
+                row("posts", "INSERT", post_a, {"title": "t", "content": "c", "author_id": ada}),
+                row("users", "INSERT", bob, {"name": "Bob", "email": "b@x", "created_at": stamp}),
+                row("posts", "INSERT", post_b, {"title": "u", "content": "d"}),
+                row("users", "INSERT", cyd, {"name": "Cyd", "email": "c@x"}),
+            ],
+        )
+        assert first.row_count == 5
+        second = push(
+            client,
+            "dev-a",
+            2,
+            [
+                row("users", "UPDATE", ada, {"email": "ada2@x"}, base=1),
+                row("posts", "UPDATE", post_a, {"title": "t2"}, base=1),
+                row("users", "UPDATE", bob, {"name": "Bobby", "created_at": stamp}, base=1),
+                row("posts", "UPDATE", post_b, {"content": "d2", "author_id": bob}, base=1),
+            ],
+        )
+        assert second.row_count == 4
+        served = {}
+        for bundle_seq in (first.bundle_seq, second.bundle_seq):
+            for item in page(client, "dev-a", bundle_seq).rows:
+                data = item.to_dict()
+                served[data["key"]["id"]] = data["payload"]
+    assert (served[ada]["name"], served[ada]["email"]) == ("Ada", "ada2@x")
+    assert (served[bob]["name"], served[bob]["email"]) == ("Bobby", "b@x")
+    assert served[bob]["created_at"].startswith("2024-01-02T03:04:05")
+    assert served[cyd]["created_at"] is not None  # the column default filled it
+    assert (served[post_a]["title"], served[post_a]["content"]) == ("t2", "c")
+    assert served[post_a]["author_id"] == ada
+    assert (served[post_b]["title"], served[post_b]["content"]) == ("u", "d2")
+    assert served[post_b]["author_id"] == bob
+
+
 def test_two_devices_of_one_user_interleave(server: ServerProcess) -> None:
     shared = new_key()
     with server.client("alice") as client:

@@ -122,6 +122,9 @@ class _Group:
     op_code: int
     column_sets: list[tuple[str, ...]]
     first_ordinal: int
+    # INSERT: the table has other INSERT groups (other column sets) in this session, so this
+    # group's statement must select only the staged rows that sent exactly its columns.
+    shares_table: bool = False
 
 
 def _key_sql(table: TableInfo, source: str) -> str:
@@ -131,25 +134,28 @@ def _key_sql(table: TableInfo, source: str) -> str:
     return f"convert_from({source}, 'UTF8')"
 
 
-def _staged_filter(group: _Group, columns: tuple[str, ...] | None = None) -> str:
+def _staged_filter(group: _Group) -> str:
     where = (
         f"p.push_id = $1 AND p.table_id = {group.table.table_id} AND p.op_code = {group.op_code}"
     )
-    if columns is not None and len(group.column_sets) > 1:
-        keys = "ARRAY[" + ", ".join(quote_literal(c) for c in columns) + "]::text[]"
+    if group.shares_table:
+        keys = "ARRAY[" + ", ".join(quote_literal(c) for c in group.column_sets[0]) + "]::text[]"
         where += f" AND ARRAY(SELECT json_object_keys(p.payload_apply) ORDER BY 1) = {keys}"
     return where
 
 
-def _insert_sql(group: _Group, columns: tuple[str, ...]) -> str:
+def _insert_sql(group: _Group) -> str:
+    """One INSERT of the staged rows that sent exactly this group's columns (the others take
+    their column defaults)."""
     table = group.table
+    columns = group.column_sets[0]
     names = ", ".join(quote_ident(c) for c in columns)
     values = ", ".join(f"r.{quote_ident(c)}" for c in columns)
     return (
         f"INSERT INTO {table.sql_name} ({names}) SELECT {values}"
         f" FROM sync.push_session_rows p,"
         f" jsonb_populate_record(NULL::{table.sql_name}, p.payload_apply::jsonb) AS r"
-        f" WHERE {_staged_filter(group, columns)} ORDER BY p.row_ordinal"
+        f" WHERE {_staged_filter(group)} ORDER BY p.row_ordinal"
     )
 
 
@@ -225,6 +231,15 @@ async def _load_groups(conn: Connection, catalog: Catalog, push_id: Any) -> list
         else:
             group.column_sets.append(columns)
             group.first_ordinal = min(group.first_ordinal, row["first_ordinal"])
+    insert_groups_per_table: dict[int, int] = {}
+    for group in groups.values():
+        if group.op_code == OP_INSERT:
+            table_id = group.table.table_id
+            insert_groups_per_table[table_id] = insert_groups_per_table.get(table_id, 0) + 1
+    for group in groups.values():
+        group.shares_table = (
+            group.op_code == OP_INSERT and insert_groups_per_table[group.table.table_id] > 1
+        )
     return sorted(groups.values(), key=lambda g: g.first_ordinal)
 
 
@@ -318,8 +333,7 @@ async def commit_session(
         await _raise_first_conflict(conn, catalog, session)
         for group in groups:
             if group.op_code == OP_INSERT:
-                sql = _insert_sql(group, group.column_sets[0])
-                await conn.execute(sql, session.push_id)
+                await conn.execute(_insert_sql(group), session.push_id)
             elif group.op_code == OP_UPDATE:
                 await conn.execute(_update_sql(group), session.push_id, session.user_id)
             elif group.op_code == OP_DELETE:
