@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +16,31 @@ import pytest
 
 from oversync_server.config import ServiceConfig, load_config
 from oversync_server.engine.capture import (
+    FINALIZE_BATCH_ROWS,
     BundleContextError,
     CommittedBundle,
     bundle_transaction,
-    coalesce_changes,
     set_bundle_context,
 )
 from oversync_server.engine.catalog import Catalog
+from oversync_server.engine.errors import SyncError
 from oversync_server.engine.schema import bootstrap
+from oversync_server.engine.values import wire_key
 from oversync_wire import bundle_hash
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "business"
 CONFIG = load_config(EXAMPLE / "config.yaml")
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    """One row of a committed bundle as `sync.bundle_rows` holds it."""
+
+    table: str
+    key_bytes: bytes
+    op: str
+    payload: dict[str, Any] | None
+    payload_text: str | None
 
 
 class Store:
@@ -42,6 +56,40 @@ class Store:
                 user_id,
             )
             return pk
+
+    async def rows(self, bundle: CommittedBundle) -> list[StoredRow]:
+        """The bundle's stored rows in row_ordinal order."""
+        async with self.pool.acquire() as conn:
+            records = await conn.fetch(
+                "SELECT c.table_name, r.key_bytes, r.op_code, r.payload_wire::text"
+                " FROM sync.bundle_rows r JOIN sync.table_catalog c USING (table_id)"
+                " WHERE r.user_pk = $1 AND r.bundle_seq = $2 ORDER BY r.row_ordinal",
+                bundle.user_pk,
+                bundle.bundle_seq,
+            )
+        ops = {1: "INSERT", 2: "UPDATE", 3: "DELETE"}
+        return [
+            StoredRow(t, bytes(k), ops[o], None if p is None else json.loads(p), p)
+            for t, k, o, p in records
+        ]
+
+    async def wire_rows(self, bundle: CommittedBundle) -> list[dict[str, Any]]:
+        """The bundle's rows as the hash sees them."""
+        out = []
+        for row in await self.rows(bundle):
+            table = self.catalog.by_name("business", row.table)
+            assert table is not None
+            item: dict[str, Any] = {
+                "schema": "business",
+                "table": row.table,
+                "key": wire_key(table, row.key_bytes),
+                "op": row.op,
+                "row_version": bundle.bundle_seq,
+            }
+            if row.payload is not None:
+                item["payload"] = row.payload
+            out.append(item)
+        return out
 
     def capture(
         self, conn: Any, user_id: str, user_pk: int, source_bundle_id: int, source: str = "dev"
@@ -104,16 +152,14 @@ async def test_one_transaction_is_one_bundle(store: Store) -> None:
         "dev",
         1,
     )
-    assert [(r.op, r.key_bytes) for r in bundle.rows] == [("INSERT", a.bytes), ("INSERT", b.bytes)]
-    assert bundle.rows[0].payload is not None and bundle.rows[0].payload["name"] == "A2"
-    assert "_sync_scope_id" not in bundle.rows[0].payload
-    assert bundle_hash(bundle.wire_rows()) == (bundle.bundle_hash, bundle.byte_count)
+    rows = await store.rows(bundle)
+    assert [(r.op, r.key_bytes) for r in rows] == [("INSERT", a.bytes), ("INSERT", b.bytes)]
+    assert rows[0].payload is not None and rows[0].payload["name"] == "A2"
+    assert "_sync_scope_id" not in rows[0].payload
+    assert bundle_hash(await store.wire_rows(bundle)) == (bundle.bundle_hash, bundle.byte_count)
     async with store.pool.acquire() as conn:
-        stored = await conn.fetch(
-            "SELECT row_ordinal, payload_wire::text FROM sync.bundle_rows ORDER BY 1"
-        )
+        stored = await conn.fetch("SELECT row_ordinal FROM sync.bundle_rows ORDER BY 1")
         assert [r[0] for r in stored] == [1, 2]
-        assert stored[0][1] == bundle.rows[0].payload_text
         log = await conn.fetchrow("SELECT row_count, byte_count, bundle_hash FROM sync.bundle_log")
         assert tuple(log) == (2, bundle.byte_count, bytes.fromhex(bundle.bundle_hash))
         states = await conn.fetch("SELECT bundle_seq, deleted FROM sync.row_state")
@@ -175,7 +221,7 @@ async def test_key_change_is_delete_plus_insert_and_cascades_follow(store: Store
         "alice", ("UPDATE business.users SET id = $2 WHERE id = $1", old, new)
     )
     assert changed is not None
-    assert [(r.op, r.key_bytes) for r in changed.rows] == [
+    assert [(r.op, r.key_bytes) for r in await store.rows(changed)] == [
         ("DELETE", old.bytes),
         ("INSERT", new.bytes),
     ]
@@ -183,7 +229,7 @@ async def test_key_change_is_delete_plus_insert_and_cascades_follow(store: Store
         "alice", ("DELETE FROM business.categories WHERE id = $1", category)
     )
     assert cascaded is not None
-    assert sorted((r.op, r.key_bytes) for r in cascaded.rows) == sorted(
+    assert sorted((r.op, r.key_bytes) for r in await store.rows(cascaded)) == sorted(
         [("DELETE", category.bytes), ("DELETE", child.bytes)]
     )
     async with store.pool.acquire() as conn:
@@ -215,7 +261,7 @@ async def test_trigger_writes_and_savepoints_land_in_the_same_bundle(store: Stor
         async with conn.transaction():  # a savepoint
             await conn.execute(INSERT_USER, uuid.uuid4(), "b")
     assert capture.bundle is not None
-    assert sorted(r.table.table for r in capture.bundle.rows) == [
+    assert sorted(r.table for r in await store.rows(capture.bundle)) == [
         "posts",
         "posts",
         "users",
@@ -319,16 +365,67 @@ async def test_retention_runs_in_the_committing_transaction(pg_pool: asyncpg.Poo
         assert floor == 0
 
 
-def test_coalesce_rules() -> None:
-    k, j = b"k", b"j"
-    ins, upd, dele = 1, 2, 3
-    assert coalesce_changes([(1, 1, ins, k, "{}"), (2, 1, dele, k, None)]) == []
-    assert coalesce_changes([(1, 1, upd, k, "{}"), (2, 1, dele, k, None)]) == [(1, k, dele, None)]
-    assert coalesce_changes([(1, 1, dele, k, None), (2, 1, ins, k, "x")]) == [(1, k, upd, "x")]
-    assert coalesce_changes([(1, 1, ins, k, "a"), (2, 1, upd, k, "b")]) == [(1, k, ins, "b")]
-    assert coalesce_changes([(1, 1, upd, k, "a"), (2, 1, upd, k, "b")]) == [(1, k, upd, "b")]
-    # first-capture order, whatever order the stage returned them in
-    assert coalesce_changes([(5, 2, ins, j, "j"), (3, 1, ins, k, "k")]) == [
-        (1, k, ins, "k"),
-        (2, j, ins, "j"),
+async def test_coalesce_rules(store: Store) -> None:
+    """Per (table, key), in one transaction: INSERT..DELETE vanishes, X..DELETE is DELETE,
+    DELETE..INSERT is UPDATE, INSERT..UPDATE is INSERT with the last image, rows keep their
+    first-capture order."""
+    kept, gone, reborn, edited = (uuid.uuid4() for _ in range(4))
+    await store.write("alice", (INSERT_USER, kept, "k"), (INSERT_USER, reborn, "r"))
+    bundle = await store.write(
+        "alice",
+        (INSERT_USER, edited, "e1"),
+        ("UPDATE business.users SET name = 'e2' WHERE id = $1", edited),
+        (INSERT_USER, gone, "g"),
+        ("DELETE FROM business.users WHERE id = $1", gone),
+        ("DELETE FROM business.users WHERE id = $1", reborn),
+        (INSERT_USER, reborn, "r2"),
+        ("UPDATE business.users SET name = 'k2' WHERE id = $1", kept),
+        ("DELETE FROM business.users WHERE id = $1", kept),
+    )
+    assert bundle is not None
+    rows = await store.rows(bundle)
+    assert [(r.op, r.key_bytes) for r in rows] == [
+        ("INSERT", edited.bytes),
+        ("UPDATE", reborn.bytes),
+        ("DELETE", kept.bytes),
     ]
+    assert rows[0].payload is not None and rows[0].payload["name"] == "e2"
+    assert rows[1].payload is not None and rows[1].payload["name"] == "r2"
+    assert rows[2].payload is None
+
+
+async def test_a_bundle_of_several_batches_streams_and_hashes_like_one(store: Store) -> None:
+    count = FINALIZE_BATCH_ROWS * 2 + 7
+    bundle = await store.write(
+        "alice",
+        (
+            "INSERT INTO business.users (id, name, email)"
+            " SELECT gen_random_uuid(), 'n' || g, 'e' FROM generate_series(1, $1) g",
+            count,
+        ),
+    )
+    assert bundle is not None and bundle.row_count == count
+    wire = await store.wire_rows(bundle)
+    assert len(wire) == count
+    assert bundle_hash(wire) == (bundle.bundle_hash, bundle.byte_count)
+    async with store.pool.acquire() as conn:
+        log = await conn.fetchrow("SELECT row_count, byte_count, bundle_hash FROM sync.bundle_log")
+        assert tuple(log) == (count, bundle.byte_count, bytes.fromhex(bundle.bundle_hash))
+        ordinals = await conn.fetchrow(
+            "SELECT min(row_ordinal), max(row_ordinal) FROM sync.bundle_rows"
+        )
+        assert tuple(ordinals) == (1, count)
+        assert await conn.fetchval("SELECT count(*) FROM sync.row_state") == count
+        assert await conn.fetchval("SELECT count(*) FROM sync.bundle_capture_stage") == 0
+
+
+async def test_max_rows_per_bundle_is_enforced_on_what_was_captured(
+    pg_pool: asyncpg.Pool, store: Store
+) -> None:
+    small = Store(pg_pool, store.catalog, CONFIG.with_changes(max_rows_per_bundle=3))
+    assert await small.write("alice", *[(INSERT_USER, uuid.uuid4(), "a") for _ in range(3)])
+    with pytest.raises(SyncError, match="more than max_rows_per_bundle 3") as refused:
+        await small.write("alice", *[(INSERT_USER, uuid.uuid4(), "a") for _ in range(4)])
+    assert refused.value.code == "push_commit_invalid"
+    async with pg_pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM sync.bundle_log") == 1

@@ -50,7 +50,7 @@ async def test_a_server_write_is_an_ordinary_bundle_devices_pull(
     assert result.value == key
     bundle = result.bundle
     assert (bundle.bundle_seq, bundle.source_id, bundle.source_bundle_id) == (1, "server:admin", 1)
-    assert bundle.row_count == 1 and bundle.rows[0].op == "INSERT"
+    assert bundle.row_count == 1
 
     with server.client("alice") as client:
         stable, bundles = pull_to_stable(client, "dev-a")
@@ -59,6 +59,7 @@ async def test_a_server_write_is_an_ordinary_bundle_devices_pull(
     assert (pulled.source_id, pulled.source_bundle_id) == ("server:admin", 1)
     assert pulled.bundle_hash == bundle.bundle_hash
     row = pulled.rows[0].to_dict()
+    assert row["op"] == "INSERT"
     assert row["key"] == {"id": str(key)} and row["payload"]["name"] == "Ada"
     assert "_sync_scope_id" not in row["payload"]
 

@@ -6,6 +6,7 @@ Go ``time.RFC3339Nano`` formatting (:mod:`oversync_wire.timefmt`).
 
 from oversync_wire.canonical import (
     BUNDLE_ROW_OPS,
+    BundleHasher,
     CanonicalJSONError,
     CanonicalJSONTypeError,
     bundle_hash,
@@ -20,6 +21,7 @@ from oversync_wire.timefmt import rfc3339_nano
 
 __all__ = [
     "BUNDLE_ROW_OPS",
+    "BundleHasher",
     "CanonicalJSONError",
     "CanonicalJSONTypeError",
     "bundle_hash",

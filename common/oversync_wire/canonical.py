@@ -37,6 +37,7 @@ from typing import Any, Final, NoReturn
 
 __all__ = [
     "BUNDLE_ROW_OPS",
+    "BundleHasher",
     "CanonicalJSONError",
     "CanonicalJSONTypeError",
     "bundle_hash",
@@ -444,40 +445,82 @@ def _bundle_items(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _bundle_items_unguarded(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    for ordinal, row in enumerate(rows):
-        try:
-            op = row["op"]
-            schema, table, key, row_version = (
-                row["schema"],
-                row["table"],
-                row["key"],
-                row["row_version"],
-            )
-        except KeyError as exc:
-            raise CanonicalJSONError(f"bundle row {ordinal} has no {exc.args[0]!r}") from None
-        if op not in BUNDLE_ROW_OPS:
-            raise CanonicalJSONError(f"bundle row {ordinal} has invalid op {op!r}")
-        given = row.get("row_ordinal")
-        if given is not None and (type(given) is not int or given != ordinal):
-            raise CanonicalJSONError(
-                f"bundle row at position {ordinal} carries row_ordinal {given!r}; "
-                "the hash uses 0-based positions, so pass the bundle's rows in order"
-            )
-        items.append(
-            _normalize_items(
-                (
-                    ("key", key),
-                    ("op", op),
-                    ("payload", None if op == "DELETE" else row.get("payload")),
-                    ("row_ordinal", ordinal),
-                    ("row_version", row_version),
-                    ("schema", schema),
-                    ("table", table),
-                )
-            )
+    return [_bundle_item(ordinal, row) for ordinal, row in enumerate(rows)]
+
+
+def _bundle_item(ordinal: int, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The normalized hash item of the bundle's row at 0-based position `ordinal`."""
+    try:
+        op = row["op"]
+        schema, table, key, row_version = (
+            row["schema"],
+            row["table"],
+            row["key"],
+            row["row_version"],
         )
-    return items
+    except KeyError as exc:
+        raise CanonicalJSONError(f"bundle row {ordinal} has no {exc.args[0]!r}") from None
+    if op not in BUNDLE_ROW_OPS:
+        raise CanonicalJSONError(f"bundle row {ordinal} has invalid op {op!r}")
+    given = row.get("row_ordinal")
+    if given is not None and (type(given) is not int or given != ordinal):
+        raise CanonicalJSONError(
+            f"bundle row at position {ordinal} carries row_ordinal {given!r}; "
+            "the hash uses 0-based positions, so pass the bundle's rows in order"
+        )
+    return _normalize_items(
+        (
+            ("key", key),
+            ("op", op),
+            ("payload", None if op == "DELETE" else row.get("payload")),
+            ("row_ordinal", ordinal),
+            ("row_version", row_version),
+            ("schema", schema),
+            ("table", table),
+        )
+    )
+
+
+class BundleHasher:
+    """`bundle_hash` one row at a time, in bundle order: memory stays constant whatever the
+    bundle's size (the canonical array is hashed as it is written, never held whole).
+
+        hasher = BundleHasher()
+        for row in rows:
+            hasher.add(row)
+        digest, byte_count = hasher.result()
+    """
+
+    __slots__ = ("_byte_count", "_rows", "_sha")
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256(b"[")
+        self._byte_count = 1
+        self._rows = 0
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        """Hash the next row (the mapping `bundle_hash_input` describes)."""
+        ordinal = self._rows
+        try:
+            data = _canonical(lambda: _bundle_item(ordinal, row))
+        except RecursionError:
+            raise CanonicalJSONError("bundle row value is nested too deeply") from None
+        if ordinal:
+            self._sha.update(b",")
+            self._byte_count += 1
+        self._sha.update(data)
+        self._byte_count += len(data)
+        self._rows += 1
+
+    @property
+    def row_count(self) -> int:
+        return self._rows
+
+    def result(self) -> tuple[str, int]:
+        """`(bundle_hash, byte_count)` of the rows added so far (the hasher stays usable)."""
+        final = self._sha.copy()
+        final.update(b"]")
+        return final.hexdigest(), self._byte_count + 1
 
 
 def bundle_hash_input(rows: Iterable[Mapping[str, Any]]) -> bytes:
@@ -497,5 +540,7 @@ def bundle_hash_input(rows: Iterable[Mapping[str, Any]]) -> bytes:
 def bundle_hash(rows: Iterable[Mapping[str, Any]]) -> tuple[str, int]:
     """Return ``(bundle_hash, byte_count)``: lowercase hex SHA-256 and length of
     :func:`bundle_hash_input`."""
-    data = bundle_hash_input(rows)
-    return hashlib.sha256(data).hexdigest(), len(data)
+    hasher = BundleHasher()
+    for row in rows:
+        hasher.add(row)
+    return hasher.result()

@@ -46,10 +46,11 @@ from typing import Any
 
 from oversync_server.config import WATCH_NOTIFY_CHANNEL, ServiceConfig
 from oversync_server.engine import retention, sources
-from oversync_server.engine.catalog import Catalog, TableInfo
+from oversync_server.engine.catalog import Catalog
 from oversync_server.engine.db import Connection
+from oversync_server.engine.errors import SyncError
 from oversync_server.engine.values import exact_json, wire_key, wire_payload_from_db_text
-from oversync_wire import bundle_hash
+from oversync_wire import BundleHasher
 
 OP_INSERT, OP_UPDATE, OP_DELETE = 1, 2, 3
 OP_NAMES = {OP_INSERT: "INSERT", OP_UPDATE: "UPDATE", OP_DELETE: "DELETE"}
@@ -80,10 +81,28 @@ _SET_CONTEXT = (
     + " FROM verdict"
 )
 
-_TAKE_STAGE = """
-DELETE FROM sync.bundle_capture_stage
-WHERE txid = txid_current() AND user_pk = $1
-RETURNING capture_ordinal, table_id, op_code, key_bytes, payload_db::text
+# This transaction's staged changes, coalesced per (table, key) in first-capture order, with
+# their count (every row carries it; the sort needs the whole set anyway).
+_COALESCED_STAGE = """
+SELECT c.table_id, c.key_bytes,
+       CASE WHEN c.last_op = 3 THEN 3 WHEN c.first_op = 1 THEN 1 ELSE 2 END AS op_code,
+       CASE WHEN c.last_op = 3 THEN NULL ELSE c.last_payload::text END AS payload,
+       count(*) OVER () AS total
+FROM (
+    SELECT table_id, key_bytes, min(capture_ordinal) AS first_ordinal,
+           (array_agg(op_code ORDER BY capture_ordinal))[1] AS first_op,
+           (array_agg(op_code ORDER BY capture_ordinal DESC))[1] AS last_op,
+           (array_agg(payload_db ORDER BY capture_ordinal DESC))[1] AS last_payload
+    FROM sync.bundle_capture_stage
+    WHERE txid = txid_current() AND user_pk = $1
+    GROUP BY table_id, key_bytes
+) c
+WHERE NOT (c.first_op = 1 AND c.last_op = 3)
+ORDER BY c.first_ordinal
+"""
+
+_DROP_STAGE = """
+DELETE FROM sync.bundle_capture_stage WHERE txid = txid_current() AND user_pk = $1
 """
 
 _ALLOCATE_SEQ = """
@@ -92,24 +111,36 @@ WHERE user_pk = $1
 RETURNING next_bundle_seq - 1
 """
 
-_PERSIST = """
-WITH log AS (
-    INSERT INTO sync.bundle_log
-        (user_pk, bundle_seq, source_id, source_bundle_id, row_count, byte_count, bundle_hash)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-), persisted_rows AS (
+_LOG_COLUMNS = (
+    "(user_pk, bundle_seq, source_id, source_bundle_id, row_count, byte_count, bundle_hash)"
+)
+
+
+def _rows_ctes(offset: str, first_array: int) -> str:
+    """CTEs writing one batch's `bundle_rows` and `row_state` upserts (tombstones for deletes);
+    $1 is the user_pk, $2 the bundle_seq, `offset` the batch's first row_ordinal - 1, and the
+    four row arrays are the parameters from `$first_array` on."""
+    arrays = [f"${first_array + i}" for i in range(4)]
+    table_ids, keys, ops, payloads = arrays
+    return f"""persisted_rows AS (
     INSERT INTO sync.bundle_rows
         (user_pk, bundle_seq, row_ordinal, table_id, key_bytes, op_code, payload_wire)
-    SELECT $1, $2, r.ordinal, r.table_id, r.key_bytes, r.op_code, r.payload::json
-    FROM unnest($8::int4[], $9::bytea[], $10::int2[], $11::text[])
+    SELECT $1, $2, {offset} + r.ordinal, r.table_id, r.key_bytes, r.op_code, r.payload::json
+    FROM unnest({table_ids}::int4[], {keys}::bytea[], {ops}::int2[], {payloads}::text[])
          WITH ORDINALITY AS r(table_id, key_bytes, op_code, payload, ordinal)
 ), states AS (
     INSERT INTO sync.row_state (user_pk, table_id, key_bytes, bundle_seq, deleted)
     SELECT $1, r.table_id, r.key_bytes, $2, r.op_code = 3
-    FROM unnest($8::int4[], $9::bytea[], $10::int2[]) AS r(table_id, key_bytes, op_code)
+    FROM unnest({table_ids}::int4[], {keys}::bytea[], {ops}::int2[]) AS r(table_id, key_bytes, op_code)
     ON CONFLICT (user_pk, table_id, key_bytes)
     DO UPDATE SET bundle_seq = EXCLUDED.bundle_seq, deleted = EXCLUDED.deleted
-), activated AS (
+)"""
+
+
+# The end of every bundle, after its log CTE: $1 user_pk, $3 source_id, $4 source_bundle_id,
+# $8 the notify channel ('' = off), $9 its payload. Activates the source, drops the stage rows,
+# notifies watchers on COMMIT and closes the bundle context.
+_FINISH = """, activated AS (
     INSERT INTO sync.source_state (user_pk, source_id, state, max_committed_source_bundle_id)
     VALUES ($1, $3, 'active', $4)
     ON CONFLICT (user_pk, source_id) DO UPDATE
@@ -118,39 +149,37 @@ WITH log AS (
         replaced_by_source_id = '', retirement_reason = ''
     WHERE sync.source_state.state <> 'retired'
     RETURNING 1
+), dropped_stage AS (
+    DELETE FROM sync.bundle_capture_stage WHERE txid = txid_current() AND user_pk = $1
 )
 SELECT (SELECT count(*) FROM activated) AS activated,
-       CASE WHEN $12::text <> '' THEN pg_notify($12, $13) END AS notified,
+       CASE WHEN $8::text <> '' THEN pg_notify($8, $9) END AS notified,
        set_config('oversync.bundle_user_id', '', true) AS context_closed
 """
+_INSERT_LOG = f"""log AS (
+    INSERT INTO sync.bundle_log {_LOG_COLUMNS} VALUES ($1, $2, $3, $4, $5, $6, $7)
+)"""
+
+# A bundle of one batch: everything in one statement ($10-$13 the rows).
+_PERSIST_ALL = f"WITH {_INSERT_LOG}, {_rows_ctes('0', 10)}{_FINISH}"
+# A bundle of several batches: the first inserts the log row the rows reference (its hash is set
+# at the end; $5 row_count, $6 byte_count 0, $7 an empty hash, $8-$11 the rows) ...
+_PERSIST_FIRST = f"WITH {_INSERT_LOG}, {_rows_ctes('0', 8)} SELECT 1"
+# ... the next ones only write rows ($3 the ordinal offset, $4-$7 the rows) ...
+_PERSIST_MORE = f"WITH {_rows_ctes('$3', 4)} SELECT 1"
+# ... and the end sets the hash.
+_FINISH_SEVERAL = (
+    "WITH log AS (UPDATE sync.bundle_log SET row_count = $5, byte_count = $6, bundle_hash = $7"
+    " WHERE user_pk = $1 AND bundle_seq = $2 AND source_id = $3 AND source_bundle_id = $4)"
+    + _FINISH
+)
+
+# Rows per batch of the streamed finalizer: bounds the Python memory of any bundle.
+FINALIZE_BATCH_ROWS = 2000
 
 
 class BundleContextError(RuntimeError):
     """The transaction already carries another bundle context (a programming error)."""
-
-
-@dataclass(frozen=True, slots=True)
-class BundleRow:
-    """One row of a committed bundle, as stored and served."""
-
-    table: TableInfo
-    key_bytes: bytes
-    op: str  # INSERT, UPDATE or DELETE
-    payload: dict[str, Any] | None  # the wire payload; None for DELETE
-    payload_text: str | None  # its canonical JSON text (what bundle_rows.payload_wire holds)
-
-    def wire(self, row_version: int) -> dict[str, Any]:
-        """The row as the wire (and the hash) sees it."""
-        row: dict[str, Any] = {
-            "schema": self.table.schema,
-            "table": self.table.table,
-            "key": wire_key(self.table, self.key_bytes),
-            "op": self.op,
-            "row_version": row_version,
-        }
-        if self.payload is not None:
-            row["payload"] = self.payload
-        return row
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,10 +193,6 @@ class CommittedBundle:
     row_count: int
     byte_count: int
     bundle_hash: str  # lowercase hex
-    rows: tuple[BundleRow, ...]
-
-    def wire_rows(self) -> list[dict[str, Any]]:
-        return [row.wire(self.bundle_seq) for row in self.rows]
 
 
 @dataclass(slots=True)
@@ -202,42 +227,6 @@ async def set_bundle_context(
             )
 
 
-@dataclass(slots=True)
-class _Change:
-    first_ordinal: int
-    first_op: int
-    last_op: int
-    payload_text: str | None
-
-
-def coalesce_changes(
-    staged: list[tuple[int, int, int, bytes, str | None]],
-) -> list[tuple[int, bytes, int, str | None]]:
-    """Normalise staged `(ordinal, table_id, op, key_bytes, payload)` per (table, key).
-
-    Returns `(table_id, key_bytes, op, payload)` in first-capture order (§2.2 step 3).
-    """
-    changes: dict[tuple[int, bytes], _Change] = {}
-    for ordinal, table_id, op, key, payload in sorted(staged, key=lambda item: item[0]):
-        change = changes.get((table_id, key))
-        if change is None:
-            changes[(table_id, key)] = _Change(ordinal, op, op, payload)
-        else:
-            change.last_op, change.payload_text = op, payload
-    out: list[tuple[int, bytes, int, str | None]] = []
-    for (table_id, key), change in sorted(
-        changes.items(), key=lambda item: (item[1].first_ordinal, item[0][0], item[0][1])
-    ):
-        if change.last_op == OP_DELETE:
-            if change.first_op == OP_INSERT:
-                continue  # created and destroyed in the same transaction
-            out.append((table_id, key, OP_DELETE, None))
-        else:
-            op = OP_INSERT if change.first_op == OP_INSERT else OP_UPDATE
-            out.append((table_id, key, op, change.payload_text))
-    return out
-
-
 def _notify_payload(user_pk: int, bundle_seq: int, source_id: str, source_bundle_id: int) -> str:
     event: dict[str, Any] = {"user_pk": user_pk, "bundle_seq": bundle_seq}
     if source_id:  # Go omitempty
@@ -245,6 +234,49 @@ def _notify_payload(user_pk: int, bundle_seq: int, source_id: str, source_bundle
     if source_bundle_id:
         event["source_bundle_id"] = source_bundle_id
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+def bundle_too_large(rows: int, limit: int) -> SyncError:
+    return SyncError(
+        "push_commit_invalid",
+        f"the bundle would hold {rows} rows (cascades and trigger writes included), more than"
+        f" max_rows_per_bundle {limit}; split the change into smaller bundles",
+    )
+
+
+_BatchArrays = tuple[list[int], list[bytes], list[int], list[str | None]]
+
+
+def _encode_batch(
+    catalog: Catalog, records: list[Any], bundle_seq: int, hasher: BundleHasher
+) -> _BatchArrays:
+    """The row arrays (`_rows_ctes`) of one batch of `_COALESCED_STAGE` rows, each row's wire
+    form hashed in order."""
+    table_ids: list[int] = []
+    keys: list[bytes] = []
+    op_codes: list[int] = []
+    payloads: list[str | None] = []
+    for table_id, key_raw, op_code, text, _total in records:
+        table = catalog.by_id(table_id)
+        key = bytes(key_raw)
+        row: dict[str, Any] = {
+            "schema": table.schema,
+            "table": table.table,
+            "key": wire_key(table, key),
+            "op": OP_NAMES[op_code],
+            "row_version": bundle_seq,
+        }
+        canonical = None
+        if text is not None:
+            payload = wire_payload_from_db_text(table, text)
+            canonical = exact_json(payload)
+            row["payload"] = payload
+        hasher.add(row)
+        table_ids.append(table_id)
+        keys.append(key)
+        op_codes.append(op_code)
+        payloads.append(canonical)
+    return table_ids, keys, op_codes, payloads
 
 
 async def finalize_bundle(
@@ -258,42 +290,45 @@ async def finalize_bundle(
     source_bundle_id: int,
 ) -> CommittedBundle | None:
     """Turn this transaction's captured changes into the committed bundle (see module doc)."""
-    staged = await conn.fetch(_TAKE_STAGE, user_pk)
-    changes = coalesce_changes([(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in staged])
-    if not changes:
+    cursor = await conn.cursor(_COALESCED_STAGE, user_pk)
+    records = await cursor.fetch(FINALIZE_BATCH_ROWS)
+    if not records:
+        await conn.execute(_DROP_STAGE, user_pk)
         return None
+    total = int(records[0]["total"])
+    limit = config.max_rows_per_bundle
+    if limit and total > limit:
+        raise bundle_too_large(total, limit)
     bundle_seq = await conn.fetchval(_ALLOCATE_SEQ, user_pk)
     if bundle_seq is None:
         raise RuntimeError(f"sync.user_state row {user_pk} is missing")
 
-    rows: list[BundleRow] = []
-    for table_id, key, op, text in changes:
-        table = catalog.by_id(table_id)
-        if text is None:
-            rows.append(BundleRow(table, key, "DELETE", None, None))
-            continue
-        payload = wire_payload_from_db_text(table, text)
-        canonical = exact_json(payload)
-        rows.append(BundleRow(table, key, OP_NAMES[op], payload, canonical))
-    digest, byte_count = bundle_hash(row.wire(bundle_seq) for row in rows)
-
+    hasher = BundleHasher()
     channel = WATCH_NOTIFY_CHANNEL if config.bundle_change_watch else ""
-    result = await conn.fetchrow(
-        _PERSIST,
-        user_pk,
-        bundle_seq,
-        source_id,
-        source_bundle_id,
-        len(rows),
-        byte_count,
-        bytes.fromhex(digest),
-        [row.table.table_id for row in rows],
-        [row.key_bytes for row in rows],
-        [OP_CODES[row.op] for row in rows],
-        [row.payload_text for row in rows],
-        channel,
-        _notify_payload(user_pk, bundle_seq, source_id, source_bundle_id),
-    )
+    notify = _notify_payload(user_pk, bundle_seq, source_id, source_bundle_id)
+    head = (user_pk, bundle_seq, source_id, source_bundle_id, total)
+    if total <= len(records):  # one batch: one statement
+        rows = _encode_batch(catalog, records, bundle_seq, hasher)
+        digest, byte_count = hasher.result()
+        result = await conn.fetchrow(
+            _PERSIST_ALL, *head, byte_count, bytes.fromhex(digest), channel, notify, *rows
+        )
+    else:
+        written = 0
+        while records:
+            rows = _encode_batch(catalog, records, bundle_seq, hasher)
+            if written == 0:
+                await conn.execute(_PERSIST_FIRST, *head, 0, b"", *rows)
+            else:
+                await conn.execute(_PERSIST_MORE, user_pk, bundle_seq, written, *rows)
+            written += len(records)
+            records = await cursor.fetch(FINALIZE_BATCH_ROWS) if written < total else []
+        if written != total:
+            raise RuntimeError(f"captured {written} rows, expected {total}")
+        digest, byte_count = hasher.result()
+        result = await conn.fetchrow(
+            _FINISH_SEVERAL, *head, byte_count, bytes.fromhex(digest), channel, notify
+        )
     if result is None or result["activated"] != 1:
         state = await sources.load_source(conn, user_pk, source_id)
         raise sources.source_retired(
@@ -305,10 +340,9 @@ async def finalize_bundle(
         bundle_seq=bundle_seq,
         source_id=source_id,
         source_bundle_id=source_bundle_id,
-        row_count=len(rows),
+        row_count=total,
         byte_count=byte_count,
         bundle_hash=digest,
-        rows=tuple(rows),
     )
 
 
@@ -358,10 +392,9 @@ __all__ = [
     "OP_NAMES",
     "BundleCapture",
     "BundleContextError",
-    "BundleRow",
     "CommittedBundle",
+    "bundle_too_large",
     "bundle_transaction",
-    "coalesce_changes",
     "finalize_bundle",
     "set_bundle_context",
 ]

@@ -94,6 +94,13 @@ class Push(PushService[object]):
         if body.planned_row_count <= 0:
             raise SyncError("push_session_invalid", "planned_row_count must be > 0")
         config = self.runtime.config
+        limit = config.max_rows_per_bundle
+        if limit and body.planned_row_count > limit:
+            raise SyncError(
+                "push_session_invalid",
+                f"planned_row_count {body.planned_row_count} exceeds max_rows_per_bundle {limit};"
+                " split the change into smaller bundles",
+            )
         initialization_id = (body.initialization_id or "").strip() or None
 
         async def attempt(conn: scopes.Connection) -> models.PushSessionCreateResponse:
