@@ -6,7 +6,9 @@ the pull contract independently of the push path; tests/test_pull_push.py covers
 
 from __future__ import annotations
 
+import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -24,6 +26,7 @@ from protocol_helpers import (
     pull_page,
     pull_to_stable,
     seed_bundle,
+    start_server,
     user_row,
 )
 from serverproc import ServerProcess
@@ -213,7 +216,7 @@ async def test_history_pruned_below_the_floor(server: ServerProcess, pg_pool: as
     assert await status_counter(server) == before + 5
 
 
-async def test_pull_page_costs_two_statements_whatever_its_size(
+async def test_pull_page_costs_the_same_statements_whatever_its_size(
     server: ServerProcess, pg_pool: asyncpg.Pool
 ) -> None:
     async with pg_pool.acquire() as conn:
@@ -222,21 +225,84 @@ async def test_pull_page_costs_two_statements_whatever_its_size(
         for _ in range(30):
             await seed_bundle(conn, "alice", "dev-b", [user_row(), user_row("DELETE")])
 
-    async def statements(max_bundles: int) -> tuple[int, pulls.PullPage]:
+    async def statements(max_bundles: int) -> tuple[int, pulls.PagePlan, dict[str, Any]]:
         queries: list[Any] = []
         async with pg_pool.acquire() as conn:
             conn.add_query_logger(queries.append)
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 scope = await scopes.require_initialized(conn, "alice")
-                page = await pulls.pull_page(
-                    conn, scope, after_bundle_seq=0, max_bundles=max_bundles, target_bundle_seq=0
+                plan = await pulls.plan_page(
+                    conn,
+                    scope,
+                    after_bundle_seq=0,
+                    max_bundles=max_bundles,
+                    target_bundle_seq=0,
+                    max_bytes=0,
                 )
+                body = b"".join([chunk async for chunk in pulls.page_chunks(conn, plan)])
             conn.remove_query_logger(queries.append)
-        return len([q for q in queries if "sync." in q.query]), page
+        return len([q for q in queries if "sync." in q.query]), plan, json.loads(body)
 
-    small_count, small = await statements(1)
-    large_count, large = await statements(5000)
+    small_count, small, small_body = await statements(1)
+    large_count, large, large_body = await statements(5000)
     assert len(small.bundles) == 1 and len(large.bundles) == 32
-    assert small_count == large_count == 2
+    assert len(small_body["bundles"]) == 1 and small_body["has_more"] is True
+    assert len(large_body["bundles"]) == 32 and large_body["has_more"] is False
+    assert [len(b["rows"]) for b in large_body["bundles"]] == [1, 40] + [2] * 30
+    assert small_count == large_count <= 3
     total_rows = await pg_pool.fetchval("SELECT count(*) FROM sync.bundle_rows")
     assert total_rows == 1 + 40 + 60
+
+
+async def test_a_page_stops_at_its_byte_budget_but_always_holds_one_bundle(
+    database_url: str, tmp_path: Path
+) -> None:
+    server = start_server(database_url, tmp_path, max_bytes_per_pull=2500)
+    try:
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+        sizes = []
+        async with pool.acquire() as conn:
+            for count in (4, 4, 4, 40, 4):  # ~250 bytes a row: 1 kB, 1 kB, 1 kB, 10 kB, 1 kB
+                await seed_bundle(conn, "alice", "dev-a", [user_row() for _ in range(count)])
+            sizes = [
+                r[0] for r in await conn.fetch("SELECT byte_count FROM sync.bundle_log ORDER BY 1")
+            ]
+        await pool.close()
+        assert sum(sizes[:2]) <= 2500 < sum(sizes[:3])
+        pages = []
+        after = 0
+        while True:
+            body = raw_pull(server, "alice", after_bundle_seq=after).json()
+            pages.append([b["bundle_seq"] for b in body["bundles"]])
+            if not body["has_more"]:
+                break
+            after = body["bundles"][-1]["bundle_seq"]
+        # two small bundles fit; the 10 kB bundle is over budget on its own and still served
+        assert pages == [[1, 2], [3], [4], [5]]
+    finally:
+        server.stop()
+
+
+async def test_a_large_bundle_is_streamed_and_verifies(
+    server: ServerProcess, pg_pool: asyncpg.Pool
+) -> None:
+    count = 3 * pulls.ROW_BATCH + 11
+    async with pg_pool.acquire() as conn:
+        seq, digest = await seed_bundle(
+            conn, "alice", "dev-a", [user_row(name=f"n{i}") for i in range(count)]
+        )
+        await seed_bundle(conn, "alice", "dev-a", [user_row("DELETE")])
+    headers = {"Authorization": f"Bearer {server.token('alice')}", "Oversync-Source-ID": "dev-x"}
+    with httpx.stream(
+        "GET", f"{server.base_url}/sync/pull", headers=headers, timeout=30.0
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers.get("transfer-encoding") == "chunked"  # streamed, not built whole
+        chunks = list(response.iter_raw())
+    body = json.loads(b"".join(chunks))
+    first, second = body["bundles"]
+    assert (first["bundle_seq"], first["row_count"], len(first["rows"])) == (seq, count, count)
+    assert bundle_hash(first["rows"])[0] == digest
+    assert [r["payload"]["name"] for r in first["rows"][:3]] == ["n0", "n1", "n2"]
+    assert second["rows"][0]["op"] == "DELETE" and "payload" not in second["rows"][0]
+    assert body["stable_bundle_seq"] == seq + 1 and body["has_more"] is False

@@ -1,105 +1,151 @@
 """Pull: one page of complete committed bundles under a stable ceiling (protocol.md §6.7).
 
-`pull_page` runs in the caller's REPEATABLE READ, READ ONLY transaction and costs two SQL
-statements whatever the page holds: the scope gate (which also reads `user_state`) and one
-statement that returns every bundle of the page with all its rows already rendered as compact
-JSON by PostgreSQL (one text value per bundle; rows aggregated in `row_ordinal` order). Stored
-`payload_wire` values (JSON, not JSONB) are embedded byte for byte, so served payloads are exactly
-the ones the bundle hash was computed over. The reference runs 3 + 3·bundles statements here.
+A page is read in the caller's REPEATABLE READ, READ ONLY transaction in two steps:
 
-The response body is assembled from those texts without decoding them again.
+* `plan_page`: the scope gate's `Scope` (read by the caller), then one statement that picks the
+  page's bundles: at most `max_bundles`, and no more than `max_bytes` of bundle bytes
+  (`bundle_log.byte_count`, the canonical size of each bundle; the first bundle is always taken,
+  so any bundle can be pulled). Each bundle's JSON head (`{"bundle_seq":...,"rows":[`, fields in
+  Go's order) is rendered by PostgreSQL. A page cut by the byte budget says `has_more`.
+* `page_chunks`: one cursor over the page's rows in (bundle_seq, row_ordinal) order, each row
+  rendered as compact JSON by PostgreSQL (stored `payload_wire` values, JSON not JSONB, embedded
+  byte for byte, so served payloads are exactly the ones the bundle hash was computed over),
+  assembled into the PullResponse body and yielded in chunks of about `CHUNK_BYTES`. The server
+  holds one batch of rows at a time, whatever the bundles' sizes.
+
+Statements per page, whatever it holds: the scope gate, the plan, the cursor (plus one fetch per
+`ROW_BATCH` rows). The reference runs 3 + 3·bundles statements here.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from oversync_server.engine.retention import enforce_floor
 from oversync_server.engine.scope import Connection, Scope
 from oversync_server.engine.values import ROW_IDENTITY_JSON_SQL
 
-__all__ = ["PullPage", "pull_page", "render_page"]
+__all__ = ["CHUNK_BYTES", "ROW_BATCH", "PagePlan", "page_chunks", "plan_page"]
 
-# One text per bundle: the wire's Bundle object, compact, fields in Go's order, its rows in
-# `row_ordinal` order. DELETE rows carry no `payload` key; uuid keys are stored as 16 raw bytes
-# (rendered lowercase dashed), text keys as UTF-8. The extra (max+1)-th bundle only sets has_more.
-_PAGE = """
-WITH page AS (
-    SELECT bundle_seq, source_id, source_bundle_id, row_count, bundle_hash
-    FROM sync.bundle_log
-    WHERE user_pk = $1 AND bundle_seq > $2 AND bundle_seq <= $3
-    ORDER BY bundle_seq
-    LIMIT $4::bigint + 1
-)
-SELECT
-    p.bundle_seq,
-    CASE WHEN row_number() OVER (ORDER BY p.bundle_seq) <= $4 THEN
-        '{"bundle_seq":' || p.bundle_seq
-        || ',"source_id":' || to_json(p.source_id)::text
-        || ',"source_bundle_id":' || p.source_bundle_id
-        || ',"row_count":' || p.row_count
-        || ',"bundle_hash":"' || encode(p.bundle_hash, 'hex')
-        || '","rows":[' || coalesce((
-            SELECT string_agg(
-                {ROW_IDENTITY_JSON_SQL}
-                || ',"op":"' || CASE r.op_code
-                                     WHEN 1 THEN 'INSERT' WHEN 2 THEN 'UPDATE' ELSE 'DELETE'
-                                 END
-                || '","row_version":' || r.bundle_seq
-                || CASE WHEN r.op_code = 3 THEN '}'
-                        ELSE ',"payload":' || r.payload_wire::text || '}'
-                   END,
-                ',' ORDER BY r.row_ordinal)
-            FROM sync.bundle_rows r
-            JOIN sync.table_catalog c ON c.table_id = r.table_id
-            WHERE r.user_pk = $1 AND r.bundle_seq = p.bundle_seq
-        ), '') || ']}'
-    END AS body
-FROM page p
-ORDER BY p.bundle_seq
+ROW_BATCH = 1000
+CHUNK_BYTES = 64 * 1024
+
+# The page's bundles (plus one more, which only sets has_more), each with the bytes of the page
+# up to and including it, and its JSON head.
+_PLAN = """
+SELECT bundle_seq,
+       sum(byte_count) OVER (ORDER BY bundle_seq) AS bytes_through,
+       '{"bundle_seq":' || bundle_seq
+       || ',"source_id":' || to_json(source_id)::text
+       || ',"source_bundle_id":' || source_bundle_id
+       || ',"row_count":' || row_count
+       || ',"bundle_hash":"' || encode(bundle_hash, 'hex')
+       || '","rows":[' AS head
+FROM sync.bundle_log
+WHERE user_pk = $1 AND bundle_seq > $2 AND bundle_seq <= $3
+ORDER BY bundle_seq
+LIMIT $4::bigint + 1
+"""
+
+# Every row of the page's bundles as its wire JSON. DELETE rows carry no `payload` key; uuid keys
+# are stored as 16 raw bytes (rendered lowercase dashed), text keys as UTF-8.
+_ROWS = """
+SELECT r.bundle_seq,
+       {ROW_IDENTITY_JSON_SQL}
+       || ',"op":"' || CASE r.op_code WHEN 1 THEN 'INSERT' WHEN 2 THEN 'UPDATE' ELSE 'DELETE' END
+       || '","row_version":' || r.bundle_seq
+       || CASE WHEN r.op_code = 3 THEN '}' ELSE ',"payload":' || r.payload_wire::text || '}' END
+FROM sync.bundle_rows r
+JOIN sync.table_catalog c ON c.table_id = r.table_id
+WHERE r.user_pk = $1 AND r.bundle_seq > $2 AND r.bundle_seq <= $3
+ORDER BY r.bundle_seq, r.row_ordinal
 """.replace("{ROW_IDENTITY_JSON_SQL}", ROW_IDENTITY_JSON_SQL)
 
 
 @dataclass(frozen=True, slots=True)
-class PullPage:
-    """One page: the stable ceiling, each bundle's JSON text (ascending), and `has_more`."""
+class PagePlan:
+    """One page: the stable ceiling, its bundles' `(bundle_seq, JSON head)` ascending, whether
+    more bundles follow, and the user and lower bound the rows are read with."""
 
     stable_bundle_seq: int
-    bundles: list[str]
+    bundles: list[tuple[int, str]]
     has_more: bool
+    user_pk: int
+    lower_bundle_seq: int
+
+    def body_head(self) -> str:
+        return f'{{"stable_bundle_seq":{self.stable_bundle_seq},"bundles":['
+
+    def body_tail(self) -> str:
+        return f'],"has_more":{json.dumps(self.has_more)}}}'
 
 
-async def pull_page(
+async def plan_page(
     conn: Connection,
     scope: Scope,
     *,
     after_bundle_seq: int,
     max_bundles: int,
     target_bundle_seq: int,
-) -> PullPage:
+    max_bytes: int,
+) -> PagePlan:
     """The page of bundles `after < bundle_seq <= stable` (and above the floor) for `scope`.
 
-    `scope` comes from `require_initialized` in the same transaction. Raises 409 `history_pruned` when
-    `after` (> 0), `target` (> 0) or the resolved ceiling (> 0) is at or below the floor; an
+    `scope` comes from `require_initialized` in the same transaction. Raises `history_pruned`
+    when `after` (> 0), `target` (> 0) or the resolved ceiling (> 0) is at or below the floor; an
     `after` of 0 is exempt, and then bundles at or below the floor are skipped. The ceiling is
-    `target` when given (echoed, not clamped), else the latest committed bundle.
+    `target` when given (echoed, not clamped), else the latest committed bundle. `max_bytes` of 0
+    means no byte budget.
     """
     user, floor = scope.user_id, scope.retained_bundle_floor
     enforce_floor(user, after_bundle_seq, floor)
     enforce_floor(user, target_bundle_seq, floor)
     stable = target_bundle_seq if target_bundle_seq > 0 else scope.latest_bundle_seq
     enforce_floor(user, stable, floor)
+    lower = max(after_bundle_seq, floor)
     if after_bundle_seq >= stable:
-        return PullPage(stable, [], False)
-    lower = max(after_bundle_seq, scope.retained_bundle_floor)
-    rows = await conn.fetch(_PAGE, scope.user_pk, lower, stable, max_bundles)
-    bundles = [row["body"] for row in rows[:max_bundles]]
-    return PullPage(stable, bundles, len(rows) > max_bundles)
+        return PagePlan(stable, [], False, scope.user_pk, lower)
+    records = await conn.fetch(_PLAN, scope.user_pk, lower, stable, max_bundles)
+    bundles: list[tuple[int, str]] = []
+    for record in records[:max_bundles]:
+        if bundles and max_bytes and record["bytes_through"] > max_bytes:
+            break
+        bundles.append((record["bundle_seq"], record["head"]))
+    return PagePlan(stable, bundles, len(records) > len(bundles), scope.user_pk, lower)
 
 
-def render_page(page: PullPage) -> bytes:
-    """The PullResponse JSON body, assembled around the bundle texts PostgreSQL rendered."""
-    head = f'{{"stable_bundle_seq":{page.stable_bundle_seq},"bundles":['
-    tail = f'],"has_more":{json.dumps(page.has_more)}}}'
-    return (head + ",".join(page.bundles) + tail).encode()
+async def page_chunks(conn: Connection, plan: PagePlan) -> AsyncIterator[bytes]:
+    """The PullResponse body of `plan`, in chunks, read through a cursor (in the caller's
+    transaction, which must stay open until the iteration ends)."""
+    parts = [plan.body_head()]
+    size = len(parts[0])
+    if plan.bundles:
+        cursor = await conn.cursor(_ROWS, plan.user_pk, plan.lower_bundle_seq, plan.bundles[-1][0])
+        heads = iter(plan.bundles)
+        current, head = next(heads)
+        parts.append(head)
+        first_row = True
+        while records := await cursor.fetch(ROW_BATCH):
+            for bundle_seq, text in records:
+                while bundle_seq != current:  # the next bundle (a bundle without rows is empty)
+                    current, head = next(heads)
+                    parts.append("]},")
+                    parts.append(head)
+                    first_row = True
+                if not first_row:
+                    parts.append(",")
+                parts.append(text)
+                first_row = False
+                size += len(text)
+            if size >= CHUNK_BYTES:
+                yield "".join(parts).encode()
+                parts, size = [], 0
+        parts.append("]}")
+        for _, head in heads:
+            parts.append(",")
+            parts.append(head)
+            parts.append("]}")
+    parts.append(plan.body_tail())
+    yield "".join(parts).encode()

@@ -1,14 +1,17 @@
 """Pull: GET /sync/pull (protocol.md §6.7) and GET /sync/watch (the stream lives in watch.py).
 
-A pull page is one REPEATABLE READ, READ ONLY transaction with two statements (the scope gate,
-then the page), taken without the user lock, so pulls never wait for pushes.
+A pull page is one REPEATABLE READ, READ ONLY transaction (the scope gate, the page plan, a cursor
+over its rows; `engine.pull`), taken without the user lock, so pulls never wait for pushes. A page
+larger than one chunk is streamed while its transaction stays open.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from oversync_protocol import models
 from oversync_server import watch
@@ -24,6 +27,33 @@ from oversync_server.runtime import Actor, SyncRuntime
 log = logging.getLogger("oversync_server")
 
 
+class _StreamedPage(Response):
+    """A pull page streamed from its open read transaction; `close` ends the transaction and
+    returns the connection however the response ends (finished, failed or disconnected)."""
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        started: list[bytes],
+        close: Callable[[], Awaitable[None]],
+    ) -> None:
+        super().__init__(media_type="application/json")
+        # the length is unknown: the body goes out chunked
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        self.chunks, self.started, self.close = chunks, started, close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            for chunk in self.started:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            async for chunk in self.chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await self.close()
+
+
 async def pull(
     runtime: SyncRuntime,
     actor: Actor,
@@ -31,30 +61,46 @@ async def pull(
     after_bundle_seq: int,
     max_bundles: int,
     target_bundle_seq: int,
-) -> bytes:
-    """One page of bundles for `actor`'s user as the PullResponse JSON body.
+) -> Response:
+    """One page of bundles for `actor`'s user as the PullResponse JSON body: a plain response
+    when the page fits in one chunk, else streamed from its read transaction.
 
     Raises 409 `scope_uninitialized` / `scope_initializing` / `history_pruned`; each
     history_pruned answer bumps `sync.history_pruned_error_seq` (best effort, after the read).
     """
+    conn = await runtime.pool.acquire()
+    transaction = conn.transaction(isolation="repeatable_read", readonly=True)
+
+    async def close() -> None:
+        try:
+            if conn.is_in_transaction():
+                await transaction.rollback()  # read only: nothing to keep
+        finally:
+            await runtime.pool.release(conn)
+
     try:
-        async with (
-            runtime.pool.acquire() as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            scope = await require_initialized(conn, actor.user_id)
-            page = await pulls.pull_page(
-                conn,
-                scope,
-                after_bundle_seq=after_bundle_seq,
-                max_bundles=max_bundles,
-                target_bundle_seq=target_bundle_seq,
-            )
-    except SyncError as error:
-        if error.code == "history_pruned":
+        await transaction.start()
+        scope = await require_initialized(conn, actor.user_id)
+        plan = await pulls.plan_page(
+            conn,
+            scope,
+            after_bundle_seq=after_bundle_seq,
+            max_bundles=max_bundles,
+            target_bundle_seq=target_bundle_seq,
+            max_bytes=runtime.config.max_bytes_per_pull,
+        )
+        chunks = pulls.page_chunks(conn, plan)
+        first = await anext(chunks)
+        second = await anext(chunks, None)
+    except BaseException as error:
+        await close()
+        if isinstance(error, SyncError) and error.code == "history_pruned":
             await count_history_pruned(runtime.pool)  # best effort, after the read
         raise
-    return pulls.render_page(page)
+    if second is None:  # the whole page is here
+        await close()
+        return Response(first, media_type="application/json")
+    return _StreamedPage(chunks, [first, second], close)
 
 
 class Pull(PullService[object]):
@@ -75,14 +121,13 @@ class Pull(PullService[object]):
         """Handle GET /sync/pull."""
         actor = self.runtime.actor(principal, Oversync_Source_ID)
         with failing_as("pull_failed", "Failed to process pull"):
-            body = await pull(
+            return await pull(
                 self.runtime,
                 actor,
                 after_bundle_seq=after_bundle_seq,
                 max_bundles=max_bundles,
                 target_bundle_seq=target_bundle_seq,
             )
-        return Response(body, media_type="application/json")
 
     async def watch_bundles(
         self,
