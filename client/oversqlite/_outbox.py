@@ -21,7 +21,16 @@ from oversqlite._errors import ConfigError
 from oversqlite._schema import TableInfo
 from oversqlite._store import atomic
 
-__all__ = ["Outbox", "OutboxRow", "clear", "freeze", "load", "mark_committed", "unfreeze"]
+__all__ = [
+    "Outbox",
+    "OutboxRow",
+    "clear",
+    "exists",
+    "freeze",
+    "load",
+    "mark_committed",
+    "unfreeze",
+]
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,11 @@ class Outbox:
         return self.state == "committed"
 
 
+def exists(conn: sqlite3.Connection) -> bool:
+    """Whether a frozen bundle is waiting (cheaper than `load`)."""
+    return conn.execute("SELECT 1 FROM _sync_outbox").fetchone() is not None
+
+
 def load(conn: sqlite3.Connection) -> Outbox | None:
     header = conn.execute(
         "SELECT state, source_id, source_bundle_id, bundle_seq, bundle_hash, committed_row_count "
@@ -76,12 +90,19 @@ def _sort_key(table: TableInfo, op: str, ordinal: int) -> tuple[int, int, int]:
 
 
 def freeze(
-    conn: sqlite3.Connection, tables: Mapping[str, TableInfo], source_id: str, source_bundle_id: int
+    conn: sqlite3.Connection,
+    tables: Mapping[str, TableInfo],
+    source_id: str,
+    source_bundle_id: int,
+    *,
+    max_rows: int = 0,
 ) -> Outbox | None:
     """Return the frozen outbox, freezing the dirty rows first if there is none.
 
     ``None`` when nothing is pending. Dirty rows that turn out to be no-ops (a key deleted
-    locally that the server never had) are dropped, and that cleanup is committed.
+    locally that the server never had) are dropped, and that cleanup is committed. With
+    ``max_rows`` (the server's ``max_rows_per_bundle``), the first ``max_rows`` rows in push
+    order are frozen and the rest stay pending for the next bundle (parents still go first).
     """
     with atomic(conn):
         existing = load(conn)
@@ -112,6 +133,8 @@ def freeze(
         if not planned:
             return None
         planned.sort(key=lambda item: item[0])
+        if max_rows:
+            planned = planned[:max_rows]
         conn.executemany(
             "INSERT INTO _sync_outbox_rows (row_ordinal, table_name, pk, op, base_row_version, "
             "payload) VALUES (?, ?, ?, ?, ?, ?)",

@@ -347,10 +347,18 @@ def _push_once(ctx: Context, outbox: Outbox) -> PushReport:
 def push_pending(ctx: Context) -> PushReport:
     """Push the pending rows as one bundle (see :meth:`oversqlite.Client.push_pending`)."""
     conflicts: list[ResolvedConflict] = []
+    done: PushReport | None = None  # the bundles already committed by this call
     while True:
         state = read_state(ctx.conn)
-        outbox = _outbox.freeze(ctx.conn, ctx.tables, state.source_id, state.next_source_bundle_id)
+        limit = 0
+        if not _outbox.exists(ctx.conn) and pending_row_count(ctx.conn):
+            limit = ctx.max_rows_per_bundle(state.source_id)
+        outbox = _outbox.freeze(
+            ctx.conn, ctx.tables, state.source_id, state.next_source_bundle_id, max_rows=limit
+        )
         if outbox is None:
+            if done is not None:
+                return _with_conflicts(done, conflicts)
             if state.pending_initialization_id:
                 _lifecycle.finish_empty_initialization(ctx, state)
             return PushReport(PushOutcome.NO_CHANGE, conflicts=tuple(conflicts))
@@ -365,10 +373,24 @@ def push_pending(ctx: Context) -> PushReport:
                         ctx.config.max_conflict_retries, pending
                     ) from None
             continue
-        return PushReport(
-            report.outcome,
-            report.bundle_seq,
-            report.source_bundle_id,
-            report.row_count,
-            tuple(conflicts),
-        )
+        if done is not None:  # one push, several bundles: report them as one
+            report = PushReport(
+                report.outcome,
+                report.bundle_seq,
+                report.source_bundle_id,
+                done.row_count + report.row_count,
+            )
+        if limit and len(outbox.rows) >= limit and pending_row_count(ctx.conn):
+            done = report  # a full bundle: the rest of the pending rows follow in the next one
+            continue
+        return _with_conflicts(report, conflicts)
+
+
+def _with_conflicts(report: PushReport, conflicts: list[ResolvedConflict]) -> PushReport:
+    return PushReport(
+        report.outcome,
+        report.bundle_seq,
+        report.source_bundle_id,
+        report.row_count,
+        tuple(conflicts),
+    )

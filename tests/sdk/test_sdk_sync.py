@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from pathlib import Path
 from typing import Any
 
-from sdk_helpers import Backend, Device, new_id
+from sdk_helpers import Backend, Device, ServerBackend, new_id
 
 from oversqlite import AttachOutcome, PullOutcome, PushOutcome
+from protocol_helpers import start_server
 
 
 def populate(device: Device, tag: str) -> dict[str, Any]:
@@ -384,3 +386,35 @@ def test_pull_stops_when_the_app_writes_and_sync_finishes_the_job(backend: Backe
     assert report.pull.outcome is PullOutcome.APPLIED_INCREMENTAL
     a.client.sync()
     assert_converged(a, b)
+
+
+def test_more_pending_rows_than_the_server_takes_in_one_bundle_go_in_several(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A server `max_rows_per_bundle` splits one push into full bundles, parents first; every
+    row arrives and a second device converges."""
+    server = start_server(database_url, tmp_path, dev=True, max_rows_per_bundle=50)
+    backend = ServerBackend(tmp_path, server)
+    try:
+        a, b = backend.device("a"), backend.device("b")
+        assert a.client.attach("alice").outcome is AttachOutcome.STARTED_EMPTY
+        users = [new_id() for _ in range(70)]
+        for index, user in enumerate(users):
+            a.execute(
+                "INSERT INTO users (id, name, email) VALUES (?, ?, ?)", user, f"u{index}", "e@x"
+            )
+            a.execute(
+                "INSERT INTO posts (id, title, content, author_id) VALUES (?, 't', 'c', ?)",
+                new_id(),
+                user,
+            )
+        report = a.client.push_pending()
+        assert report.outcome is PushOutcome.COMMITTED and report.row_count == 140
+        assert report.bundle_seq == 3  # 50 + 50 + 40 rows
+        assert a.client.pending_row_count() == 0
+        assert b.client.attach("alice").outcome is AttachOutcome.USED_REMOTE_STATE
+        assert b.one("SELECT COUNT(*) FROM users") == 70
+        assert b.one("SELECT COUNT(*) FROM posts") == 70
+    finally:
+        backend.close()
+        server.stop()
