@@ -9,7 +9,7 @@ GENERATED := generated server/oversync_server/api
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: all install generate lint-spec generate-server generate-client check-generated \
-        lint typecheck test test-fast serve bench conformance clean
+        lint typecheck test test-fast serve bench bench-bounds conformance clean
 
 all: test
 
@@ -62,6 +62,10 @@ serve: $(STAMP)
 
 bench: $(STAMP)
 	python -m bench
+
+# what one misbehaving client costs the server: refusal time, RSS growth, other users' latency
+bench-bounds: $(STAMP)
+	python -m bench.bounds
 
 conformance: $(STAMP)
 	python -m pytest -q tests/test_conformance.py

@@ -87,8 +87,16 @@ def database(admin: str) -> Iterator[str]:
         asyncio.run(drop_database_async(admin, name, force=True))
 
 
+@dataclass(frozen=True)
+class Served:
+    """A running server: its base URL and process id (for /proc readings)."""
+
+    base: str
+    pid: int
+
+
 @contextmanager
-def server(dsn: str, log_dir: Path) -> Iterator[str]:
+def server(dsn: str, log_dir: Path) -> Iterator[Served]:
     port = free_port()
     log = (log_dir / "server.log").open("wb")
     command = [
@@ -122,7 +130,7 @@ def server(dsn: str, log_dir: Path) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError("the server did not start")
             time.sleep(0.05)
-        yield base
+        yield Served(base, process.pid)
     finally:
         process.terminate()
         try:
@@ -344,10 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         with (
             admin_dsn(args.admin_dsn or None) as admin,
             database(admin) as dsn,
-            server(dsn, log_dir) as base,
+            server(dsn, log_dir) as served,
         ):
             for size in sizes:
-                results.append(measure(base, dsn, size, args.seconds))
+                results.append(measure(served.base, dsn, size, args.seconds))
                 print(f"measured {size}-row bundles", file=sys.stderr)
     finally:
         shutil.rmtree(log_dir, ignore_errors=True)

@@ -113,6 +113,90 @@ async def test_bootstrap_creates_layout_and_catalog(pg_pool: asyncpg.Pool) -> No
     assert again.catalog_rows() == catalog.catalog_rows()
 
 
+# Every foreign key of the reference layout (server.md §1.4; the Go DDL names the bundle_log one
+# of bundle_rows `bundle_rows_bundle_fk`, the others are inline): (table, definition).
+REFERENCE_FOREIGN_KEYS = sorted(
+    [(table, "FOREIGN KEY (user_pk) REFERENCES sync.user_state(user_pk) ON DELETE CASCADE")
+     for table in ("scope_state", "source_state", "row_state", "bundle_capture_stage",
+                   "bundle_log", "bundle_rows", "push_sessions", "snapshot_sessions")]
+    + [(table, "FOREIGN KEY (table_id) REFERENCES sync.table_catalog(table_id)")
+       for table in ("row_state", "bundle_capture_stage", "bundle_rows", "push_session_rows",
+                     "snapshot_session_rows")]
+    + [
+        ("bundle_rows", "FOREIGN KEY (user_pk, bundle_seq) REFERENCES"
+         " sync.bundle_log(user_pk, bundle_seq) ON DELETE CASCADE"),
+        ("push_session_rows", "FOREIGN KEY (push_id) REFERENCES"
+         " sync.push_sessions(push_id) ON DELETE CASCADE"),
+        ("snapshot_session_rows", "FOREIGN KEY (snapshot_id) REFERENCES"
+         " sync.snapshot_sessions(snapshot_id) ON DELETE CASCADE"),
+    ]
+)  # fmt: skip
+# Every constraint of the reference's sync.bundle_rows, by kind and definition.
+REFERENCE_BUNDLE_ROWS = sorted(
+    [
+        ("p", "PRIMARY KEY (user_pk, bundle_seq, row_ordinal)"),
+        ("f", "FOREIGN KEY (user_pk) REFERENCES sync.user_state(user_pk) ON DELETE CASCADE"),
+        ("f", "FOREIGN KEY (table_id) REFERENCES sync.table_catalog(table_id)"),
+        ("f", "FOREIGN KEY (user_pk, bundle_seq) REFERENCES sync.bundle_log(user_pk, bundle_seq)"
+              " ON DELETE CASCADE"),
+        ("c", "CHECK ((op_code = ANY (ARRAY[1, 2, 3])))"),
+        ("c", "CHECK ((((op_code = 3) AND (payload_wire IS NULL)) OR ((op_code = ANY (ARRAY[1, 2]))"
+              " AND (payload_wire IS NOT NULL))))"),
+    ]
+)  # fmt: skip
+_CONSTRAINTS_SQL = """
+SELECT c.relname AS table_name, con.conname AS name, con.contype::text AS kind,
+       pg_get_constraintdef(con.oid) AS definition
+FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
+WHERE c.relnamespace = 'sync'::regnamespace
+ORDER BY 1, 2
+"""
+
+
+async def test_sync_foreign_keys_and_bundle_rows_match_the_reference(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    await bootstrap(pg_pool, await _example(pg_pool))
+    async with pg_pool.acquire() as conn:
+        await conn.execute("SET search_path = public")  # definitions name sync.* qualified
+        constraints = await conn.fetch(_CONSTRAINTS_SQL)
+    foreign_keys = sorted(
+        (r["table_name"], r["definition"]) for r in constraints if r["kind"] == "f"
+    )
+    assert foreign_keys == REFERENCE_FOREIGN_KEYS
+    bundle_rows = [r for r in constraints if r["table_name"] == "bundle_rows"]
+    assert sorted((r["kind"], r["definition"]) for r in bundle_rows) == REFERENCE_BUNDLE_ROWS
+    names = {r["name"] for r in bundle_rows if r["kind"] == "f"}
+    assert names == {
+        "bundle_rows_user_pk_fkey",
+        "bundle_rows_table_id_fkey",
+        "bundle_rows_bundle_fk",
+    }
+
+
+async def test_a_layout_without_the_bundle_rows_user_fk_is_still_served(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    """A database bootstrapped before bundle_rows referenced user_state (the FK is implied by the
+    bundle_log one) passes validation as it is: bootstrap never alters an existing layout's FKs."""
+    config = await _example(pg_pool)
+    await bootstrap(pg_pool, config)
+    async with pg_pool.acquire() as conn:
+        await conn.execute(
+            "ALTER TABLE sync.bundle_rows DROP CONSTRAINT bundle_rows_user_pk_fkey;"
+            " ALTER TABLE sync.bundle_rows RENAME CONSTRAINT bundle_rows_bundle_fk"
+            " TO bundle_rows_user_pk_bundle_seq_fkey"
+        )
+    again = await bootstrap(pg_pool, config)
+    assert len(again.tables) == 8
+    async with pg_pool.acquire() as conn:
+        kept = await conn.fetchval(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'sync.bundle_rows'::regclass"
+            " AND contype = 'f'"
+        )
+    assert kept == 2
+
+
 async def test_concurrent_bootstraps_serialise(pg_pool: asyncpg.Pool) -> None:
     config = await _example(pg_pool)
     catalogs = await asyncio.gather(*(bootstrap(pg_pool, config) for _ in range(3)))

@@ -89,6 +89,8 @@ NOT_PROVOKED: dict[tuple[str, str], str] = {
     ("watchBundles", "bundle_change_watch_forbidden"): "needs a per-actor watch policy",
     ("watchBundles", "200"): "an event stream, not a request/response exchange",
     ("createSnapshotSession", "snapshot_session_too_large"): "needs a snapshot size limit",
+    ("createSnapshotSession", "too_many_snapshot_sessions"): "a cap of this server's own config",
+    ("watchBundles", "too_many_watch_streams"): "a cap of this server's own config",
 }
 
 

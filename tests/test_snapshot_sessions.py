@@ -224,13 +224,17 @@ async def test_limits_answer_413(database_url: str, tmp_path: Path) -> None:
 async def test_expired_sessions_are_gone(
     database_url: str, tmp_path: Path, pg_pool: asyncpg.Pool
 ) -> None:
-    server = start_server(database_url, tmp_path, snapshot_session_ttl_seconds=1)
+    # The janitor is off here: expired sessions are its job, not a create's (test_janitor.py).
+    server = start_server(
+        database_url, tmp_path, snapshot_session_ttl_seconds=1, janitor_interval_seconds=0
+    )
     try:
         with server.client("frank") as client:
             attach(client, "dev-a")
             push_rows(client, "dev-a", 1, [insert_user()])
             first = parsed(snapshot_create(client, "dev-a"), SnapshotSession)
-            second = parsed(snapshot_create(client, "dev-a"), SnapshotSession)
+            # another source: a source's new session replaces its older one
+            second = parsed(snapshot_create(client, "dev-b"), SnapshotSession)
             assert len(snapshot_rows(client, "dev-a", first.snapshot_id)) == 1
             time.sleep(1.2)
             expired = get_snapshot_chunk.sync_detailed(
@@ -242,14 +246,18 @@ async def test_expired_sessions_are_gone(
                 first.snapshot_id, client=client, oversync_source_id="dev-a"
             )
             assert deleted.status_code == 204
-            # the next create cleans up every expired session (then: 404)
-            parsed(snapshot_create(client, "dev-a"), SnapshotSession)
             gone = get_snapshot_chunk.sync_detailed(
-                second.snapshot_id, client=client, oversync_source_id="dev-a"
+                first.snapshot_id, client=client, oversync_source_id="dev-a"
             )
             expect_error(gone, 404, "snapshot_session_not_found")
+            # a create no longer cleans up other sessions: the expired one stays until the janitor
+            parsed(snapshot_create(client, "dev-a"), SnapshotSession)
+            still = get_snapshot_chunk.sync_detailed(
+                second.snapshot_id, client=client, oversync_source_id="dev-a"
+            )
+            expect_error(still, 410, "snapshot_session_expired")
         async with pg_pool.acquire() as conn:
-            assert await conn.fetchval("SELECT count(*) FROM sync.snapshot_sessions") == 1
+            assert await conn.fetchval("SELECT count(*) FROM sync.snapshot_sessions") == 2
     finally:
         server.stop()
 

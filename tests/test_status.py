@@ -10,7 +10,7 @@ import httpx
 
 from oversync_protocol.models import StatusResponse
 from oversync_server.engine.ddl import SCHEMA_DDL
-from oversync_server.engine.status import StatusCounters, read_counters
+from oversync_server.engine.status import EXACT_MAX_PAGES, StatusCounters, read_counters
 from protocol_helpers import seed_bundle, user_row
 from serverproc import ServerProcess
 
@@ -156,3 +156,71 @@ async def test_a_service_that_is_not_running_is_unhealthy() -> None:
     runtime.lifecycle = "closed"  # no pool any more: still a document, not an error
     closed = await status_document(runtime)
     assert closed.status.value == "unhealthy" and closed.lifecycle.value == "closed"
+
+
+_LARGE = """
+INSERT INTO sync.user_state (user_id, next_bundle_seq, retained_bundle_floor)
+SELECT 'user-' || n, 3, 1 FROM generate_series(1, $1) AS n;
+"""
+_LARGE_BUNDLES = """
+INSERT INTO sync.bundle_log
+    (user_pk, bundle_seq, source_id, source_bundle_id, row_count, byte_count, bundle_hash)
+SELECT u.user_pk, s.seq, 'dev', s.seq, 1, 100 + (u.user_pk % 7) * 10, '\\x00'::bytea
+FROM sync.user_state AS u CROSS JOIN generate_series(1, 2) AS s(seq)
+"""
+
+
+async def _large_status_tables(conn: asyncpg.Connection, users: int) -> None:
+    await conn.execute(SCHEMA_DDL)
+    await conn.execute(_LARGE.replace("$1", str(users)))
+    await conn.execute(_LARGE_BUNDLES)
+    await conn.execute("ANALYZE sync.user_state, sync.bundle_log")
+
+
+async def _rows_read(conn: asyncpg.Connection, table: str) -> int:
+    """Rows read from `table` by sequential or sample scans, as this backend's pending
+    statistics count them (at once, not after the statistics flush)."""
+    read = await conn.fetchval(
+        "SELECT seq_tup_read FROM pg_stat_xact_user_tables WHERE relid = to_regclass($1)", table
+    )
+    return int(read or 0)
+
+
+async def test_large_tables_are_sampled_not_scanned(pg_pool: asyncpg.Pool) -> None:
+    users = 100_000
+    async with pg_pool.acquire() as conn:
+        await _large_status_tables(conn, users)
+        exact_bytes = int(await conn.fetchval("SELECT sum(byte_count) FROM sync.bundle_log"))
+        pages = await conn.fetchval(
+            "SELECT pg_relation_size('sync.bundle_log') / current_setting('block_size')::int"
+        )
+        assert pages > 2 * EXACT_MAX_PAGES  # the sampled path
+        async with conn.transaction():  # (pending statistics: compare before and after)
+            bundles_before = await _rows_read(conn, "sync.bundle_log")
+            users_before = await _rows_read(conn, "sync.user_state")
+            counters = await read_counters(conn)
+            bundle_rows_read = await _rows_read(conn, "sync.bundle_log") - bundles_before
+            user_rows_read = await _rows_read(conn, "sync.user_state") - users_before
+    # Bounded reads: a sample of the bundles and of the users, no full scan.
+    assert bundle_rows_read < 2 * users / 4, bundle_rows_read
+    assert user_rows_read < users / 4, user_rows_read
+    # The approximate fields are close; the rest is exact.
+    assert abs(counters.committed_bundle_count - 2 * users) <= 0.05 * 2 * users
+    assert abs(counters.committed_bundle_bytes - exact_bytes) <= 0.1 * exact_bytes
+    assert counters.latest_bundle_seq_max == 2
+    assert (counters.retained_bundle_floor_min, counters.retained_bundle_floor_max) == (1, 1)
+    assert (counters.retained_bundle_window_min, counters.retained_bundle_window_max) == (1, 1)
+    assert counters.user_state_retention_floor_ahead_count == 0  # proven by the CHECK
+
+
+async def test_the_floor_ahead_count_stays_exact_without_the_check(pg_pool: asyncpg.Pool) -> None:
+    async with pg_pool.acquire() as conn:
+        await _large_status_tables(conn, 30_000)
+        await conn.execute(
+            "ALTER TABLE sync.user_state DROP CONSTRAINT user_state_retained_floor_check"
+        )
+        await conn.execute(
+            "UPDATE sync.user_state SET retained_bundle_floor = 9 WHERE user_id = 'user-17'"
+        )
+        counters = await read_counters(conn)
+    assert counters.user_state_retention_floor_ahead_count == 1

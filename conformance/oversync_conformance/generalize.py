@@ -13,8 +13,10 @@ exchange by exchange shows which values legitimately differ between runs:
 Some values differ between *implementations* rather than runs, so they are declared by key
 whatever the runs say: error ``message`` texts, ``app_name``, lease/expiry timestamps,
 ``retry_after_seconds``, the status document's counters; and fields Go omits when zero
-(``next_expected_row_ordinal`` of a staging push session, ``byte_count`` of an empty snapshot)
-may be absent, and a snapshot's ``byte_count`` (payload text as stored) is any positive count. Scenario overrides (``ScenarioContext.capture`` / ``loosen``) win over all of it.
+(``next_expected_row_ordinal`` of a staging push session, ``byte_count`` of an empty snapshot,
+the configured ``bundle_limits`` of the capabilities) may be absent, and a snapshot's
+``byte_count`` (payload text as stored) is any positive count. Scenario overrides
+(``ScenarioContext.capture`` / ``loosen``) win over all of it.
 """
 
 from __future__ import annotations
@@ -112,6 +114,14 @@ _OMITTED_WHEN_ZERO = [
     ("POST", "/sync/push-sessions", "status", "staging", "next_expected_row_ordinal"),
     ("POST", "/sync/snapshot-sessions", "row_count", 0, "byte_count"),
 ]
+# Capability limits that are configuration, omitted when zero (unlimited) by Go (protocol.md
+# §8.1): absent, or a positive count, whatever this server is configured with.
+_CONFIGURED_LIMITS = (
+    "max_rows_per_bundle",
+    "max_bytes_per_bundle",
+    "max_rows_per_snapshot_session",
+    "max_bytes_per_snapshot_session",
+)
 
 
 def _strings(value: JsonValue) -> Iterator[str]:
@@ -324,6 +334,12 @@ def _apply_operation_rules(exchange: Exchange, body: JsonValue) -> None:
     if snapshot and body.get("row_count") != 0 and "byte_count" in body:
         # the sum of payload lengths *as stored*: its value depends on the implementation
         body["byte_count"] = {"$match": "int", "min": 1}
+    limits = body.get("bundle_limits")
+    if (exchange.method, exchange.path) == ("GET", "/sync/capabilities") and isinstance(
+        limits, dict
+    ):
+        for member in _CONFIGURED_LIMITS:
+            limits[member] = {"$optional": {"$match": "int", "min": 1}}
     for method, path, field_name, value, member in _OMITTED_WHEN_ZERO:
         applies = (exchange.method, exchange.path) == (method, path)
         if applies and body.get(field_name) == value and body.get(member, 0) == 0:

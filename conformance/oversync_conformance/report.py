@@ -2,57 +2,20 @@
 
 from __future__ import annotations
 
-import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from oversync_conformance.runner import Outcome, RunResult, SessionResult, StepResult
+from oversync_conformance.results import (
+    Outcome,
+    RunResult,
+    StepResult,
+    failure_details,
+    format_session,
+    format_step,
+)
 
+# the step and session lines live in :mod:`.results` (SessionResult.report uses them)
 __all__ = ["format_session", "format_step", "format_summary", "junit_xml", "write_junit"]
-
-_LABELS = {
-    Outcome.PASSED: "PASS",
-    Outcome.FAILED: "FAIL",
-    Outcome.ERROR: "ERROR",
-    Outcome.SKIPPED: "SKIP",
-}
-
-
-def format_step(session: str, step: StepResult, *, total: int) -> str:
-    """``PASS  session 3/7 phone POST /sync/... -> 200  name``, then the details of a failure."""
-    status = "-" if step.status is None else str(step.status)
-    line = (
-        f"{_LABELS[step.outcome]:<5} {session} {step.index}/{total} {step.actor} "
-        f"{step.method} {step.path} -> {status}  {step.name}"
-    )
-    details = failure_details(step)
-    return line + ("\n" + textwrap.indent(details, "      ") if details else "")
-
-
-def failure_details(step: StepResult) -> str:
-    if step.outcome is Outcome.PASSED:
-        return ""
-    if step.outcome is Outcome.SKIPPED:
-        return ""
-    lines = [step.detail] if step.detail else []
-    lines += [f"- {mismatch}" for mismatch in step.mismatches]
-    if step.diff:
-        lines.append(step.diff)
-    return "\n".join(lines)
-
-
-def format_session(result: SessionResult, *, verbose: bool = False) -> str:
-    """The session's header line, then its steps (all of them when ``verbose``, else the
-    failing one)."""
-    header = f"{result.name}: {result.outcome.value.upper()}"
-    if result.reason:
-        header += f" ({result.reason})"
-    lines = [header]
-    total = len(result.session.steps)
-    for step in result.steps:
-        if verbose or step.outcome in (Outcome.FAILED, Outcome.ERROR):
-            lines.append("  " + format_step(result.name, step, total=total))
-    return "\n".join(lines)
 
 
 def format_summary(run: RunResult) -> str:

@@ -16,12 +16,12 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 
 import httpx
 
 from oversync_conformance.matching import Bindings, Mismatch, match
+from oversync_conformance.results import Outcome, RunResult, SessionResult, StepResult
 from oversync_conformance.session import (
     SPECIAL_TOKENS,
     Body,
@@ -33,6 +33,7 @@ from oversync_conformance.session import (
 from oversync_conformance.templates import UnboundName, interpolate, resolve_body
 from oversync_conformance.tokens import TokenError, TokenProvider
 
+# the result types live in :mod:`.results` (shared with the reports); re-exported here
 __all__ = [
     "Outcome",
     "RunResult",
@@ -42,14 +43,6 @@ __all__ = [
     "run_session",
     "run_sessions",
 ]
-
-
-class Outcome(StrEnum):
-    PASSED = "passed"
-    FAILED = "failed"
-    ERROR = "error"
-    """The step could not be carried out (transport error, no token, unbound capture)."""
-    SKIPPED = "skipped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,59 +64,6 @@ class Target:
 
     def fresh_user(self, label: str) -> str:
         return f"{self.user_prefix}-{label}-{secrets.token_hex(6)}"
-
-
-@dataclass(frozen=True, slots=True)
-class StepResult:
-    index: int
-    """1-based position in the session."""
-    name: str
-    actor: str
-    method: str
-    path: str
-    outcome: Outcome
-    expected_status: int
-    status: int | None = None
-    mismatches: tuple[Mismatch, ...] = ()
-    diff: str = ""
-    detail: str = ""
-    elapsed: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class SessionResult:
-    session: Session
-    outcome: Outcome
-    steps: tuple[StepResult, ...] = ()
-    users: dict[str, str] = field(default_factory=dict)
-    reason: str = ""
-    elapsed: float = 0.0
-
-    @property
-    def name(self) -> str:
-        return self.session.name
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome in (Outcome.PASSED, Outcome.SKIPPED)
-
-    def report(self) -> str:
-        """The text report of this session (what the CLI prints)."""
-        from oversync_conformance.report import format_session
-
-        return format_session(self, verbose=True)
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    sessions: tuple[SessionResult, ...]
-
-    @property
-    def ok(self) -> bool:
-        return all(result.ok for result in self.sessions)
-
-    def count(self, outcome: Outcome) -> int:
-        return sum(result.outcome is outcome for result in self.sessions)
 
 
 StepCallback = Callable[[Session, StepResult], None]

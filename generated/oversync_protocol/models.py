@@ -558,13 +558,20 @@ class StatusResponse(BaseModel):
     committed_bundle_bytes: Annotated[StrictInt, Field(ge=0, le=9223372036854775807)]
 
 
-SourceIdParameter = TypeAliasType("SourceIdParameter", Annotated[str, Field(min_length=1)])
+SourceIdParameter = TypeAliasType(
+    "SourceIdParameter",
+    Annotated[str, Field(max_length=255, min_length=1, pattern="^[^\\x00-\\x1f\\x7f]+$")],
+)
 
 
 PushIdParameter = TypeAliasType("PushIdParameter", Annotated[str, Field(min_length=1)])
 
 
 SnapshotIdParameter = TypeAliasType("SnapshotIdParameter", Annotated[str, Field(min_length=1)])
+
+
+class TooManyResponseRetryAfterHeader(RootModel[StrictInt]):
+    root: StrictInt
 
 
 SyncCommittedBundlesBundleSeqRowsGetPathBundleSeqParameter = TypeAliasType(

@@ -15,8 +15,9 @@ from oversync_server.config import ServiceConfig
 from oversync_server.engine import schema as sync_schema
 from oversync_server.engine.errors import authentication_failed
 from oversync_server.errors import exception_handlers
+from oversync_server.janitor import install_janitor
 from oversync_server.middleware import SyncMiddleware
-from oversync_server.runtime import SyncRuntime
+from oversync_server.runtime import SyncRuntime, WatchPolicy
 from oversync_server.services.discovery import Discovery
 from oversync_server.services.lifecycle import Lifecycle
 from oversync_server.services.monitoring import Monitoring
@@ -26,10 +27,18 @@ from oversync_server.services.snapshot import Snapshot
 from oversync_server.watch import install_bundle_watch
 
 
-def create_application(runtime: SyncRuntime, authenticator: Authenticator) -> FastAPI:
-    """Build the app; the runtime (pool, bootstrap, watch listener) starts with the app's lifespan."""
+def create_application(
+    runtime: SyncRuntime, authenticator: Authenticator, *, watch_policy: WatchPolicy | None = None
+) -> FastAPI:
+    """Build the app; the runtime (pool, bootstrap, watch listener, janitor) starts with the
+    app's lifespan. `watch_policy` (or `runtime.watch_policy`) is the host application's
+    per-actor watch gate: False answers that actor's watch 403 `bundle_change_watch_forbidden`
+    and reports `bundle_change_watch: false` in its capabilities."""
+    if watch_policy is not None:
+        runtime.watch_policy = watch_policy
     sync_schema.install(runtime)  # bootstrap (or validate) the sync schema at start
     install_bundle_watch(runtime)  # the LISTEN side of bundle-change wake-ups
+    install_janitor(runtime)  # deletes expired push and snapshot sessions in the background
 
     async def authorize(_: RequirementSets, credentials: Credentials) -> Principal:
         bearer = credentials.get("bearerAuth")

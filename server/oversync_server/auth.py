@@ -2,7 +2,10 @@
 
 The user id is the trimmed `sub` claim. Like the reference's example server, any HMAC algorithm
 (HS256/384/512) is accepted, `exp` and `nbf` are enforced when present, and nothing else of the
-token is used. A host application passes its own `Authenticator` to map a bearer token to a user.
+token is used. The subject must be a usable identifier (`engine.identifiers`: at most 255
+characters, no NUL or other control characters), else 401 `authentication_failed`. `exp` is
+kept on the principal, so a watch stream can end when its token does. A host application passes
+its own `Authenticator` to map a bearer token to a user.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from oversync_server.engine.errors import authentication_failed
+from oversync_server.engine.identifiers import identifier_problem
 
 _HMAC_DIGESTS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
 TOKEN_ISSUER = "oversync-py"
@@ -23,9 +28,14 @@ TOKEN_ISSUER = "oversync-py"
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the authenticated user (the sync scope)."""
+    """Who is calling: the authenticated user (the sync scope).
+
+    `expires_at` is when the credential stops being valid (Unix seconds, e.g. the JWT `exp`),
+    None when it does not expire; long-lived requests (watch streams) end then.
+    """
 
     user_id: str
+    expires_at: float | None = None
 
 
 class Authenticator(Protocol):
@@ -88,12 +98,24 @@ def verify_token(secret: str, token: str, *, now: float | None = None) -> dict[s
             value = claims[claim]
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise InvalidToken(f"{claim} must be a number")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidToken(f"{claim} must be a finite number")
             if (current < value) if too_early else (current >= value):
                 raise InvalidToken("token is not valid now")
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject.strip():
         raise InvalidToken("token has no subject")
+    if problem := identifier_problem(subject.strip()):
+        raise InvalidToken(f"token subject {problem}")
     return claims
+
+
+def _expiry(claims: dict[str, Any]) -> float | None:
+    """`exp` as a float; None when absent (an integer beyond float range is "never" too)."""
+    expires = claims.get("exp")
+    if isinstance(expires, int | float) and not isinstance(expires, bool) and expires < 1e300:
+        return float(expires)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,4 +129,4 @@ class JWTAuthenticator:
             claims = verify_token(self.secret, token)
         except InvalidToken as error:
             raise authentication_failed(f"Invalid token: {error}") from error
-        return Principal(user_id=str(claims["sub"]).strip())
+        return Principal(user_id=str(claims["sub"]).strip(), expires_at=_expiry(claims))

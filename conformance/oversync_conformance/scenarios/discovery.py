@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from oversync_client.api.discovery import get_capabilities
-from oversync_conformance.recorder import ScenarioContext
+from oversync_conformance.context import ScenarioContext
 from oversync_conformance.scenarios import scenario
 from oversync_conformance.scenarios._data import NO_SUCH_ID
 

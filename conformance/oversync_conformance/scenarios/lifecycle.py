@@ -12,7 +12,7 @@ from oversync_client.models import (
     PushChunkRequest,
     PushSessionCreateRequest,
 )
-from oversync_conformance.recorder import ScenarioActor, ScenarioContext, ScenarioFailure, parsed
+from oversync_conformance.context import ScenarioActor, ScenarioContext, ScenarioFailure, parsed
 from oversync_conformance.scenarios import scenario
 from oversync_conformance.scenarios._data import (
     NO_SUCH_ID,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from oversync_client.api.monitoring import get_health, get_status
-from oversync_conformance.recorder import ScenarioContext
+from oversync_conformance.context import ScenarioContext
 from oversync_conformance.scenarios import scenario
 
 

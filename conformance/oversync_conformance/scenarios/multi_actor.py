@@ -16,7 +16,7 @@ from oversync_client.api.snapshot import (
     get_snapshot_chunk,
 )
 from oversync_client.models import ConnectRequest, PushChunkRequest
-from oversync_conformance.recorder import ScenarioContext
+from oversync_conformance.context import ScenarioContext
 from oversync_conformance.scenarios import scenario
 from oversync_conformance.scenarios._data import (
     category,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from oversync_client.api.pull import pull, watch_bundles
-from oversync_conformance.recorder import ScenarioContext
+from oversync_conformance.context import ScenarioContext
 from oversync_conformance.scenarios import scenario
 from oversync_conformance.scenarios._data import category, connect_empty, push
 

@@ -19,7 +19,7 @@ from oversync_client.models import (
     PushSessionCreateRequest,
     SyncKey,
 )
-from oversync_conformance.recorder import Expectation, ScenarioActor, ScenarioContext
+from oversync_conformance.context import Expectation, ScenarioActor, ScenarioContext
 from oversync_conformance.scenarios import scenario
 from oversync_conformance.scenarios._data import (
     NO_SUCH_ID,

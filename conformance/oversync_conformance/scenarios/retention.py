@@ -10,7 +10,7 @@ from oversync_client.api.pull import pull
 from oversync_client.api.push import create_push_session, get_committed_bundle_rows
 from oversync_client.api.snapshot import create_snapshot_session
 from oversync_client.models import PushSessionCreateRequest
-from oversync_conformance.recorder import ScenarioContext
+from oversync_conformance.context import ScenarioContext
 from oversync_conformance.scenarios import scenario
 from oversync_conformance.scenarios._data import category, connect_empty, push
 

@@ -10,7 +10,7 @@ from oversync_client.models import (
     SourceReplacement,
     SourceReplacementReason,
 )
-from oversync_conformance.recorder import Expectation, ScenarioActor, ScenarioContext
+from oversync_conformance.context import Expectation, ScenarioActor, ScenarioContext
 from oversync_conformance.scenarios import scenario
 from oversync_conformance.scenarios._data import category, chunk, connect_empty, create, push
 

@@ -7,7 +7,7 @@ from oversync_client.api.snapshot import (
     delete_snapshot_session,
     get_snapshot_chunk,
 )
-from oversync_conformance.recorder import ScenarioContext
+from oversync_conformance.context import ScenarioContext
 from oversync_conformance.scenarios import scenario
 from oversync_conformance.scenarios._data import (
     NO_SUCH_ID,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from oversync_client.api.pull import pull
 from oversync_client.api.push import get_committed_bundle_rows
-from oversync_conformance.recorder import ScenarioContext
+from oversync_conformance.context import ScenarioContext
 from oversync_conformance.scenarios import scenario
 from oversync_conformance.scenarios._data import chunk, commit, connect_empty, create, insert
 

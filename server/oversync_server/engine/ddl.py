@@ -6,7 +6,9 @@ other. `schema.py` runs this; nothing else should create sync objects.
 
 Deliberate differences (docs/deviations.md): the redundant second unique index on
 `snapshot_session_rows (snapshot_id, table_id, key_bytes)` (server.md §17.15) is not created; the
-UNIQUE constraint already provides that index.
+UNIQUE constraint already provides that index. `snapshot_sessions` has one extra column,
+`source_id` (default '', the last column; `UPGRADE_DDL` adds it to an existing layout) and its
+index, so a source's new snapshot session replaces its older one and the per-user cap is cheap.
 """
 
 from __future__ import annotations
@@ -142,8 +144,9 @@ CREATE TABLE IF NOT EXISTS sync.bundle_log (
     CONSTRAINT bundle_log_source_tuple_key UNIQUE (user_pk, source_id, source_bundle_id)
 );
 
+-- The user_state FK is implied by the bundle_log one; it is kept because the reference has it.
 CREATE TABLE IF NOT EXISTS sync.bundle_rows (
-    user_pk BIGINT NOT NULL,
+    user_pk BIGINT NOT NULL REFERENCES sync.user_state (user_pk) ON DELETE CASCADE,
     bundle_seq BIGINT NOT NULL,
     row_ordinal BIGINT NOT NULL,
     table_id INTEGER NOT NULL REFERENCES sync.table_catalog (table_id),
@@ -151,7 +154,7 @@ CREATE TABLE IF NOT EXISTS sync.bundle_rows (
     op_code SMALLINT NOT NULL CHECK (op_code IN (1, 2, 3)),
     payload_wire JSON,
     PRIMARY KEY (user_pk, bundle_seq, row_ordinal),
-    FOREIGN KEY (user_pk, bundle_seq)
+    CONSTRAINT bundle_rows_bundle_fk FOREIGN KEY (user_pk, bundle_seq)
         REFERENCES sync.bundle_log (user_pk, bundle_seq) ON DELETE CASCADE,
     CHECK ((op_code = 3 AND payload_wire IS NULL)
         OR (op_code IN (1, 2) AND payload_wire IS NOT NULL))
@@ -192,9 +195,11 @@ CREATE TABLE IF NOT EXISTS sync.snapshot_sessions (
     snapshot_bundle_seq BIGINT NOT NULL,
     row_count BIGINT NOT NULL DEFAULT 0,
     byte_count BIGINT NOT NULL DEFAULT 0,
-    expires_at TIMESTAMPTZ NOT NULL
+    expires_at TIMESTAMPTZ NOT NULL,
+    source_id TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS ss_expires_at_idx ON sync.snapshot_sessions (expires_at);
+CREATE INDEX IF NOT EXISTS ss_user_source_idx ON sync.snapshot_sessions (user_pk, source_id);
 
 CREATE TABLE IF NOT EXISTS sync.snapshot_session_rows (
     snapshot_id UUID NOT NULL REFERENCES sync.snapshot_sessions (snapshot_id) ON DELETE CASCADE,
@@ -210,6 +215,19 @@ CREATE TABLE IF NOT EXISTS sync.snapshot_session_rows (
 CREATE SEQUENCE IF NOT EXISTS sync.accepted_push_replay_seq;
 CREATE SEQUENCE IF NOT EXISTS sync.rejected_registered_write_seq;
 CREATE SEQUENCE IF NOT EXISTS sync.history_pruned_error_seq;
+"""
+
+# Brings an existing layout (created by the reference or an older oversync-py) to SCHEMA_DDL's
+# extras; run only when `UPGRADE_NEEDED_SQL` says so (ALTER TABLE locks the table).
+UPGRADE_NEEDED_SQL: Final = """
+SELECT NOT EXISTS (
+    SELECT 1 FROM pg_attribute
+    WHERE attrelid = 'sync.snapshot_sessions'::regclass AND attname = 'source_id'
+      AND NOT attisdropped)
+"""
+UPGRADE_DDL: Final = """
+ALTER TABLE sync.snapshot_sessions ADD COLUMN IF NOT EXISTS source_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX IF NOT EXISTS ss_user_source_idx ON sync.snapshot_sessions (user_pk, source_id);
 """
 
 # The owner guard (BEFORE, row level) and the capture trigger (AFTER, row level), server.md §1.6.

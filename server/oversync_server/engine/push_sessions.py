@@ -4,10 +4,11 @@ A session stages one bundle of one source (`(user, source_id, source_bundle_id)`
 `sync.push_sessions` / `sync.push_session_rows` until commit (`push_commit.py`). Sessions belong to
 a user, not a source: any source of the user holding the `push_id` may act on it. They expire
 `push_session_ttl_seconds` after creation or the last accepted chunk; expired sessions answer 410
-and are deleted by the next session creation of any user (there is no janitor).
+and are deleted by the janitor (`oversync_server.janitor`), outside every user lock and request
+transaction (the reference deletes every user's expired sessions inside each push create).
 
 Statement budget (each function runs in the caller's transaction):
-* `create_session`: 4-5 statements (expired clean-up, replay look-up, source read, replace, insert).
+* `create_session`: 3-4 statements (replay look-up, source read, replace, insert).
 * `stage_chunk`: 4 whatever the row count: one COPY of the rows, one value check that casts every
   staged payload through its table's row type (`jsonb_populate_record`, the same conversion the
   commit applies, so type errors answer 400 now instead of failing the commit), one session
@@ -51,8 +52,6 @@ class AlreadyCommitted:
     bundle_hash: str
 
 
-_DELETE_EXPIRED = "DELETE FROM sync.push_sessions WHERE expires_at <= now()"
-
 _FIND_COMMITTED = """
 SELECT bl.bundle_seq, bl.row_count, bl.bundle_hash
 FROM sync.bundle_log bl JOIN sync.user_state us ON us.user_pk = bl.user_pk
@@ -94,11 +93,6 @@ _STAGE_COLUMNS = (
     "base_bundle_seq",
     "payload_apply",
 )
-
-
-async def delete_expired(conn: Connection) -> None:
-    """The global clean-up of expired sessions (their rows cascade)."""
-    await conn.execute(_DELETE_EXPIRED)
 
 
 async def find_committed(

@@ -42,6 +42,8 @@ from oversync_server.engine.ddl import (
     PROTOCOL_LABEL,
     SCHEMA_DDL,
     TRIGGER_FUNCTIONS_DDL,
+    UPGRADE_DDL,
+    UPGRADE_NEEDED_SQL,
 )
 from oversync_server.runtime import SyncRuntime
 
@@ -330,12 +332,21 @@ async def _layout_state(conn: Connection, catalog: Catalog) -> _LayoutState:
         raise UnsupportedSchemaError(f"cannot validate the sync schema: {error}") from error
 
 
+async def _lock_bootstrap(conn: Connection) -> None:
+    """Serialise bootstraps of all server processes (transaction-scoped). The wait is not
+    bounded by the pool's `lock_timeout`: another process may be installing a large schema."""
+    await conn.execute("SET LOCAL lock_timeout = 0")
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", BOOTSTRAP_LOCK_KEY)
+
+
 async def ensure_sync_schema(conn: Connection, catalog: Catalog) -> bool:
     """Create the sync schema or validate the existing one; True when it was created."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", BOOTSTRAP_LOCK_KEY)
+        await _lock_bootstrap(conn)
         state = await _layout_state(conn, catalog)
         if not state.fresh:
+            if await conn.fetchval(UPGRADE_NEEDED_SQL):
+                await conn.execute(UPGRADE_DDL)
             return False
         await conn.execute(SCHEMA_DDL)
         await conn.execute(
@@ -437,7 +448,7 @@ CREATE TRIGGER oversync_bundle_capture_row AFTER INSERT OR UPDATE OR DELETE ON {
 
 async def install_triggers(conn: Connection, catalog: Catalog) -> None:
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", BOOTSTRAP_LOCK_KEY)
+        await _lock_bootstrap(conn)
         await conn.execute(
             TRIGGER_FUNCTIONS_DDL + "".join(trigger_ddl(table) for table in catalog.tables)
         )

@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -48,7 +49,8 @@ from typing import TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from oversync_server.engine.errors import SyncError
+from oversync_server.engine.errors import SyncError, service_unavailable
+from oversync_server.engine.pool import SyncPool, UserTurns, database_unavailable
 from oversync_wire.timefmt import rfc3339_nano
 
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
@@ -81,9 +83,14 @@ log = logging.getLogger("oversync_server")
 # The reference's per-user key (server.md §11.1); a server sharing the database with Go servers
 # must use exactly this expression.
 user_lock_key_sql = "hashtextextended($1::text, 0)"
-_LOCK = f"SELECT pg_advisory_lock({user_lock_key_sql})"
+_TRY_LOCK = f"SELECT pg_try_advisory_lock({user_lock_key_sql})"
 _UNLOCK = f"SELECT pg_advisory_unlock({user_lock_key_sql})"
 UNLOCK_TIMEOUT_SECONDS = 5.0
+# Back-off between try-locks while another process holds the user's lock: full jitter over a
+# doubling delay, capped so a waiter notices a released lock soon.
+BACKOFF_INITIAL_SECONDS = 0.005
+BACKOFF_MAX_SECONDS = 0.2
+DEFAULT_USER_LOCK_TIMEOUT_SECONDS = 30.0
 
 
 class ScopeCode(IntEnum):
@@ -127,35 +134,88 @@ async def user_lock(pool: asyncpg.Pool, user_id: str) -> AsyncIterator[Connectio
     """Hold the user's session advisory lock on a dedicated pooled connection; yield it.
 
     Every writer of a user's sync state (connect, push create/chunk/commit, server writes) runs
-    under this lock, on the yielded connection, for the whole operation. The lock is released on
-    the same connection; if that fails (or the wait was cancelled half-way) the connection is
-    terminated, so the lock dies with its session instead of going back to the pool.
+    under this lock, on the yielded connection, for the whole operation. Waiting never holds a
+    pool connection:
+
+    1. in this process, the user's writers queue FIFO for their turn (`SyncPool.user_turns`);
+    2. the writer whose turn it is takes a connection and `pg_try_advisory_lock` (the
+       reference's key, so Go servers on the same database serialise with us); while another
+       process holds the lock it releases the connection and backs off (jittered, doubling,
+       capped at 200 ms) before trying again.
+
+    Both steps share one deadline, the pool's `user_lock_timeout` (30 s for a plain asyncpg
+    pool), after which the writer gets a retryable 503 `service_unavailable`. The lock is
+    released on the same connection; if that fails (or a try-lock was cancelled half-way) the
+    connection is terminated, so the lock dies with its session instead of going back to the pool.
     """
-    async with pool.acquire() as connection:
-        locked = False
+    if isinstance(pool, SyncPool):
+        timeout, turns = pool.user_lock_timeout, pool.user_turns
+    else:
+        timeout, turns = DEFAULT_USER_LOCK_TIMEOUT_SECONDS, UserTurns()
+    deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+    waiting = True
+    try:
+        async with turns.turn(user_id, timeout):
+            waiting = False
+            connection = await _try_lock_until(pool, user_id, deadline, timeout)
+            try:
+                yield connection
+            finally:
+                await _unlock(connection, user_id)
+                await pool.release(connection)
+    except TimeoutError as error:
+        if not waiting:  # raised by the operation, not by the wait for the turn
+            raise
+        raise _lock_busy(user_id, timeout) from error
+
+
+def _lock_busy(user_id: str, timeout: float | None) -> SyncError:
+    return service_unavailable(
+        f"sync operations of user {user_id} are busy: its lock was not free within"
+        f" {timeout or 0:g}s (user_lock_timeout_seconds); retry"
+    )
+
+
+async def _try_lock_until(
+    pool: asyncpg.Pool, user_id: str, deadline: float | None, timeout: float | None
+) -> PoolConnectionProxy[asyncpg.Record]:
+    """A pooled connection holding the user's advisory lock, or 503 at `deadline`."""
+    loop = asyncio.get_running_loop()
+    delay = BACKOFF_INITIAL_SECONDS
+    while True:
+        connection = await pool.acquire()
         try:
-            await connection.execute(_LOCK, user_id)
-            locked = True
-            yield connection
-        finally:
-            await _unlock(connection, user_id, locked)
+            locked = await connection.fetchval(_TRY_LOCK, user_id)
+        except BaseException:
+            # The server may or may not have granted it: end the session with the lock.
+            connection.terminate()
+            await pool.release(connection)
+            raise
+        if locked:
+            return connection
+        await pool.release(connection)
+        remaining = None if deadline is None else deadline - loop.time()
+        if remaining is not None and remaining <= 0:
+            raise _lock_busy(user_id, timeout)
+        pause = random.uniform(delay / 2, delay)
+        await asyncio.sleep(pause if remaining is None else min(pause, remaining))
+        delay = min(delay * 2, BACKOFF_MAX_SECONDS)
 
 
-async def _unlock(connection: Connection, user_id: str, locked: bool) -> None:
+async def _unlock(connection: Connection, user_id: str) -> None:
     if connection.is_closed():
         return
     try:
         if connection.is_in_transaction():
             raise RuntimeError("user_lock released inside an open transaction")
-        if locked:
-            await asyncio.wait_for(
-                connection.execute(_UNLOCK, user_id), timeout=UNLOCK_TIMEOUT_SECONDS
-            )
-            return
-    except (Exception, asyncio.CancelledError):
-        log.warning("could not release the user lock; closing its connection", exc_info=True)
-    # Not locked (the wait failed or was cancelled) or the unlock failed: the server side may
-    # still hold or be waiting for the lock, so the session must end.
+        await asyncio.wait_for(connection.execute(_UNLOCK, user_id), timeout=UNLOCK_TIMEOUT_SECONDS)
+        return
+    except (Exception, asyncio.CancelledError) as error:
+        if database_unavailable(error):  # the session is gone, and its lock with it
+            log.warning("could not release the user lock: %s: %s", type(error).__name__, error)
+        else:
+            log.warning("could not release the user lock; closing its connection", exc_info=True)
+    # The unlock failed: the server side may still hold the lock, so the session must end.
     connection.terminate()
 
 

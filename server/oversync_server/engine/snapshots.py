@@ -13,8 +13,16 @@ gate all come from the same database snapshot: the image is exactly the state af
 reference): a live business row without live row_state, or live row_state without a business
 row, fails the create.
 
-Round trips: create = 1 (expired clean-up, autocommit) + BEGIN + scope gate + [limit pre-count]
-+ [rotation: 1 lock + 1-2 writes] + 1 materialising statement + COMMIT, whatever the row count
+Storage is bounded per user: a session records its source (`snapshot_sessions.source_id`, an
+extra column, docs/deviations.md), a source's new session replaces its older ones (deleted once
+the new one is committed, so a failed create leaves the old one usable), and a user may hold at
+most `max_snapshot_sessions_per_user` live sessions of other sources, else 429
+`too_many_snapshot_sessions` (checked first, before any work; concurrent creates of one user
+can overshoot the cap by the number racing, until the TTL or the janitor removes them). Expired
+sessions are deleted by the janitor (`oversync_server.janitor`), never by a create.
+
+Round trips: create = BEGIN + scope gate + cap count + [limit pre-count] + [rotation: 1 lock +
+1-2 writes] + 1 materialising statement + COMMIT + 1 replacement delete, whatever the row count
 (the reference issues one INSERT per row). Chunk = 1 statement. Delete = 1 statement.
 
 Payloads are `to_jsonb(row) - '_sync_scope_id'` with bytea columns rewritten as padded standard
@@ -114,8 +122,17 @@ def parse_snapshot_id(snapshot_id: str) -> uuid.UUID:
 
 # ------------------------------------------------------------------------------------ create
 
-_DELETE_EXPIRED = "DELETE FROM sync.snapshot_sessions WHERE expires_at <= now()"
 _COUNT_LIVE = "SELECT count(*) FROM sync.row_state WHERE user_pk = $1 AND deleted = FALSE"
+# Live sessions that count against the user's cap: those of other sources (this source's are
+# about to be replaced).
+_COUNT_OTHER_SESSIONS = """
+SELECT count(*) FROM sync.snapshot_sessions
+WHERE user_pk = $1 AND source_id <> $2 AND expires_at > now()
+"""
+_DELETE_REPLACED = """
+DELETE FROM sync.snapshot_sessions
+WHERE user_pk = $1 AND source_id = $2 AND snapshot_id <> $3
+"""
 
 
 def _business_select(table: TableInfo) -> str:
@@ -141,7 +158,8 @@ def _business_select(table: TableInfo) -> str:
 def materialize_sql(catalog: Catalog) -> str:
     """The one statement that freezes a user's live rows into a new snapshot session.
 
-    Parameters: $1 snapshot_id, $2 user_id, $3 user_pk, $4 snapshot_bundle_seq, $5 TTL seconds.
+    Parameters: $1 snapshot_id, $2 user_id, $3 user_pk, $4 snapshot_bundle_seq, $5 TTL seconds,
+    $6 source_id.
     Returns the counts, plus the number and one example of rows on either side of the
     business/row_state consistency check (the caller rolls back if any).
     """
@@ -168,9 +186,9 @@ WITH business AS (
     RETURNING octet_length(payload_wire::text) AS bytes
 ), session AS (
     INSERT INTO sync.snapshot_sessions
-        (snapshot_id, user_pk, snapshot_bundle_seq, row_count, byte_count, expires_at)
+        (snapshot_id, user_pk, snapshot_bundle_seq, row_count, byte_count, expires_at, source_id)
     SELECT $1, $3, $4, count(*), COALESCE(sum(bytes), 0),
-           now() + make_interval(secs => $5::double precision)
+           now() + make_interval(secs => $5::double precision), $6::text
     FROM inserted
     RETURNING row_count, byte_count, expires_at
 )
@@ -195,17 +213,15 @@ async def create_snapshot(
 ) -> SnapshotSession:
     """Freeze the user's live rows; with `replacement`, rotate the source in the same tx.
 
-    Raises 409 `scope_uninitialized` / `scope_initializing`, the rotation errors
-    (`rotation.rotate_source`), 413 `snapshot_session_too_large`, and
+    Raises 409 `scope_uninitialized` / `scope_initializing`, 429 `too_many_snapshot_sessions`,
+    the rotation errors (`rotation.rotate_source`), 413 `snapshot_session_too_large`, and
     `SnapshotInconsistentError` when business rows and row_state disagree. A serialization
     failure (a concurrent commit touched the rotated source) re-runs the whole transaction.
+    Once the new session is committed, `source_id`'s older sessions of the user are deleted.
     """
     async with pool.acquire() as conn:
-        # Outside the snapshot transaction: two creates racing to delete the same expired
-        # session would otherwise fail each other's REPEATABLE READ transaction.
-        await conn.execute(_DELETE_EXPIRED)
 
-        async def attempt() -> SnapshotSession:
+        async def attempt() -> tuple[SnapshotSession, int]:
             async with conn.transaction(isolation="repeatable_read"):
                 return await _create_in_tx(
                     conn,
@@ -216,7 +232,20 @@ async def create_snapshot(
                     replacement=replacement,
                 )
 
-        return await run_retrying(attempt)
+        session, user_pk = await run_retrying(attempt)
+        # Outside the snapshot transaction, so a concurrent delete of the same old session
+        # (the janitor, the client) cannot fail the create; its rows cascade.
+        await conn.execute(_DELETE_REPLACED, user_pk, source_id, session.snapshot_id)
+        return session
+
+
+def _too_many_sessions(user_id: str, live: int, limit: int) -> SyncError:
+    return SyncError(
+        "too_many_snapshot_sessions",
+        f"user {user_id} already has {live} live snapshot sessions of other sources"
+        f" (max_snapshot_sessions_per_user {limit}); finish or delete one, or retry after"
+        " they expire",
+    )
 
 
 async def _create_in_tx(
@@ -227,8 +256,12 @@ async def _create_in_tx(
     user_id: str,
     source_id: str,
     replacement: SourceReplacement | None,
-) -> SnapshotSession:
+) -> tuple[SnapshotSession, int]:
     scope = await require_initialized(conn, user_id)
+    cap = config.max_snapshot_sessions_per_user
+    others = await conn.fetchval(_COUNT_OTHER_SESSIONS, scope.user_pk, source_id)
+    if others >= cap:
+        raise _too_many_sessions(user_id, others, cap)
     if replacement is not None:
         await rotate_source(
             conn,
@@ -251,6 +284,7 @@ async def _create_in_tx(
         scope.user_pk,
         scope.latest_bundle_seq,
         float(config.snapshot_session_ttl_seconds),
+        source_id,
     )
     assert row is not None  # the session CTE always inserts exactly one row
     if row["missing_state"] or row["missing_business"]:
@@ -264,13 +298,14 @@ async def _create_in_tx(
     max_bytes = config.max_bytes_per_snapshot_session
     if max_bytes > 0 and row["byte_count"] > max_bytes:
         raise _too_large(user_id, "byte_count", row["byte_count"], max_bytes)
-    return SnapshotSession(
+    session = SnapshotSession(
         snapshot_id=snapshot_id,
         snapshot_bundle_seq=scope.latest_bundle_seq,
         row_count=row["row_count"],
         byte_count=row["byte_count"],
         expires_at=row["expires_at"],
     )
+    return session, scope.user_pk
 
 
 # ------------------------------------------------------------------------------------ chunks

@@ -1,10 +1,28 @@
 """The cluster-wide counters of /syncx/status and /syncx/health (reference/server.md §12.2).
 
-One SQL statement that also works before the `sync` schema exists: a relation named in plain SQL
-must exist when the statement is parsed, so each table aggregate runs through `query_to_xml` (the
-query text is only parsed if `to_regclass` found the table) and comes back as one comma-separated
-`<v>` element; sequences are read with `pg_sequence_last_value`, which is NULL for a sequence never
-used and for a missing one. No libxml is needed (the XML is only produced, then matched as text).
+The reference aggregates all of `sync.user_state` and `sync.bundle_log` on every call, so a
+monitor's poll costs O(users + retained bundles). Here every call costs about the same whatever
+the table sizes, at most `EXACT_MAX_PAGES` + `SAMPLE_PAGES` pages per table:
+
+* a table of at most `EXACT_MAX_PAGES` pages (1 MiB; ~15,000 users or ~7,000 bundles) is
+  aggregated exactly, as the reference does;
+* beyond that, the user fields `latest_bundle_seq_max`, `retained_bundle_floor_min/max` and
+  `retained_bundle_window_min/max` come from a block sample of about `SAMPLE_PAGES` pages
+  (`TABLESAMPLE SYSTEM ... REPEATABLE`, so repeated calls read the same blocks and agree),
+  `committed_bundle_count` from the statistics collector (`pg_stat_user_tables.n_live_tup`,
+  else `pg_class.reltuples`, else the sample scaled up) and `committed_bundle_bytes` as that count times
+  the sampled mean `byte_count`: **these five user fields and the two bundle fields are
+  approximate on large tables**;
+* `user_state_retention_floor_ahead_count`, which decides healthy/unhealthy, stays exact and
+  cheap: while the layout's CHECK constraint `user_state_retained_floor_check` (floor <= latest)
+  is present and validated, no row can be ahead, so it is 0 without reading a row; only a
+  database whose constraint was dropped or not validated is scanned for it;
+* the three cumulative counters are sequence values (`pg_sequence_last_value`, NULL when never
+  used or missing), exact and O(1).
+
+Every statement works before the `sync` schema exists (everything is looked up through
+`to_regclass`, and the table queries run only for tables that exist), so the status document of
+a fresh database is all zeros.
 """
 
 from __future__ import annotations
@@ -13,42 +31,62 @@ from dataclasses import dataclass, fields
 
 from oversync_server.engine.scope import Connection
 
-__all__ = ["StatusCounters", "read_counters"]
+__all__ = ["EXACT_MAX_PAGES", "SAMPLE_PAGES", "StatusCounters", "read_counters"]
 
-_USER_STATS = (
-    "SELECT concat_ws(',',"
-    " count(*) FILTER (WHERE retained_bundle_floor > next_bundle_seq - 1),"
-    " coalesce(max(next_bundle_seq - 1), 0),"
-    " coalesce(min(retained_bundle_floor), 0),"
-    " coalesce(max(retained_bundle_floor), 0),"
-    " coalesce(min(greatest(next_bundle_seq - 1 - retained_bundle_floor, 0)), 0),"
-    " coalesce(max(greatest(next_bundle_seq - 1 - retained_bundle_floor, 0)), 0)"
-    ") AS v FROM sync.user_state"
-)
-_BUNDLE_STATS = (
-    "SELECT concat_ws(',', count(*), coalesce(sum(byte_count), 0)) AS v FROM sync.bundle_log"
-)
-
-
-def _guarded(table: str, query: str) -> str:
-    """SQL for a bigint[] of `query`'s single `v` column, or NULL when `table` does not exist."""
-    return f"""CASE WHEN to_regclass('{table}') IS NOT NULL THEN string_to_array(substring(
-        query_to_xml('{query.replace("'", "''")}', false, true, '')::text
-        FROM '<v>([^<]*)</v>'), ',')::bigint[] END"""
+EXACT_MAX_PAGES = 128
+SAMPLE_PAGES = 128
 
 
 def _sequence(name: str) -> str:
     return f"coalesce(pg_sequence_last_value(to_regclass('{name}')), 0)"
 
 
-_STATUS = f"""
+def _pages(table: str) -> str:
+    return (
+        f"coalesce(pg_relation_size(to_regclass('{table}')), 0)"
+        " / current_setting('block_size')::bigint"
+    )
+
+
+# One catalog-only statement: which tables exist, their sizes, the statistics, the sequences.
+_OVERVIEW = f"""
 SELECT
-    {_guarded("sync.user_state", _USER_STATS)} AS user_stats,
-    {_guarded("sync.bundle_log", _BUNDLE_STATS)} AS bundle_stats,
+    to_regclass('sync.user_state') IS NOT NULL AS has_users,
+    to_regclass('sync.bundle_log') IS NOT NULL AS has_bundles,
+    {_pages("sync.user_state")} AS user_pages,
+    {_pages("sync.bundle_log")} AS bundle_pages,
+    (SELECT n_live_tup FROM pg_stat_user_tables
+      WHERE relid = to_regclass('sync.bundle_log')) AS bundle_live_tuples,
+    (SELECT reltuples FROM pg_class WHERE oid = to_regclass('sync.bundle_log')) AS bundle_reltuples,
+    EXISTS (
+        SELECT 1 FROM pg_constraint
+        WHERE conrelid = to_regclass('sync.user_state')
+          AND conname = 'user_state_retained_floor_check' AND contype = 'c' AND convalidated
+    ) AS floor_checked,
     {_sequence("sync.history_pruned_error_seq")} AS history_pruned_error_count,
     {_sequence("sync.accepted_push_replay_seq")} AS accepted_push_replay_count,
     {_sequence("sync.rejected_registered_write_seq")} AS rejected_registered_write_count
 """
+
+_FLOOR_AHEAD = "count(*) FILTER (WHERE retained_bundle_floor > next_bundle_seq - 1)"
+_USER_STATS = """
+SELECT {floor_ahead} AS floor_ahead,
+       coalesce(max(next_bundle_seq - 1), 0) AS latest_max,
+       coalesce(min(retained_bundle_floor), 0) AS floor_min,
+       coalesce(max(retained_bundle_floor), 0) AS floor_max,
+       coalesce(min(greatest(next_bundle_seq - 1 - retained_bundle_floor, 0)), 0) AS window_min,
+       coalesce(max(greatest(next_bundle_seq - 1 - retained_bundle_floor, 0)), 0) AS window_max
+FROM sync.user_state {sample}
+"""
+_FLOOR_AHEAD_SCAN = f"SELECT {_FLOOR_AHEAD} FROM sync.user_state"
+_BUNDLES_EXACT = "SELECT count(*), coalesce(sum(byte_count), 0) FROM sync.bundle_log"
+_BUNDLES_SAMPLED = "SELECT avg(byte_count), count(*) FROM sync.bundle_log {sample}"
+
+
+def _sample(pages: int) -> str:
+    """A block sample of about `SAMPLE_PAGES` pages of a table of `pages` pages."""
+    percent = min(100.0, 100.0 * SAMPLE_PAGES / max(pages, 1))
+    return f"TABLESAMPLE SYSTEM ({percent:.6f}) REPEATABLE (0)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,21 +110,62 @@ class StatusCounters:
 
 
 async def read_counters(conn: Connection) -> StatusCounters:
-    """Read every counter in one statement (O(users + retained bundles), no locks)."""
-    row = await conn.fetchrow(_STATUS)
-    assert row is not None
-    users = list(row["user_stats"] or [0] * 6)
-    bundles = list(row["bundle_stats"] or [0] * 2)
+    """Read every counter in 1-4 bounded statements (see the module notes), no locks."""
+    overview = await conn.fetchrow(_OVERVIEW)
+    assert overview is not None
+    users: dict[str, int] = {}
+    if overview["has_users"]:
+        users = dict(await _user_stats(conn, overview["user_pages"], overview["floor_checked"]))
+    bundle_count = bundle_bytes = 0
+    if overview["has_bundles"]:
+        bundle_count, bundle_bytes = await _bundle_stats(
+            conn,
+            overview["bundle_pages"],
+            overview["bundle_live_tuples"],
+            overview["bundle_reltuples"],
+        )
     return StatusCounters(
-        user_state_retention_floor_ahead_count=users[0],
-        latest_bundle_seq_max=users[1],
-        retained_bundle_floor_min=users[2],
-        retained_bundle_floor_max=users[3],
-        retained_bundle_window_min=users[4],
-        retained_bundle_window_max=users[5],
-        history_pruned_error_count=row["history_pruned_error_count"],
-        accepted_push_replay_count=row["accepted_push_replay_count"],
-        rejected_registered_write_count=row["rejected_registered_write_count"],
-        committed_bundle_count=bundles[0],
-        committed_bundle_bytes=bundles[1],
+        user_state_retention_floor_ahead_count=users.get("floor_ahead", 0),
+        latest_bundle_seq_max=users.get("latest_max", 0),
+        retained_bundle_floor_min=users.get("floor_min", 0),
+        retained_bundle_floor_max=users.get("floor_max", 0),
+        retained_bundle_window_min=users.get("window_min", 0),
+        retained_bundle_window_max=users.get("window_max", 0),
+        history_pruned_error_count=overview["history_pruned_error_count"],
+        accepted_push_replay_count=overview["accepted_push_replay_count"],
+        rejected_registered_write_count=overview["rejected_registered_write_count"],
+        committed_bundle_count=bundle_count,
+        committed_bundle_bytes=bundle_bytes,
     )
+
+
+async def _user_stats(conn: Connection, pages: int, floor_checked: bool) -> dict[str, int]:
+    exact = pages <= EXACT_MAX_PAGES
+    floor_ahead = "0::bigint" if floor_checked or not exact else _FLOOR_AHEAD
+    sql = _USER_STATS.format(floor_ahead=floor_ahead, sample="" if exact else _sample(pages))
+    row = await conn.fetchrow(sql)
+    assert row is not None
+    stats: dict[str, int] = dict(row)
+    if not floor_checked and not exact:
+        # No constraint rules it out: the health verdict must still be exact.
+        stats["floor_ahead"] = await conn.fetchval(_FLOOR_AHEAD_SCAN)
+    return stats
+
+
+async def _bundle_stats(
+    conn: Connection, pages: int, live_tuples: int | None, reltuples: float | None
+) -> tuple[int, int]:
+    if pages <= EXACT_MAX_PAGES:
+        row = await conn.fetchrow(_BUNDLES_EXACT)
+        assert row is not None
+        return int(row[0]), int(row[1])
+    row = await conn.fetchrow(_BUNDLES_SAMPLED.format(sample=_sample(pages)))
+    assert row is not None
+    mean, sampled = float(row[0] or 0), int(row[1])
+    if live_tuples:
+        count = int(live_tuples)
+    elif reltuples is not None and reltuples > 0:
+        count = int(reltuples)
+    else:  # no statistics yet (never analyzed, or reset): scale the sample up
+        count = round(sampled * pages / SAMPLE_PAGES)
+    return count, round(count * mean)

@@ -11,11 +11,12 @@ from oversync_server.config import MAX_BUNDLES_PER_PULL, PROTOCOL_VERSION, Servi
 from oversync_server.runtime import SyncRuntime
 
 
-def features(config: ServiceConfig) -> models.Features:
-    """The 20 feature flags of the reference; watch follows the configuration."""
+def features(config: ServiceConfig, *, watch: bool | None = None) -> models.Features:
+    """The 20 feature flags of the reference; watch follows the configuration, or `watch` (an
+    actor's answer of the runtime's watch policy) when given."""
     return models.Features(
         accepted_push_replay_visibility=True,
-        bundle_change_watch=config.bundle_change_watch,
+        bundle_change_watch=config.bundle_change_watch if watch is None else watch,
         bundle_pull=True,
         bundle_push=True,
         capabilities_endpoint=True,
@@ -58,7 +59,9 @@ def bundle_limits(config: ServiceConfig) -> models.BundleLimits:
     return models.BundleLimits.model_validate({k: v for k, v in limits.items() if v > 0})
 
 
-def capabilities(config: ServiceConfig) -> models.CapabilitiesResponse:
+def capabilities(
+    config: ServiceConfig, *, watch: bool | None = None
+) -> models.CapabilitiesResponse:
     tables = config.registered_tables
     return models.CapabilitiesResponse(
         protocol_version=PROTOCOL_VERSION,
@@ -73,7 +76,7 @@ def capabilities(config: ServiceConfig) -> models.CapabilitiesResponse:
             )
             for table in tables
         ],
-        features=features(config),
+        features=features(config, watch=watch),
         bundle_limits=bundle_limits(config),
     )
 
@@ -94,5 +97,5 @@ class Discovery(DiscoveryService[object]):
         | HTTPResult[models.CapabilitiesResponse | models.ErrorResponse]
         | Response
     ):
-        self.runtime.actor(principal, Oversync_Source_ID)
-        return capabilities(self.runtime.config)
+        actor = self.runtime.actor(principal, Oversync_Source_ID)
+        return capabilities(self.runtime.config, watch=self.runtime.watch_allowed(actor))

@@ -3,6 +3,8 @@
 Both answer the same StatusResponse; health answers 503 when it is unhealthy: the service is not
 running, or some user's retained floor is above its latest bundle (impossible under the storage
 CHECK, but counted as the reference does). Unauthenticated; not counted as in-flight operations.
+Each call costs about the same whatever the table sizes: on large tables the bundle totals and
+the user min/max fields are estimates (`engine.status`); the health verdict is always exact.
 """
 
 from __future__ import annotations

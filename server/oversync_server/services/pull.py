@@ -71,10 +71,18 @@ async def pull(
     conn = await runtime.pool.acquire()
     transaction = conn.transaction(isolation="repeatable_read", readonly=True)
 
+    released = False
+
     async def close() -> None:
+        nonlocal released
+        if released:
+            return
+        released = True
         try:
-            if conn.is_in_transaction():
+            if not conn.is_closed() and conn.is_in_transaction():
                 await transaction.rollback()  # read only: nothing to keep
+        except Exception:  # a lost connection: the pool discards it on release
+            log.debug("pull transaction could not be rolled back", exc_info=True)
         finally:
             await runtime.pool.release(conn)
 

@@ -105,7 +105,6 @@ class Push(PushService[object]):
 
         async def attempt(conn: scopes.Connection) -> models.PushSessionCreateResponse:
             async with conn.transaction():
-                await push_sessions.delete_expired(conn)
                 scope = await scopes.lock_scope(conn, actor.user_id)
                 seeding = await scopes.admit_push_create(
                     conn,

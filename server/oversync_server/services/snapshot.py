@@ -15,6 +15,8 @@ from oversync_protocol import models
 from oversync_server.api import HTTPResult
 from oversync_server.api.services import SnapshotService
 from oversync_server.engine import snapshots
+from oversync_server.engine.errors import SyncError
+from oversync_server.engine.identifiers import identifier_problem
 from oversync_server.engine.rotation import SourceReplacement
 from oversync_server.engine.schema import catalog_of
 from oversync_server.errors import failing_as
@@ -23,9 +25,14 @@ from oversync_wire.timefmt import rfc3339_nano
 
 
 def _replacement(body: models.SnapshotSessionCreateRequest | None) -> SourceReplacement | None:
+    """The requested rotation; 400 `snapshot_session_invalid` for an unusable new source id
+    (`engine.identifiers`; a blank one is refused by the rotation itself)."""
     requested = body.source_replacement if body is not None else None
     if requested is None:
         return None
+    new_source_id = requested.new_source_id.strip()
+    if new_source_id and (problem := identifier_problem(new_source_id)):
+        raise SyncError("snapshot_session_invalid", f"source_replacement.new_source_id {problem}")
     return SourceReplacement(
         previous_source_id=requested.previous_source_id,
         new_source_id=requested.new_source_id,

@@ -50,11 +50,11 @@ def _add_get_capabilities(
         principal: Annotated[object, Depends(get_capabilities_principal)],
         Oversync_Source_ID: Annotated[
             str,
-            StringConstraints(min_length=1),
+            StringConstraints(max_length=255, min_length=1, pattern="^[^\\x00-\\x1f\\x7f]+$"),
             Header(
                 alias="Oversync-Source-ID",
                 convert_underscores=False,
-                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`. Transport metadata, not authentication.\n",
+                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`, and so is a value over 255 characters or with a control character.\nTransport metadata, not authentication.\n",
             ),
         ],
     ) -> object:

@@ -52,11 +52,11 @@ def _add_pull(
         principal: Annotated[object, Depends(pull_principal)],
         Oversync_Source_ID: Annotated[
             str,
-            StringConstraints(min_length=1),
+            StringConstraints(max_length=255, min_length=1, pattern="^[^\\x00-\\x1f\\x7f]+$"),
             Header(
                 alias="Oversync-Source-ID",
                 convert_underscores=False,
-                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`. Transport metadata, not authentication.\n",
+                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`, and so is a value over 255 characters or with a control character.\nTransport metadata, not authentication.\n",
             ),
         ],
         parameters: Annotated[contract.Pull.Parameters, Depends(contract.Pull.PARAMETERS)],
@@ -120,11 +120,11 @@ def _add_watch_bundles(
         principal: Annotated[object, Depends(watch_bundles_principal)],
         Oversync_Source_ID: Annotated[
             str,
-            StringConstraints(min_length=1),
+            StringConstraints(max_length=255, min_length=1, pattern="^[^\\x00-\\x1f\\x7f]+$"),
             Header(
                 alias="Oversync-Source-ID",
                 convert_underscores=False,
-                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`. Transport metadata, not authentication.\n",
+                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`, and so is a value over 255 characters or with a control character.\nTransport metadata, not authentication.\n",
             ),
         ],
         parameters: Annotated[
@@ -151,7 +151,7 @@ def _add_watch_bundles(
         operation_id="watchBundles",
         tags=["pull"],
         summary="Server-sent wake-ups when new bundles commit",
-        description="A `text/event-stream` of `event: bundle` events whose `data` is a `BundleChangeEvent`, and\n`: heartbeat` comments. Events are coalesced hints, not one per bundle: on each event, pull.\nIf the user's latest bundle is past `after_bundle_seq` when the stream opens, one catch-up\nevent is sent at once.\n\nErrors: 400 `invalid_request`; 403 `bundle_change_watch_forbidden`; 409\n`scope_uninitialized`, `scope_initializing`; 503 `bundle_change_watch_disabled`; 500\n`bundle_change_watch_failed`.\n",
+        description="A `text/event-stream` of `event: bundle` events whose `data` is a `BundleChangeEvent`, and\n`: heartbeat` comments. Events are coalesced hints, not one per bundle: on each event, pull.\nIf the user's latest bundle is past `after_bundle_seq` when the stream opens, one catch-up\nevent is sent at once.\n\nErrors: 400 `invalid_request`; 403 `bundle_change_watch_forbidden`; 409\n`scope_uninitialized`, `scope_initializing`; 429 `too_many_watch_streams` (per-user or\nper-server cap); 503 `bundle_change_watch_disabled`; 500 `bundle_change_watch_failed`. The\nstream ends when the bearer token expires, and when the server shuts down.\n",
         response_description="The event stream.",
         dependencies=wiring.dependencies.get("watch_bundles"),
     )

@@ -52,11 +52,11 @@ def _add_create_push_session(
         principal: Annotated[object, Depends(create_push_session_principal)],
         Oversync_Source_ID: Annotated[
             str,
-            StringConstraints(min_length=1),
+            StringConstraints(max_length=255, min_length=1, pattern="^[^\\x00-\\x1f\\x7f]+$"),
             Header(
                 alias="Oversync-Source-ID",
                 convert_underscores=False,
-                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`. Transport metadata, not authentication.\n",
+                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`, and so is a value over 255 characters or with a control character.\nTransport metadata, not authentication.\n",
             ),
         ],
         body: Annotated[models.PushSessionCreateRequest, Body(media_type="application/json")],
@@ -125,11 +125,11 @@ def _add_delete_push_session(
         ],
         Oversync_Source_ID: Annotated[
             str,
-            StringConstraints(min_length=1),
+            StringConstraints(max_length=255, min_length=1, pattern="^[^\\x00-\\x1f\\x7f]+$"),
             Header(
                 alias="Oversync-Source-ID",
                 convert_underscores=False,
-                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`. Transport metadata, not authentication.\n",
+                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`, and so is a value over 255 characters or with a control character.\nTransport metadata, not authentication.\n",
             ),
         ],
     ) -> object:
@@ -196,11 +196,11 @@ def _add_upload_push_chunk(
         ],
         Oversync_Source_ID: Annotated[
             str,
-            StringConstraints(min_length=1),
+            StringConstraints(max_length=255, min_length=1, pattern="^[^\\x00-\\x1f\\x7f]+$"),
             Header(
                 alias="Oversync-Source-ID",
                 convert_underscores=False,
-                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`. Transport metadata, not authentication.\n",
+                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`, and so is a value over 255 characters or with a control character.\nTransport metadata, not authentication.\n",
             ),
         ],
         body: Annotated[models.PushChunkRequest, Body(media_type="application/json")],
@@ -270,11 +270,11 @@ def _add_commit_push_session(
         ],
         Oversync_Source_ID: Annotated[
             str,
-            StringConstraints(min_length=1),
+            StringConstraints(max_length=255, min_length=1, pattern="^[^\\x00-\\x1f\\x7f]+$"),
             Header(
                 alias="Oversync-Source-ID",
                 convert_underscores=False,
-                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`. Transport metadata, not authentication.\n",
+                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`, and so is a value over 255 characters or with a control character.\nTransport metadata, not authentication.\n",
             ),
         ],
     ) -> object:
@@ -334,11 +334,11 @@ def _add_get_committed_bundle_rows(
         principal: Annotated[object, Depends(get_committed_bundle_rows_principal)],
         Oversync_Source_ID: Annotated[
             str,
-            StringConstraints(min_length=1),
+            StringConstraints(max_length=255, min_length=1, pattern="^[^\\x00-\\x1f\\x7f]+$"),
             Header(
                 alias="Oversync-Source-ID",
                 convert_underscores=False,
-                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`. Transport metadata, not authentication.\n",
+                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`, and so is a value over 255 characters or with a control character.\nTransport metadata, not authentication.\n",
             ),
         ],
         parameters: Annotated[

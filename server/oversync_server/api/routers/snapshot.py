@@ -52,11 +52,11 @@ def _add_create_snapshot_session(
         principal: Annotated[object, Depends(create_snapshot_session_principal)],
         Oversync_Source_ID: Annotated[
             str,
-            StringConstraints(min_length=1),
+            StringConstraints(max_length=255, min_length=1, pattern="^[^\\x00-\\x1f\\x7f]+$"),
             Header(
                 alias="Oversync-Source-ID",
                 convert_underscores=False,
-                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`. Transport metadata, not authentication.\n",
+                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`, and so is a value over 255 characters or with a control character.\nTransport metadata, not authentication.\n",
             ),
         ],
         body: Annotated[
@@ -83,7 +83,7 @@ def _add_create_snapshot_session(
         operation_id="createSnapshotSession",
         tags=["snapshot"],
         summary="Freeze the user's live rows into a snapshot session",
-        description="With no body (or `{}`), a keep-source snapshot. With `source_replacement`, the previous\nsource is retired and the new one reserved, atomically with the snapshot. Unknown fields\nare rejected.\n\nErrors: 400 `snapshot_session_invalid`; 409 `scope_uninitialized`, `scope_initializing`,\n`source_replacement_invalid`, `source_retired` (structured); 413\n`snapshot_session_too_large` when the configured row or byte limit is exceeded; 500\n`snapshot_session_create_failed`.\n",
+        description="With no body (or `{}`), a keep-source snapshot. With `source_replacement`, the previous\nsource is retired and the new one reserved, atomically with the snapshot. Unknown fields\nare rejected.\n\nErrors: 400 `snapshot_session_invalid`; 409 `scope_uninitialized`, `scope_initializing`,\n`source_replacement_invalid`, `source_retired` (structured); 413\n`snapshot_session_too_large` when the configured row or byte limit is exceeded; 429\n`too_many_snapshot_sessions` beyond the per-user cap of live sessions (a new session of a\nsource replaces that source's older one); 500 `snapshot_session_create_failed`.\n",
         response_description="The frozen snapshot.",
         dependencies=wiring.dependencies.get("create_snapshot_session"),
     )
@@ -127,11 +127,11 @@ def _add_get_snapshot_chunk(
         ],
         Oversync_Source_ID: Annotated[
             str,
-            StringConstraints(min_length=1),
+            StringConstraints(max_length=255, min_length=1, pattern="^[^\\x00-\\x1f\\x7f]+$"),
             Header(
                 alias="Oversync-Source-ID",
                 convert_underscores=False,
-                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`. Transport metadata, not authentication.\n",
+                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`, and so is a value over 255 characters or with a control character.\nTransport metadata, not authentication.\n",
             ),
         ],
         parameters: Annotated[
@@ -205,11 +205,11 @@ def _add_delete_snapshot_session(
         ],
         Oversync_Source_ID: Annotated[
             str,
-            StringConstraints(min_length=1),
+            StringConstraints(max_length=255, min_length=1, pattern="^[^\\x00-\\x1f\\x7f]+$"),
             Header(
                 alias="Oversync-Source-ID",
                 convert_underscores=False,
-                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`. Transport metadata, not authentication.\n",
+                description="The writing source (one device install). Trimmed; empty is rejected with 400\n`invalid_request`, and so is a value over 255 characters or with a control character.\nTransport metadata, not authentication.\n",
             ),
         ],
     ) -> object:

@@ -58,6 +58,11 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_409
 
+    if response.status_code == 429:
+        response_429 = ErrorResponse.from_dict(response.json())
+
+        return response_429
+
     if response.status_code == 500:
         response_500 = ErrorResponse.from_dict(response.json())
 
@@ -97,8 +102,9 @@ def sync_detailed(
     event is sent at once.
 
     Errors: 400 `invalid_request`; 403 `bundle_change_watch_forbidden`; 409
-    `scope_uninitialized`, `scope_initializing`; 503 `bundle_change_watch_disabled`; 500
-    `bundle_change_watch_failed`.
+    `scope_uninitialized`, `scope_initializing`; 429 `too_many_watch_streams` (per-user or
+    per-server cap); 503 `bundle_change_watch_disabled`; 500 `bundle_change_watch_failed`. The
+    stream ends when the bearer token expires, and when the server shuts down.
 
     Args:
         after_bundle_seq (int | Unset):  Default: 0.
@@ -138,8 +144,9 @@ def sync(
     event is sent at once.
 
     Errors: 400 `invalid_request`; 403 `bundle_change_watch_forbidden`; 409
-    `scope_uninitialized`, `scope_initializing`; 503 `bundle_change_watch_disabled`; 500
-    `bundle_change_watch_failed`.
+    `scope_uninitialized`, `scope_initializing`; 429 `too_many_watch_streams` (per-user or
+    per-server cap); 503 `bundle_change_watch_disabled`; 500 `bundle_change_watch_failed`. The
+    stream ends when the bearer token expires, and when the server shuts down.
 
     Args:
         after_bundle_seq (int | Unset):  Default: 0.
@@ -174,8 +181,9 @@ async def asyncio_detailed(
     event is sent at once.
 
     Errors: 400 `invalid_request`; 403 `bundle_change_watch_forbidden`; 409
-    `scope_uninitialized`, `scope_initializing`; 503 `bundle_change_watch_disabled`; 500
-    `bundle_change_watch_failed`.
+    `scope_uninitialized`, `scope_initializing`; 429 `too_many_watch_streams` (per-user or
+    per-server cap); 503 `bundle_change_watch_disabled`; 500 `bundle_change_watch_failed`. The
+    stream ends when the bearer token expires, and when the server shuts down.
 
     Args:
         after_bundle_seq (int | Unset):  Default: 0.
@@ -213,8 +221,9 @@ async def asyncio(
     event is sent at once.
 
     Errors: 400 `invalid_request`; 403 `bundle_change_watch_forbidden`; 409
-    `scope_uninitialized`, `scope_initializing`; 503 `bundle_change_watch_disabled`; 500
-    `bundle_change_watch_failed`.
+    `scope_uninitialized`, `scope_initializing`; 429 `too_many_watch_streams` (per-user or
+    per-server cap); 503 `bundle_change_watch_disabled`; 500 `bundle_change_watch_failed`. The
+    stream ends when the bearer token expires, and when the server shuts down.
 
     Args:
         after_bundle_seq (int | Unset):  Default: 0.

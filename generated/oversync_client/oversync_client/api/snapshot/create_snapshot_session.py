@@ -61,6 +61,11 @@ def _parse_response(
 
         return response_413
 
+    if response.status_code == 429:
+        response_429 = ErrorResponse.from_dict(response.json())
+
+        return response_429
+
     if response.status_code == 500:
         response_500 = ErrorResponse.from_dict(response.json())
 
@@ -102,8 +107,9 @@ def sync_detailed(
 
     Errors: 400 `snapshot_session_invalid`; 409 `scope_uninitialized`, `scope_initializing`,
     `source_replacement_invalid`, `source_retired` (structured); 413
-    `snapshot_session_too_large` when the configured row or byte limit is exceeded; 500
-    `snapshot_session_create_failed`.
+    `snapshot_session_too_large` when the configured row or byte limit is exceeded; 429
+    `too_many_snapshot_sessions` beyond the per-user cap of live sessions (a new session of a
+    source replaces that source's older one); 500 `snapshot_session_create_failed`.
 
     Args:
         oversync_source_id (str):
@@ -143,8 +149,9 @@ def sync(
 
     Errors: 400 `snapshot_session_invalid`; 409 `scope_uninitialized`, `scope_initializing`,
     `source_replacement_invalid`, `source_retired` (structured); 413
-    `snapshot_session_too_large` when the configured row or byte limit is exceeded; 500
-    `snapshot_session_create_failed`.
+    `snapshot_session_too_large` when the configured row or byte limit is exceeded; 429
+    `too_many_snapshot_sessions` beyond the per-user cap of live sessions (a new session of a
+    source replaces that source's older one); 500 `snapshot_session_create_failed`.
 
     Args:
         oversync_source_id (str):
@@ -179,8 +186,9 @@ async def asyncio_detailed(
 
     Errors: 400 `snapshot_session_invalid`; 409 `scope_uninitialized`, `scope_initializing`,
     `source_replacement_invalid`, `source_retired` (structured); 413
-    `snapshot_session_too_large` when the configured row or byte limit is exceeded; 500
-    `snapshot_session_create_failed`.
+    `snapshot_session_too_large` when the configured row or byte limit is exceeded; 429
+    `too_many_snapshot_sessions` beyond the per-user cap of live sessions (a new session of a
+    source replaces that source's older one); 500 `snapshot_session_create_failed`.
 
     Args:
         oversync_source_id (str):
@@ -218,8 +226,9 @@ async def asyncio(
 
     Errors: 400 `snapshot_session_invalid`; 409 `scope_uninitialized`, `scope_initializing`,
     `source_replacement_invalid`, `source_retired` (structured); 413
-    `snapshot_session_too_large` when the configured row or byte limit is exceeded; 500
-    `snapshot_session_create_failed`.
+    `snapshot_session_too_large` when the configured row or byte limit is exceeded; 429
+    `too_many_snapshot_sessions` beyond the per-user cap of live sessions (a new session of a
+    source replaces that source's older one); 500 `snapshot_session_create_failed`.
 
     Args:
         oversync_source_id (str):
