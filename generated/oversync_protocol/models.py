@@ -448,6 +448,12 @@ class Features(BaseModel):
     bundle_pull: StrictBool
     bundle_push: StrictBool
     capabilities_endpoint: StrictBool
+    client_schema_version_gate: Annotated[
+        StrictBool | None,
+        Field(
+            description="oversync-py: `client_schema_versions` says which app schema versions are served.\nAbsent (false) on servers without the gate.\n"
+        ),
+    ] = None
     committed_bundle_row_fetch: StrictBool
     committed_bundle_visibility: StrictBool
     connect_lifecycle: StrictBool
@@ -505,19 +511,12 @@ class BundleLimits(BaseModel):
     ] = None
 
 
-class CapabilitiesResponse(BaseModel):
+class ClientSchemaVersions(BaseModel):
     model_config = ConfigDict(
         populate_by_name=True,
     )
-    protocol_version: Annotated[str, Field(description="Always `v1`.")]
-    schema_version: Annotated[StrictInt, Field(ge=0, le=9223372036854775807)]
-    app_name: str | None = None
-    registered_tables: Annotated[
-        list[str] | None, Field(description="`schema.table` names, sorted bytewise.")
-    ] = None
-    registered_table_specs: list[RegisteredTableSpec] | None = None
-    features: Features
-    bundle_limits: BundleLimits | None = None
+    min_supported: Annotated[StrictInt, Field(ge=0, le=9223372036854775807)]
+    max_supported: Annotated[StrictInt, Field(ge=0, le=9223372036854775807)]
 
 
 class Status(StrEnum):
@@ -649,3 +648,19 @@ class ErrorResponse(BaseModel):
 
 class PushSessionCreateResponse(RootModel[PushSessionStaging | PushSessionAlreadyCommitted]):
     root: Annotated[PushSessionStaging | PushSessionAlreadyCommitted, Field(discriminator="status")]
+
+
+class CapabilitiesResponse(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    protocol_version: Annotated[str, Field(description="Always `v1`.")]
+    schema_version: Annotated[StrictInt, Field(ge=0, le=9223372036854775807)]
+    app_name: str | None = None
+    registered_tables: Annotated[
+        list[str] | None, Field(description="`schema.table` names, sorted bytewise.")
+    ] = None
+    registered_table_specs: list[RegisteredTableSpec] | None = None
+    features: Features
+    bundle_limits: BundleLimits | None = None
+    client_schema_versions: ClientSchemaVersions | None = None

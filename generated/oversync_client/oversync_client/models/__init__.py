@@ -6,6 +6,7 @@ from .bundle_limits import BundleLimits
 from .bundle_row import BundleRow
 from .bundle_row_payload import BundleRowPayload
 from .capabilities_response import CapabilitiesResponse
+from .client_schema_versions import ClientSchemaVersions
 from .committed_bundle_rows_response import CommittedBundleRowsResponse
 from .connect_request import ConnectRequest
 from .connect_resolution import ConnectResolution
@@ -44,6 +45,7 @@ __all__ = (
     "BundleRow",
     "BundleRowPayload",
     "CapabilitiesResponse",
+    "ClientSchemaVersions",
     "CommittedBundleRowsResponse",
     "ConnectRequest",
     "ConnectResolution",

@@ -10,6 +10,7 @@ from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.bundle_limits import BundleLimits
+    from ..models.client_schema_versions import ClientSchemaVersions
     from ..models.features import Features
     from ..models.registered_table_spec import RegisteredTableSpec
 
@@ -30,6 +31,12 @@ class CapabilitiesResponse:
     registered_table_specs: list[RegisteredTableSpec] | Unset = UNSET
     bundle_limits: BundleLimits | Unset = UNSET
     """ Server limits; a limit that is not set (zero) is omitted. """
+    client_schema_versions: ClientSchemaVersions | Unset = UNSET
+    """ The app schema versions this server serves (an extension of oversync-py, sent with the
+    `client_schema_version_gate` feature). A client whose declared local schema version is
+    outside `[min_supported, max_supported]` must not push or pull: it has to upgrade (or
+    the server has to be rolled back) first. `max_supported` 0 means no upper bound.
+     """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,6 +63,10 @@ class CapabilitiesResponse:
         if not isinstance(self.bundle_limits, Unset):
             bundle_limits = self.bundle_limits.to_dict()
 
+        client_schema_versions: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.client_schema_versions, Unset):
+            client_schema_versions = self.client_schema_versions.to_dict()
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -73,12 +84,15 @@ class CapabilitiesResponse:
             field_dict["registered_table_specs"] = registered_table_specs
         if bundle_limits is not UNSET:
             field_dict["bundle_limits"] = bundle_limits
+        if client_schema_versions is not UNSET:
+            field_dict["client_schema_versions"] = client_schema_versions
 
         return field_dict
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.bundle_limits import BundleLimits  # noqa: PLC0415
+        from ..models.client_schema_versions import ClientSchemaVersions  # noqa: PLC0415
         from ..models.features import Features  # noqa: PLC0415
         from ..models.registered_table_spec import RegisteredTableSpec  # noqa: PLC0415
 
@@ -109,6 +123,13 @@ class CapabilitiesResponse:
         else:
             bundle_limits = BundleLimits.from_dict(_bundle_limits)
 
+        _client_schema_versions = d.pop("client_schema_versions", UNSET)
+        client_schema_versions: ClientSchemaVersions | Unset
+        if isinstance(_client_schema_versions, Unset):
+            client_schema_versions = UNSET
+        else:
+            client_schema_versions = ClientSchemaVersions.from_dict(_client_schema_versions)
+
         capabilities_response = cls(
             protocol_version=protocol_version,
             schema_version=schema_version,
@@ -117,6 +138,7 @@ class CapabilitiesResponse:
             registered_tables=registered_tables,
             registered_table_specs=registered_table_specs,
             bundle_limits=bundle_limits,
+            client_schema_versions=client_schema_versions,
         )
 
         capabilities_response.additional_properties = d

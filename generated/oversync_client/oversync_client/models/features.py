@@ -6,6 +6,8 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import UNSET, Unset
+
 T = TypeVar("T", bound="Features")
 
 
@@ -33,6 +35,10 @@ class Features:
     snapshot_chunking: bool
     status_endpoint: bool
     structured_sync_keys: bool
+    client_schema_version_gate: bool | Unset = UNSET
+    """ oversync-py: `client_schema_versions` says which app schema versions are served.
+    Absent (false) on servers without the gate.
+     """
     additional_properties: dict[str, bool] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,6 +82,8 @@ class Features:
 
         structured_sync_keys = self.structured_sync_keys
 
+        client_schema_version_gate = self.client_schema_version_gate
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -102,6 +110,8 @@ class Features:
                 "structured_sync_keys": structured_sync_keys,
             }
         )
+        if client_schema_version_gate is not UNSET:
+            field_dict["client_schema_version_gate"] = client_schema_version_gate
 
         return field_dict
 
@@ -148,6 +158,8 @@ class Features:
 
         structured_sync_keys = d.pop("structured_sync_keys")
 
+        client_schema_version_gate = d.pop("client_schema_version_gate", UNSET)
+
         features = cls(
             accepted_push_replay_visibility=accepted_push_replay_visibility,
             bundle_change_watch=bundle_change_watch,
@@ -169,6 +181,7 @@ class Features:
             snapshot_chunking=snapshot_chunking,
             status_endpoint=status_endpoint,
             structured_sync_keys=structured_sync_keys,
+            client_schema_version_gate=client_schema_version_gate,
         )
 
         features.additional_properties = d
