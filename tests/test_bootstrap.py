@@ -11,7 +11,7 @@ import pytest
 
 from oversync_server.config import ConfigError, RegisteredTable, ServiceConfig, load_config
 from oversync_server.engine.catalog import KeyKind
-from oversync_server.engine.ddl import SYNC_TABLES
+from oversync_server.engine.ddl import EXTRA_TABLES, SYNC_TABLES
 from oversync_server.engine.schema import UnsupportedSchemaError, bootstrap
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "business"
@@ -66,7 +66,7 @@ async def test_bootstrap_creates_layout_and_catalog(pg_pool: asyncpg.Pool) -> No
         assert [tuple(r) for r in meta] == [(True, "v1", "server_postgres_sync_v1")]
         rows = await conn.fetch("SELECT * FROM sync.table_catalog ORDER BY table_id")
         assert tuple(rows[0]) == (1, "business", "categories", "id", 1)
-        for table in SYNC_TABLES:
+        for table in SYNC_TABLES + EXTRA_TABLES:
             assert await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table), table
         for sequence in (
             "accepted_push_replay_seq",
@@ -508,11 +508,16 @@ async def test_foreign_layout_marker_is_refused(pg_pool: asyncpg.Pool) -> None:
         await bootstrap(pg_pool, config)
 
 
-async def test_changed_registered_tables_are_refused(pg_pool: asyncpg.Pool) -> None:
+async def test_a_removed_registered_table_is_refused(pg_pool: asyncpg.Pool) -> None:
+    """Unlike the reference, new tables extend the catalog (tests/test_schema_change_server.py);
+    a removed one stays fail-closed, saying what breaks and how to proceed."""
     config = await _example(pg_pool)
     await bootstrap(pg_pool, config)
     fewer = config.with_changes(registered_tables=config.registered_tables[1:])
     with pytest.raises(UnsupportedSchemaError) as raised:
         await bootstrap(pg_pool, fewer)
-    assert "sync.table_catalog row 1 = (1, 'business', 'categories', 'id', 1)" in str(raised.value)
-    assert "requires dropping and recreating the sync schema" in str(raised.value)
+    message = str(raised.value)
+    assert "breaking  business.categories: registered table removed or renamed" in message
+    assert "sync.table_catalog lists it as table_id 1" in message
+    assert "fix: put business.categories back into registered_tables" in message
+    assert "expand/contract, docs/schema-changes.md" in message

@@ -36,7 +36,7 @@ def test_capabilities_through_the_typed_client(server: ServerProcess) -> None:
     assert capabilities.protocol_version == "v1"
     assert capabilities.features.connect_lifecycle is True
     assert capabilities.features.server_checkpoint_tracking is False
-    assert len(capabilities.features.to_dict()) == 20
+    assert len(capabilities.features.to_dict()) == 21  # the reference's 20 + the version gate
     assert capabilities.registered_tables == [
         "business.categories",
         "business.file_reviews",

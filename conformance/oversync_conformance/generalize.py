@@ -14,7 +14,9 @@ Some values differ between *implementations* rather than runs, so they are decla
 whatever the runs say: error ``message`` texts, ``app_name``, lease/expiry timestamps,
 ``retry_after_seconds``, the status document's counters; and fields Go omits when zero
 (``next_expected_row_ordinal`` of a staging push session, ``byte_count`` of an empty snapshot,
-the configured ``bundle_limits`` of the capabilities) may be absent, and a snapshot's
+the configured ``bundle_limits`` of the capabilities) may be absent, as may oversync-py's
+capability extensions (``features.client_schema_version_gate``, ``client_schema_versions``, any
+configured range), and a snapshot's
 ``byte_count`` (payload text as stored) is any positive count. Scenario overrides
 (``ScenarioContext.capture`` / ``loosen``) win over all of it.
 """
@@ -340,10 +342,26 @@ def _apply_operation_rules(exchange: Exchange, body: JsonValue) -> None:
     ):
         for member in _CONFIGURED_LIMITS:
             limits[member] = {"$optional": {"$match": "int", "min": 1}}
+    _loosen_extensions(body)  # capabilities, and the status documents' features
     for method, path, field_name, value, member in _OMITTED_WHEN_ZERO:
         applies = (exchange.method, exchange.path) == (method, path)
         if applies and body.get(field_name) == value and body.get(member, 0) == 0:
             body[member] = {"$optional": 0}
+
+
+def _loosen_extensions(body: dict[str, Any]) -> None:
+    """oversync-py's capability extensions (in any document with `features`): absent on the
+    reference, configuration otherwise."""
+    features = body.get("features")
+    if isinstance(features, dict) and "client_schema_version_gate" in features:
+        features["client_schema_version_gate"] = {"$optional": True}
+    if "client_schema_versions" in body:
+        body["client_schema_versions"] = {
+            "$optional": {
+                "min_supported": {"$match": "int", "min": 0},
+                "max_supported": {"$match": "int", "min": 0},
+            }
+        }
 
 
 def generalize(

@@ -1,6 +1,7 @@
-"""`oversync-server`: run the sync server, or issue a development token.
+"""`oversync-server`: run the sync server, check a schema change, or issue a development token.
 
     oversync-server serve [--database-url URL] [--host H] [--port P] [--config FILE] [--dev]
+    oversync-server schema check --config FILE [--database-url URL]
     oversync-server token --user alice
 
 Without a database URL (flag or DATABASE_URL), `serve` starts a persistent local PostgreSQL of its
@@ -205,6 +206,22 @@ async def _install_example_schema(runtime: object) -> None:
         await connection.execute(sql)
 
 
+def schema_check(args: argparse.Namespace) -> int:
+    """Print what starting with `--config` would change (`oversync_server.schema_check`)."""
+    import yaml
+
+    from oversync_server import schema_check as check
+
+    database_url = args.database_url or os.environ.get("DATABASE_URL", "")
+    if not database_url:
+        return _fail("schema check needs a database: pass --database-url or set DATABASE_URL")
+    try:
+        config = apply_env(load_config(Path(args.config)), os.environ)
+    except (ConfigError, OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as error:
+        return _fail(f"{args.config}: {error}")
+    return check.main(config, database_url)
+
+
 def token(args: argparse.Namespace) -> int:
     print(sign_token(jwt_secret(), args.user, lifetime_seconds=args.lifetime))
     return 0
@@ -238,6 +255,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument("--log-level", default="info")
     run.set_defaults(handler=serve)
+    schema = commands.add_parser("schema", help="inspect schema changes")
+    schema_commands = schema.add_subparsers(dest="schema_command", required=True)
+    check = schema_commands.add_parser(
+        "check",
+        help="compare a config with the live database and the sync catalog",
+        description="Print each change a start with --config would make, one per line, as"
+        " additive or breaking (with the fix). Exit status: 0 when every change is additive"
+        " or nothing changed, 1 on a breaking change, 2 on a usage or connection error."
+        " Read-only. See docs/schema-changes.md.",
+    )
+    check.add_argument("--config", required=True, help="service config file (JSON or YAML)")
+    check.add_argument("--database-url", default="", help="PostgreSQL URL (default: DATABASE_URL)")
+    check.set_defaults(handler=schema_check)
     issue = commands.add_parser("token", help="print a development JWT for a user")
     issue.add_argument("--user", required=True)
     issue.add_argument("--lifetime", type=int, default=24 * 3600, help="seconds")

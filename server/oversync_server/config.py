@@ -123,6 +123,12 @@ class ServiceConfig:
     # Watch streams per user and per server process (0 = unlimited).
     max_watch_streams_per_user: int = 16
     max_watch_streams_per_process: int = 2000
+    # The version gate (oversync-py extension, docs/schema-changes.md): the app schema versions
+    # (the `schema_version` a client declares for its local tables) this server serves,
+    # advertised as capabilities `client_schema_versions`. A client outside the range must
+    # upgrade before it syncs. 0 as the maximum means no upper bound.
+    min_client_schema_version: int = 0
+    max_client_schema_version: int = 0
 
     def __post_init__(self) -> None:
         tables = tuple(
@@ -160,6 +166,12 @@ class ServiceConfig:
                 raise ConfigError(f"{name} must be >= 1")
         if self.pool_min_size > self.pool_max_size:
             raise ConfigError("pool_min_size must be <= pool_max_size")
+        if 0 < self.max_client_schema_version < self.min_client_schema_version:
+            raise ConfigError(
+                "min_client_schema_version must be <= max_client_schema_version"
+                f" (got {self.min_client_schema_version} > {self.max_client_schema_version};"
+                " a max_client_schema_version of 0 means no upper bound)"
+            )
 
     def table(self, schema: str, table: str) -> RegisteredTable | None:
         return self.tables_by_name().get(f"{schema}.{table}")
@@ -168,7 +180,10 @@ class ServiceConfig:
         return {table.qualified_name: table for table in self.registered_tables}
 
     def table_ids(self) -> dict[str, int]:
-        """The compact 1-based table ids: positions in the bytewise-sorted `schema.table` list."""
+        """The table ids the reference would assign: 1-based positions in the bytewise-sorted
+        `schema.table` list. Only right for a fresh sync schema: once it exists, ids are what
+        `sync.table_catalog` stores (a table registered later gets the next free id), so use
+        the bootstrapped `Catalog`, never this, to map names to ids."""
         return {
             table.qualified_name: index for index, table in enumerate(self.registered_tables, 1)
         }

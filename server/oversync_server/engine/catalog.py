@@ -8,14 +8,16 @@ takes a `Catalog` and never reads the system catalogs itself:
     table.key_column, table.key_kind                   # "id", KeyKind.UUID
     table.column("data").kind is ValueKind.BYTEA       # column types for value mapping
 
-`table_id`s are 1-based positions in the bytewise-sorted `schema.table` list (reference
-server.md §1.2); `sync.table_catalog` stores the same rows.
+`table_id`s are the ones `sync.table_catalog` stores: for a fresh sync schema the reference's
+1-based positions in the bytewise-sorted `schema.table` list (server.md §1.2); a table
+registered later gets the next free id (`engine.schema_changes.plan_table_ids`), so stored
+bundle rows keep meaning the same table. Never recompute them from the configuration.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum, StrEnum
 
 SCOPE_COLUMN = "_sync_scope_id"
@@ -151,6 +153,10 @@ class Catalog:
 
     def by_name(self, schema: str, table: str) -> TableInfo | None:
         return self._by_name.get(f"{schema}.{table}")
+
+    def with_table_ids(self, ids: Mapping[str, int]) -> Catalog:
+        """The same tables under the ids `sync.table_catalog` holds (by `schema.table`)."""
+        return Catalog(replace(t, table_id=ids[t.qualified_name]) for t in self.tables)
 
     def catalog_rows(self) -> Sequence[tuple[int, str, str, str, int]]:
         """The expected `sync.table_catalog` rows, ordered by table_id."""

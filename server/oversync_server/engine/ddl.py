@@ -9,6 +9,10 @@ Deliberate differences (docs/deviations.md): the redundant second unique index o
 UNIQUE constraint already provides that index. `snapshot_sessions` has one extra column,
 `source_id` (default '', the last column; `UPGRADE_DDL` adds it to an existing layout) and its
 index, so a source's new snapshot session replaces its older one and the per-user cap is cheap.
+One extra table, `sync.registered_columns` (`EXTRA_TABLES`), records the columns of every
+registered table as bootstrap last served them, so that `oversync-server schema check` can tell
+a removed, renamed or retyped column (docs/schema-changes.md). The Go server validates only
+`sync.meta` and `sync.table_catalog` of an existing layout, so the extras do not bother it.
 """
 
 from __future__ import annotations
@@ -35,8 +39,28 @@ SYNC_TABLES: Final = (
     "sync.snapshot_sessions",
     "sync.snapshot_session_rows",
 )
+# oversync-py's own tables in schema `sync` (not in the reference layout).
+EXTRA_TABLES: Final = ("sync.registered_columns",)
 
-SCHEMA_DDL: Final = """
+# The columns of each registered table as last bootstrapped (`engine.schema.record_columns`).
+# No foreign key to table_catalog: the reference's foreign keys stay the only ones in `sync`.
+REGISTERED_COLUMNS_DDL: Final = """
+CREATE TABLE IF NOT EXISTS sync.registered_columns (
+    table_id INTEGER NOT NULL,
+    column_name TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    type_name TEXT NOT NULL,
+    sql_type TEXT NOT NULL,
+    not_null BOOLEAN NOT NULL,
+    has_default BOOLEAN NOT NULL,
+    generated BOOLEAN NOT NULL,
+    recorded_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (table_id, column_name)
+);
+"""
+
+SCHEMA_DDL: Final = (
+    """
 CREATE SCHEMA IF NOT EXISTS sync;
 
 CREATE TABLE IF NOT EXISTS sync.meta (
@@ -216,6 +240,8 @@ CREATE SEQUENCE IF NOT EXISTS sync.accepted_push_replay_seq;
 CREATE SEQUENCE IF NOT EXISTS sync.rejected_registered_write_seq;
 CREATE SEQUENCE IF NOT EXISTS sync.history_pruned_error_seq;
 """
+    + REGISTERED_COLUMNS_DDL
+)
 
 # Brings an existing layout (created by the reference or an older oversync-py) to SCHEMA_DDL's
 # extras; run only when `UPGRADE_NEEDED_SQL` says so (ALTER TABLE locks the table).
@@ -224,11 +250,15 @@ SELECT NOT EXISTS (
     SELECT 1 FROM pg_attribute
     WHERE attrelid = 'sync.snapshot_sessions'::regclass AND attname = 'source_id'
       AND NOT attisdropped)
+    OR to_regclass('sync.registered_columns') IS NULL
 """
-UPGRADE_DDL: Final = """
+UPGRADE_DDL: Final = (
+    """
 ALTER TABLE sync.snapshot_sessions ADD COLUMN IF NOT EXISTS source_id TEXT NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS ss_user_source_idx ON sync.snapshot_sessions (user_pk, source_id);
 """
+    + REGISTERED_COLUMNS_DDL
+)
 
 # The owner guard (BEFORE, row level) and the capture trigger (AFTER, row level), server.md §1.6.
 # Both read the transaction-local bundle context (§1.7) through NULLIF(..., ''): once a transaction

@@ -7,11 +7,17 @@ Steps (reference server.md §1.1), each refusing to start on anything it cannot 
 1. Registered tables (§1.2): one `uuid` or `text` sync key, a `_sync_scope_id text` column, every
    unique index scope-first, a `(_sync_scope_id, key)` unique identity, and only column types the
    wire mapping covers (`catalog.SUPPORTED_TYPES`). The result is the `Catalog`.
-2. The `sync` schema (§1.4/§1.5), under `pg_advisory_xact_lock(BOOTSTRAP_LOCK_KEY)`: created when
-   the schema holds nothing, otherwise its layout marker and `table_catalog` must match exactly.
-3. Foreign keys (§1.3): the registered set is FK-closed and every registered FK is
+2. Foreign keys (§1.3): the registered set is FK-closed and every registered FK is
    `(_sync_scope_id, parent_key)`, DEFERRABLE, MATCH SIMPLE, with supported actions.
-4. Triggers (§1.6): the owner guard and the capture trigger on every registered table.
+3. The `sync` schema (§1.4/§1.5), under `pg_advisory_xact_lock(BOOTSTRAP_LOCK_KEY)`: created when
+   the schema holds nothing, otherwise its layout marker must match. Unlike the reference, the
+   catalog may grow: every table `sync.table_catalog` lists keeps its id and sync key, a newly
+   registered table gets the next free id (`schema_changes.plan_table_ids`); a removed or
+   renamed table or a changed sync key is refused with what breaks and how to proceed. The
+   catalog then carries the stored ids, and `sync.registered_columns` the served columns
+   (column changes since the last start are logged).
+4. Triggers (§1.6): the owner guard and the capture trigger on every registered table (the
+   capture trigger's `to_jsonb(NEW)` picks up new columns by itself).
 
 Every error names the table, the rule and the fix. `install(runtime)` registers bootstrap as a
 start hook of a `SyncRuntime` and keeps the catalog on it (`catalog_of(runtime)`).
@@ -25,7 +31,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from oversync_server.config import ServiceConfig
+from oversync_server.config import RegisteredTable, ServiceConfig
 from oversync_server.engine.catalog import (
     KEY_KINDS,
     SCOPE_COLUMN,
@@ -45,6 +51,12 @@ from oversync_server.engine.ddl import (
     UPGRADE_DDL,
     UPGRADE_NEEDED_SQL,
 )
+from oversync_server.engine.schema_changes import (
+    CatalogEntry,
+    Change,
+    column_changes,
+    plan_table_ids,
+)
 from oversync_server.runtime import SyncRuntime
 
 log = logging.getLogger("oversync_server")
@@ -62,7 +74,7 @@ SELECT n.nspname || '.' || c.relname AS qualified_name,
        COALESCE(bt.typname, t.typname) AS type_name,
        format_type(a.atttypid, a.atttypmod) AS sql_type,
        a.attnotnull AS not_null,
-       a.atthasdef AS has_default,
+       (a.atthasdef OR a.attidentity <> '') AS has_default,
        (a.attgenerated <> '' OR a.attidentity = 'a') AS generated
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
@@ -132,16 +144,25 @@ _FK_ACTIONS = {
 _FK_MATCH = {"s": "SIMPLE", "f": "FULL", "p": "PARTIAL"}
 
 
-# ------------------------------------------------------------------------------ 1. tables
+# ------------------------------------------------------------------------------ tables
 
 
-def _table_error(name: str, rule: str, fix: str) -> UnsupportedSchemaError:
-    return UnsupportedSchemaError(f"registered table {name}: {rule}; fix: {fix}")
+class TableRuleError(UnsupportedSchemaError):
+    """A registered table breaks a rule of §1.2: which table, the rule and the fix."""
+
+    def __init__(self, table: str, rule: str, fix: str) -> None:
+        super().__init__(f"registered table {table}: {rule}; fix: {fix}")
+        self.table, self.rule, self.fix = table, rule, fix
 
 
-async def load_catalog(conn: Connection, config: ServiceConfig) -> Catalog:
-    """Read and validate every registered table (§1.2); the catalog with table ids and columns."""
-    names = [table.qualified_name for table in config.registered_tables]
+def _table_error(name: str, rule: str, fix: str) -> TableRuleError:
+    return TableRuleError(name, rule, fix)
+
+
+async def read_tables(
+    conn: Connection, names: list[str]
+) -> tuple[dict[str, list[ColumnInfo]], dict[str, list[asyncpg.Record]]]:
+    """The columns (in table order) and unique indexes of these `schema.table`s, by name."""
     columns: dict[str, list[ColumnInfo]] = defaultdict(list)
     for row in await conn.fetch(_COLUMNS_SQL, names):
         columns[row["qualified_name"]].append(
@@ -157,71 +178,85 @@ async def load_catalog(conn: Connection, config: ServiceConfig) -> Catalog:
     indexes: dict[str, list[asyncpg.Record]] = defaultdict(list)
     for row in await conn.fetch(_UNIQUE_INDEXES_SQL, names):
         indexes[row["qualified_name"]].append(row)
+    return dict(columns), dict(indexes)
 
-    tables = []
-    for table_id, registered in enumerate(config.registered_tables, 1):
-        name = registered.qualified_name
-        key = registered.sync_key_column
-        table_columns = columns.get(name)
-        if not table_columns:
-            raise _table_error(
-                name,
-                "could not load column metadata (the table does not exist or has no columns)",
-                f"create {name} before starting the server, or remove it from registered_tables",
-            )
-        by_name = {column.name: column for column in table_columns}
-        scope = by_name.get(SCOPE_COLUMN)
-        if scope is None or scope.type_name != "text":
-            raise _table_error(
-                name,
-                f"must define {SCOPE_COLUMN} TEXT (the owner column every synced row carries)",
-                f"ALTER TABLE {name} ADD COLUMN {SCOPE_COLUMN} TEXT NOT NULL",
-            )
-        key_column = by_name.get(key)
-        if key_column is None:
-            raise _table_error(
-                name,
-                f"sync key column {key!r} does not exist",
-                "set sync_key_columns to an existing uuid or text column",
-            )
-        key_kind = KEY_KINDS.get(key_column.type_name)
-        if key_kind is None:
-            raise _table_error(
-                name,
-                f"uses unsupported sync key column type {key_column.sql_type} for {key!r};"
-                " the runtime allows only uuid and text",
-                f"make {key!r} a uuid or text column",
-            )
-        for column in table_columns:
-            if column.name == SCOPE_COLUMN:
-                continue
-            if column.type_name not in SUPPORTED_TYPES:
-                raise _table_error(
-                    name,
-                    f"column {column.name!r} has unsupported type {column.sql_type}"
-                    f" (supported: {', '.join(sorted(set(SUPPORTED_TYPES)))})",
-                    f"change the type of {column.name!r} to a supported one, or stop syncing"
-                    " this table",
-                )
-            if column.name != column.name.lower() or not _is_identifier(column.name):
-                raise _table_error(
-                    name,
-                    f"column {column.name!r} is not a lowercase [a-z0-9_] name, so payloads"
-                    " cannot address it",
-                    f"rename {column.name!r} to a lowercase name",
-                )
-        _validate_unique_indexes(name, key, indexes.get(name, []))
-        tables.append(
-            TableInfo(
-                table_id=table_id,
-                schema=registered.schema,
-                table=registered.table,
-                key_column=key,
-                key_kind=key_kind,
-                columns=tuple(table_columns),
-            )
+
+async def load_catalog(conn: Connection, config: ServiceConfig) -> Catalog:
+    """Read and validate every registered table (§1.2). Table ids are the reference's (1-based
+    positions in the sorted list) until `ensure_sync_schema` gives the stored ones."""
+    names = [table.qualified_name for table in config.registered_tables]
+    columns, indexes = await read_tables(conn, names)
+    return Catalog(
+        validate_table(registered, columns.get(registered.qualified_name), indexes, position)
+        for position, registered in enumerate(config.registered_tables, 1)
+    )
+
+
+def validate_table(
+    registered: RegisteredTable,
+    table_columns: list[ColumnInfo] | None,
+    indexes: dict[str, list[asyncpg.Record]],
+    table_id: int,
+) -> TableInfo:
+    """The rules of one registered table (§1.2); `UnsupportedSchemaError` on the first broken."""
+    name = registered.qualified_name
+    key = registered.sync_key_column
+    if not table_columns:
+        raise _table_error(
+            name,
+            "could not load column metadata (the table does not exist or has no columns)",
+            f"create {name} before starting the server, or remove it from registered_tables",
         )
-    return Catalog(tables)
+    by_name = {column.name: column for column in table_columns}
+    scope = by_name.get(SCOPE_COLUMN)
+    if scope is None or scope.type_name != "text":
+        raise _table_error(
+            name,
+            f"must define {SCOPE_COLUMN} TEXT (the owner column every synced row carries)",
+            f"ALTER TABLE {name} ADD COLUMN {SCOPE_COLUMN} TEXT NOT NULL",
+        )
+    key_column = by_name.get(key)
+    if key_column is None:
+        raise _table_error(
+            name,
+            f"sync key column {key!r} does not exist",
+            "set sync_key_columns to an existing uuid or text column",
+        )
+    key_kind = KEY_KINDS.get(key_column.type_name)
+    if key_kind is None:
+        raise _table_error(
+            name,
+            f"uses unsupported sync key column type {key_column.sql_type} for {key!r};"
+            " the runtime allows only uuid and text",
+            f"make {key!r} a uuid or text column",
+        )
+    for column in table_columns:
+        if column.name == SCOPE_COLUMN:
+            continue
+        if column.type_name not in SUPPORTED_TYPES:
+            raise _table_error(
+                name,
+                f"column {column.name!r} has unsupported type {column.sql_type}"
+                f" (supported: {', '.join(sorted(set(SUPPORTED_TYPES)))})",
+                f"change the type of {column.name!r} to a supported one, or stop syncing"
+                " this table",
+            )
+        if column.name != column.name.lower() or not _is_identifier(column.name):
+            raise _table_error(
+                name,
+                f"column {column.name!r} is not a lowercase [a-z0-9_] name, so payloads"
+                " cannot address it",
+                f"rename {column.name!r} to a lowercase name",
+            )
+    _validate_unique_indexes(name, key, indexes.get(name, []))
+    return TableInfo(
+        table_id=table_id,
+        schema=registered.schema,
+        table=registered.table,
+        key_column=key,
+        key_kind=key_kind,
+        columns=tuple(table_columns),
+    )
 
 
 def _is_identifier(name: str) -> bool:
@@ -265,16 +300,11 @@ def _validate_unique_indexes(name: str, key: str, indexes: list[asyncpg.Record])
         )
 
 
-# ------------------------------------------------------------------------------ 2. sync schema
+# ------------------------------------------------------------------------------ sync schema
 
 
-@dataclass(frozen=True, slots=True)
-class _LayoutState:
-    fresh: bool
-
-
-async def _layout_state(conn: Connection, catalog: Catalog) -> _LayoutState:
-    """Validate an existing layout (§1.5); whether the schema must be created."""
+async def check_layout(conn: Connection) -> bool:
+    """Validate an existing layout's markers (§1.5); True when the schema must be created."""
     try:
         marker = await conn.fetchrow(
             """
@@ -295,7 +325,7 @@ async def _layout_state(conn: Connection, catalog: Catalog) -> _LayoutState:
                     " sync.meta marker); drop and recreate the sync schema"
                     " (DROP SCHEMA sync CASCADE) before starting the server"
                 )
-            return _LayoutState(fresh=True)
+            return True
         if has_meta != has_catalog:
             raise UnsupportedSchemaError(
                 "existing sync schema is missing required marker tables (sync.meta and"
@@ -309,27 +339,60 @@ async def _layout_state(conn: Connection, catalog: Catalog) -> _LayoutState:
                 f" {expected_meta}; this database uses another sync layout: drop and recreate"
                 " the sync schema"
             )
-        stored = {
-            row[0]: tuple(row)
-            for row in await conn.fetch(
-                "SELECT table_id, schema_name, table_name, sync_key_column, sync_key_kind"
-                " FROM sync.table_catalog ORDER BY table_id"
-            )
-        }
-        expected = {row[0]: row for row in catalog.catalog_rows()}
-        for table_id in sorted(set(stored) | set(expected)):
-            if stored.get(table_id) != expected.get(table_id):
-                raise UnsupportedSchemaError(
-                    f"sync.table_catalog row {table_id} = {stored.get(table_id)},"
-                    f" expected {expected.get(table_id)}: the registered tables changed since"
-                    " the sync schema was created; adding, removing or renaming registered"
-                    " tables requires dropping and recreating the sync schema"
-                )
-        return _LayoutState(fresh=False)
+        return False
     except UnsupportedSchemaError:
         raise
     except asyncpg.PostgresError as error:
         raise UnsupportedSchemaError(f"cannot validate the sync schema: {error}") from error
+
+
+async def read_stored_catalog(conn: Connection) -> list[CatalogEntry]:
+    """The `sync.table_catalog` rows of an existing layout, by table_id."""
+    try:
+        rows = await conn.fetch(
+            "SELECT table_id, schema_name, table_name, sync_key_column, sync_key_kind"
+            " FROM sync.table_catalog ORDER BY table_id"
+        )
+    except asyncpg.PostgresError as error:
+        raise UnsupportedSchemaError(f"cannot read sync.table_catalog: {error}") from error
+    return [CatalogEntry(*row) for row in rows]
+
+
+async def read_recorded_columns(conn: Connection) -> dict[int, list[ColumnInfo]]:
+    """`sync.registered_columns` by table_id (empty when the table does not exist yet)."""
+    if not await conn.fetchval("SELECT to_regclass('sync.registered_columns') IS NOT NULL"):
+        return {}
+    recorded: dict[int, list[ColumnInfo]] = defaultdict(list)
+    for row in await conn.fetch(
+        "SELECT table_id, column_name, type_name, sql_type, not_null, has_default, generated"
+        " FROM sync.registered_columns ORDER BY table_id, ordinal"
+    ):
+        recorded[row["table_id"]].append(ColumnInfo(*tuple(row)[1:]))
+    return dict(recorded)
+
+
+def catalog_entries(catalog: Catalog) -> list[CatalogEntry]:
+    return [CatalogEntry(*row) for row in catalog.catalog_rows()]
+
+
+def refusal(problems: list[Change]) -> UnsupportedSchemaError:
+    """The bootstrap error for breaking table changes, one change per line."""
+    return UnsupportedSchemaError(
+        "the registered tables changed in a way the sync schema cannot follow:\n"
+        + "\n".join(f"  {change.line()}" for change in problems)
+        + "\n`oversync-server schema check --config FILE` lists every change"
+        " (docs/schema-changes.md)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    """What `ensure_sync_schema` found and did."""
+
+    created: bool
+    catalog: Catalog  # with the stored table ids
+    added: tuple[str, ...]  # tables added to sync.table_catalog now
+    column_changes: tuple[Change, ...]  # since the columns were last recorded
 
 
 async def _lock_bootstrap(conn: Connection) -> None:
@@ -339,32 +402,92 @@ async def _lock_bootstrap(conn: Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1)", BOOTSTRAP_LOCK_KEY)
 
 
-async def ensure_sync_schema(conn: Connection, catalog: Catalog) -> bool:
-    """Create the sync schema or validate the existing one; True when it was created."""
+async def ensure_sync_schema(conn: Connection, catalog: Catalog) -> SchemaState:
+    """Create the sync schema or validate the existing one, extend `sync.table_catalog` with
+    newly registered tables and record the served columns; the catalog under the stored ids."""
     async with conn.transaction():
         await _lock_bootstrap(conn)
-        state = await _layout_state(conn, catalog)
-        if not state.fresh:
+        fresh = await check_layout(conn)
+        if fresh:
+            await conn.execute(SCHEMA_DDL)
+            await conn.execute(
+                "INSERT INTO sync.meta (singleton_key, protocol_label, layout_name)"
+                " VALUES (TRUE, $1, $2)",
+                PROTOCOL_LABEL,
+                LAYOUT_NAME,
+            )
+            stored: list[CatalogEntry] = []
+        else:
             if await conn.fetchval(UPGRADE_NEEDED_SQL):
                 await conn.execute(UPGRADE_DDL)
-            return False
-        await conn.execute(SCHEMA_DDL)
-        await conn.execute(
-            "INSERT INTO sync.meta (singleton_key, protocol_label, layout_name)"
-            " VALUES (TRUE, $1, $2)",
-            PROTOCOL_LABEL,
-            LAYOUT_NAME,
+            stored = await read_stored_catalog(conn)
+        recorded = await read_recorded_columns(conn)
+        plan = plan_table_ids(
+            catalog_entries(catalog),
+            stored,
+            stored_columns={tid: [c.name for c in cols] for tid, cols in recorded.items()},
+            live_columns={t.qualified_name: [c.name for c in t.columns] for t in catalog.tables},
         )
+        problems = plan.problems()
+        if problems:
+            raise refusal(problems)
+        catalog = catalog.with_table_ids(plan.ids)
         await conn.executemany(
             "INSERT INTO sync.table_catalog"
             " (table_id, schema_name, table_name, sync_key_column, sync_key_kind)"
             " VALUES ($1, $2, $3, $4, $5)",
-            catalog.catalog_rows(),
+            [row for row in catalog.catalog_rows() if f"{row[1]}.{row[2]}" in plan.added],
         )
-        return True
+        changes = await record_columns(conn, catalog, recorded, set(plan.added))
+        return SchemaState(fresh, catalog, plan.added, tuple(changes))
 
 
-# ------------------------------------------------------------------------------ 3. foreign keys
+async def record_columns(
+    conn: Connection,
+    catalog: Catalog,
+    recorded: dict[int, list[ColumnInfo]],
+    added: set[str],
+) -> list[Change]:
+    """Bring `sync.registered_columns` from `recorded` to the catalog's columns (rows are
+    written only for tables whose columns changed); the column changes since the record."""
+    changes: list[Change] = []
+    rewrite: list[TableInfo] = []
+    for table in catalog.tables:
+        before = None if table.qualified_name in added else recorded.get(table.table_id)
+        if before == list(table.columns):
+            continue
+        if before is not None:
+            changes.extend(column_changes(table.qualified_name, before, table.columns))
+        rewrite.append(table)
+    stale = set(recorded) - {table.table_id for table in catalog.tables}
+    if not rewrite and not stale:
+        return changes
+    await conn.execute(
+        "DELETE FROM sync.registered_columns WHERE table_id = ANY($1::int[])",
+        [table.table_id for table in rewrite] + sorted(stale),
+    )
+    await conn.executemany(
+        "INSERT INTO sync.registered_columns (table_id, column_name, ordinal, type_name,"
+        " sql_type, not_null, has_default, generated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        [
+            (
+                table.table_id,
+                column.name,
+                ordinal,
+                column.type_name,
+                column.sql_type,
+                column.not_null,
+                column.has_default,
+                column.generated,
+            )
+            for table in rewrite
+            for ordinal, column in enumerate(table.columns, 1)
+        ],
+    )
+    return changes
+
+
+# ------------------------------------------------------------------------------ foreign keys
 
 
 async def validate_foreign_keys(conn: Connection, catalog: Catalog) -> None:
@@ -427,7 +550,7 @@ async def validate_foreign_keys(conn: Connection, catalog: Catalog) -> None:
         )
 
 
-# ------------------------------------------------------------------------------ 4. triggers
+# ------------------------------------------------------------------------------ triggers
 
 
 def trigger_ddl(table: TableInfo) -> str:
@@ -458,19 +581,31 @@ async def install_triggers(conn: Connection, catalog: Catalog) -> None:
 
 
 async def bootstrap(pool: asyncpg.Pool, config: ServiceConfig) -> Catalog:
-    """Validate the registered tables, create or check the sync schema, install the triggers.
+    """Validate the registered tables and their foreign keys, create or check (and extend) the
+    sync schema, install the triggers; the catalog under the stored table ids.
 
     Idempotent; concurrent bootstraps (several server processes) serialise on an advisory lock.
-    Raises `UnsupportedSchemaError` with the table, the rule and the fix when anything is off.
+    Raises `UnsupportedSchemaError` with the table, the rule and the fix when anything is off;
+    the foreign keys are checked before anything is written, so a refused start leaves the
+    sync catalog as it was.
     """
     async with pool.acquire() as conn:
         catalog = await load_catalog(conn, config)
-        created = await run_retrying(lambda: ensure_sync_schema(conn, catalog), backoff=0.05)
         await validate_foreign_keys(conn, catalog)
+        state = await run_retrying(lambda: ensure_sync_schema(conn, catalog), backoff=0.05)
+        catalog = state.catalog
         await run_retrying(lambda: install_triggers(conn, catalog), backoff=0.05)
+    for name in state.added:
+        table = catalog.by_name(*name.split("."))
+        assert table is not None
+        log.info(
+            "registered table %s added to the sync catalog (table_id %d)", name, table.table_id
+        )
+    for change in state.column_changes:
+        (log.warning if change.breaking else log.info)("schema change: %s", change.line())
     log.info(
         "sync schema %s (%s); %d registered tables",
-        "created" if created else "validated",
+        "created" if state.created else "validated",
         LAYOUT_NAME,
         len(catalog),
     )

@@ -115,11 +115,13 @@ def normalize_columns(table: TableInfo, payload: Mapping[str, Any]) -> dict[str,
 
 def wire_payload(table: TableInfo, payload: Mapping[str, Any]) -> dict[str, Any]:
     """A parsed `to_jsonb(row)` payload as served: no `_sync_scope_id`, bytea as base64,
-    numbers normalised by `normalize_columns`."""
+    numbers normalised by `normalize_columns`. Columns this process's catalog does not know
+    (added to the table since the server started) are left out: their wire form is only known
+    once a restart has validated their type, and until then no client can expect them."""
     out: dict[str, Any] = {}
     bytea = table.bytea_columns
     for name, value in payload.items():
-        if name.lower() == SCOPE_COLUMN:
+        if name.lower() == SCOPE_COLUMN or table.column(name) is None:
             continue
         if name in bytea and isinstance(value, str):
             value = bytea_to_wire(value)

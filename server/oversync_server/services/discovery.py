@@ -12,14 +12,16 @@ from oversync_server.runtime import SyncRuntime
 
 
 def features(config: ServiceConfig, *, watch: bool | None = None) -> models.Features:
-    """The 20 feature flags of the reference; watch follows the configuration, or `watch` (an
-    actor's answer of the runtime's watch policy) when given."""
+    """The 20 feature flags of the reference, plus `client_schema_version_gate` (oversync-py:
+    `client_schema_versions` is sent); watch follows the configuration, or `watch` (an actor's
+    answer of the runtime's watch policy) when given."""
     return models.Features(
         accepted_push_replay_visibility=True,
         bundle_change_watch=config.bundle_change_watch if watch is None else watch,
         bundle_pull=True,
         bundle_push=True,
         capabilities_endpoint=True,
+        client_schema_version_gate=True,
         committed_bundle_row_fetch=True,
         committed_bundle_visibility=True,
         connect_lifecycle=True,
@@ -78,6 +80,15 @@ def capabilities(
         ],
         features=features(config, watch=watch),
         bundle_limits=bundle_limits(config),
+        client_schema_versions=client_schema_versions(config),
+    )
+
+
+def client_schema_versions(config: ServiceConfig) -> models.ClientSchemaVersions:
+    """The version gate: the app schema versions served (`max_supported` 0 = no upper bound)."""
+    return models.ClientSchemaVersions(
+        min_supported=config.min_client_schema_version,
+        max_supported=config.max_client_schema_version,
     )
 
 
