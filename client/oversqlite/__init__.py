@@ -7,7 +7,7 @@ and :class:`SyncTable`. Results are typed values (:class:`PushReport`, :class:`P
 
 from oversqlite._client import Client, ClientState
 from oversqlite._codec import format_timestamp, parse_timestamp
-from oversqlite._config import ClientConfig, KeyKind, RetryPolicy, SyncTable
+from oversqlite._config import ClientConfig, KeyKind, Migration, RetryPolicy, SyncTable
 from oversqlite._conflicts import (
     AcceptServer,
     Conflict,
@@ -31,6 +31,7 @@ from oversqlite._errors import (
     InvalidConflictResolutionError,
     LifecycleUnsupportedError,
     LocalStoreError,
+    MigrationError,
     OpenRequiredError,
     PendingChangesError,
     ProtocolError,
@@ -38,6 +39,7 @@ from oversqlite._errors import (
     RebuildRequiredError,
     ReconnectRequiredError,
     RetryExhaustedError,
+    SchemaMismatchError,
     ServerRejectedError,
     SourceRecoveryRequiredError,
     SourceReplacementDivergedError,
@@ -45,6 +47,7 @@ from oversqlite._errors import (
     SyncError,
     TransportError,
     UnsupportedValueError,
+    UpgradeRequiredError,
     UsageError,
 )
 from oversqlite._results import (
@@ -89,6 +92,8 @@ __all__ = [
     "KeyKind",
     "LifecycleUnsupportedError",
     "LocalStoreError",
+    "Migration",
+    "MigrationError",
     "OpenRequiredError",
     "PendingChangesError",
     "ProtocolError",
@@ -104,6 +109,7 @@ __all__ = [
     "RestoreSummary",
     "RetryExhaustedError",
     "RetryPolicy",
+    "SchemaMismatchError",
     "ServerRejectedError",
     "ServerState",
     "SourceInfo",
@@ -117,6 +123,7 @@ __all__ = [
     "SyncThenDetachResult",
     "TransportError",
     "UnsupportedValueError",
+    "UpgradeRequiredError",
     "UsageError",
     "client_wins",
     "format_timestamp",

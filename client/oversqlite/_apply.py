@@ -3,6 +3,11 @@
 Every caller runs inside :func:`oversqlite._store.apply_transaction` (FKs deferred, capture
 muted). Rows are upserted (``INSERT ... ON CONFLICT DO UPDATE``), never REPLACEd, so children
 are not cascaded away when a parent is rewritten.
+
+Server payloads are fitted to the local table first (:func:`fit_payload`): columns the local
+table lacks are dropped (the server added them; this app does not know them yet) and local
+columns the server did not send are left alone (an existing row keeps its value, a new row
+takes the column default). Verification (row counts, ``bundle_hash``) always happens before.
 """
 
 from __future__ import annotations
@@ -13,14 +18,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from oversqlite._codec import key_from_wire, params_from_wire, row_to_wire
-from oversqlite._errors import ProtocolError
+from oversqlite._codec import columns_from_wire, key_from_wire, row_to_wire
+from oversqlite._drift import SchemaDrift
+from oversqlite._errors import LocalStoreError, ProtocolError
 from oversqlite._schema import TableInfo
 
 __all__ = [
     "ServerRow",
     "apply_server_row",
     "delete_local",
+    "fit_payload",
     "forget_row_state",
     "live_payload",
     "parse_server_row",
@@ -43,6 +50,20 @@ class ServerRow:
     payload: Mapping[str, Any] | None
 
 
+def fit_payload(
+    table: TableInfo, payload: Mapping[str, Any], drift: SchemaDrift | None = None
+) -> dict[str, Any]:
+    """``payload`` restricted to the local table's columns (reported to ``drift`` once)."""
+    local = table.wire_columns
+    fitted = {name: value for name, value in payload.items() if name in local}
+    if drift is not None:
+        if len(fitted) != len(payload):
+            drift.server_only_columns(table.name, set(payload) - local)
+        if len(fitted) != len(local):
+            drift.local_only_columns(table.name, local - set(fitted))
+    return fitted
+
+
 def parse_server_row(
     tables: Mapping[str, TableInfo],
     schema: str,
@@ -53,10 +74,12 @@ def parse_server_row(
     op: object,
     row_version: object,
     payload: object,
+    drift: SchemaDrift | None = None,
 ) -> ServerRow | None:
     """Validate one server row; ``None`` for a table this client does not manage.
 
-    Raises :class:`ProtocolError` for anything malformed.
+    The payload is fitted to the local table (:func:`fit_payload`). Raises
+    :class:`ProtocolError` for anything malformed.
     """
     if row_schema != schema:
         raise ProtocolError(f"server row has schema {row_schema!r}, expected {schema!r}")
@@ -64,6 +87,8 @@ def parse_server_row(
         raise ProtocolError(f"server row has no table name: {table!r}")
     info = tables.get(table)
     if info is None:
+        if drift is not None:
+            drift.unmanaged_table(schema, table)
         return None
     if op not in _OPS:
         raise ProtocolError(f"server row for {table} has invalid op {op!r}")
@@ -79,6 +104,8 @@ def parse_server_row(
         payload = None
     elif not isinstance(payload, Mapping):
         raise ProtocolError(f"server {op} row for {table} carries no payload object")
+    else:
+        payload = fit_payload(info, payload, drift)
     return ServerRow(info, pk, str(op), row_version, payload)
 
 
@@ -114,8 +141,12 @@ def live_payload(conn: sqlite3.Connection, table: TableInfo, pk: str) -> dict[st
 def write_local(
     conn: sqlite3.Connection, table: TableInfo, pk: str, payload: Mapping[str, Any]
 ) -> None:
-    """Upsert a full wire payload; raises ValueError when it does not fit the local table."""
-    conn.execute(table.upsert_sql, params_from_wire(table, payload, pk))
+    """Upsert a wire payload (the key and any of the local columns; the others are left alone).
+
+    Raises ValueError when it does not fit the local table (unknown columns, bad values).
+    """
+    columns, params = columns_from_wire(table, payload, pk)
+    conn.execute(table.upsert_sql_for(columns), params)
 
 
 def delete_local(conn: sqlite3.Connection, table: TableInfo, pk: str) -> None:
@@ -131,6 +162,14 @@ def apply_server_row(conn: sqlite3.Connection, row: ServerRow) -> None:
             write_local(conn, row.table, row.pk, row.payload)
         except ValueError as exc:
             raise ProtocolError(f"server row does not fit the local schema: {exc}") from None
+        except sqlite3.IntegrityError as exc:
+            unset = sorted(row.table.wire_columns - set(row.payload))
+            if not unset or "NOT NULL" not in str(exc):
+                raise
+            raise LocalStoreError(
+                f"a server row of {row.table.name} leaves local-only column(s) {unset} unset "
+                f"({exc}); give them a DEFAULT locally, or add them on the server"
+            ) from exc
     set_row_state(conn, row.table.name, row.pk, row.row_version, row.payload is None)
 
 

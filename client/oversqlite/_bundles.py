@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from oversqlite._apply import ServerRow, parse_server_row
+from oversqlite._drift import SchemaDrift
 from oversqlite._errors import ProtocolError
 from oversqlite._schema import TableInfo
 from oversync_client.models import BundleRow, SnapshotRow
@@ -54,8 +55,12 @@ def parse_bundle_rows(
     schema: str,
     rows: Sequence[Mapping[str, Any]],
     bundle_seq: int,
+    drift: SchemaDrift | None = None,
 ) -> list[ServerRow | None]:
-    """Validate the rows of bundle ``bundle_seq`` (``None`` for tables not managed here)."""
+    """Validate the rows of bundle ``bundle_seq`` (``None`` for tables not managed here).
+
+    Call it after :func:`verify_bundle`: payloads are fitted to the local tables here.
+    """
     parsed: list[ServerRow | None] = []
     for row in rows:
         if row["row_version"] != bundle_seq:
@@ -72,13 +77,17 @@ def parse_bundle_rows(
                 op=row["op"],
                 row_version=row["row_version"],
                 payload=row["payload"],
+                drift=drift,
             )
         )
     return parsed
 
 
 def parse_snapshot_row(
-    tables: Mapping[str, TableInfo], schema: str, row: SnapshotRow
+    tables: Mapping[str, TableInfo],
+    schema: str,
+    row: SnapshotRow,
+    drift: SchemaDrift | None = None,
 ) -> ServerRow | None:
     return parse_server_row(
         tables,
@@ -89,4 +98,5 @@ def parse_snapshot_row(
         op="INSERT",
         row_version=row.row_version,
         payload=row.payload.additional_properties,
+        drift=drift,
     )

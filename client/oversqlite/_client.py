@@ -35,7 +35,7 @@ from typing import Self
 
 import httpx
 
-from oversqlite import _lifecycle, _pull, _push
+from oversqlite import _lifecycle, _marks, _migrate, _outbox, _pull, _push
 from oversqlite._config import ClientConfig
 from oversqlite._context import Context
 from oversqlite._errors import (
@@ -46,7 +46,9 @@ from oversqlite._errors import (
     DatabaseInUseError,
     LocalStoreError,
     OpenRequiredError,
+    ProtocolError,
     RebuildRequiredError,
+    ServerRejectedError,
     SourceRecoveryRequiredError,
 )
 from oversqlite._results import (
@@ -56,12 +58,13 @@ from oversqlite._results import (
     PullReport,
     PushOutcome,
     PushReport,
+    RestoreSummary,
     SourceInfo,
     SyncReport,
     SyncStatus,
     SyncThenDetachResult,
 )
-from oversqlite._schema import TableInfo, load_tables
+from oversqlite._schema import TableInfo, load_tables, table_shape
 from oversqlite._store import (
     STATE_TABLES,
     atomic,
@@ -72,7 +75,7 @@ from oversqlite._store import (
     update_state,
 )
 from oversqlite._transport import Api, TokenSource
-from oversqlite._triggers import capture_existing_rows, drop_all, install_triggers
+from oversqlite._triggers import capture_existing_rows, drop_all
 
 __all__ = ["Client", "ClientState"]
 
@@ -147,12 +150,16 @@ class Client:
     def open(self) -> Self:
         """Validate the config against the database, install sync state, resume it.
 
-        Idempotent. Creates the ``_sync_*`` tables and triggers if missing, drops triggers of
-        tables no longer managed, generates the source id on first use, and records the rows
-        of newly managed tables as pending inserts.
+        Idempotent. Creates the ``_sync_*`` tables and triggers if missing, runs the pending
+        ``ClientConfig.migrations`` (each in its own transaction, capture suspended), drops
+        triggers of tables no longer managed, generates the source id on first use, records
+        the rows of newly managed tables as pending inserts, and marks tables whose shape
+        changed for re-hydration at the next sync.
 
-        Raises :class:`ConfigError` when the schema cannot be synced safely, and
-        :class:`DatabaseInUseError` when another client of this process owns the file.
+        Raises :class:`ConfigError` when the schema cannot be synced safely (or the database
+        is at a newer local schema version than the app), :class:`MigrationError` when a
+        migration fails (it is rolled back), and :class:`DatabaseInUseError` when another
+        client of this process owns the file.
         """
         with self._lock:
             if self._state is ClientState.CLOSED:
@@ -190,7 +197,8 @@ class Client:
             return self
 
     def _install(self, conn: sqlite3.Connection) -> dict[str, TableInfo]:
-        with atomic(conn):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             install(conn)
             state = read_state(conn)
             schema = self._config.schema
@@ -199,12 +207,39 @@ class Client:
                     f"this database syncs schema {state.schema_name!r}, not {schema!r}; one "
                     "database syncs one server schema (uninstall_sync() to switch)"
                 )
-            tables = load_tables(conn, self._config.sync_tables)
-            self._register_tables(conn, tables)
-            install_triggers(conn, tables.values())
-            if not state.source_id:
-                update_state(conn, source_id=str(uuid.uuid4()))
-            update_state(conn, schema_name=schema, apply_mode=0)
+            # Shapes first (the app may have changed tables itself; an older SDK recorded none),
+            # so migrations are compared with the shape before them.
+            _marks.note_reshaped(conn)
+            migrations = _migrate.pending_migrations(conn, self._config)
+            if migrations:  # each runs in a transaction of its own
+                conn.execute("COMMIT")
+                _migrate.run_migrations(conn, self._config, migrations)
+                conn.execute("BEGIN IMMEDIATE")
+            tables = self._register(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return tables
+
+    def _register(self, conn: sqlite3.Connection) -> dict[str, TableInfo]:
+        """Validate and register the managed tables, install triggers, record the version."""
+        state = read_state(conn)
+        tables = load_tables(conn, self._config.sync_tables)
+        reshaped = _marks.note_reshaped(conn)  # includes changes the app made itself
+        if reshaped:
+            logger.info("open: %s changed shape; re-hydrating at the next sync", reshaped)
+        self._register_tables(conn, tables)
+        _marks.reinstall_triggers(conn, tables.values())
+        if not state.source_id:
+            update_state(conn, source_id=str(uuid.uuid4()))
+        update_state(
+            conn,
+            schema_name=self._config.schema,
+            apply_mode=0,
+            schema_version=self._config.schema_version,
+        )
         return tables
 
     @staticmethod
@@ -221,8 +256,9 @@ class Client:
                     f"table {name!r} left the config with {pending} unpushed row(s); add it back "
                     "and sync before removing it"
                 )
-            conn.execute("DELETE FROM _sync_row_state WHERE table_name = ?", (name,))
-            conn.execute("DELETE FROM _sync_managed_tables WHERE table_name = ?", (name,))
+            for state_table in ("_sync_row_state", "_sync_managed_tables", "_sync_rehydrate"):
+                conn.execute(f"DELETE FROM {state_table} WHERE table_name = ?", (name,))
+            conn.execute("DELETE FROM _sync_rehydrate_rows WHERE table_name = ?", (name,))
         for name, table in tables.items():
             if name not in previous:
                 captured = capture_existing_rows(conn, table)
@@ -230,10 +266,14 @@ class Client:
                     logger.info(
                         "open: %d existing row(s) of %s recorded as pending", captured, name
                     )
+                shape = table_shape(conn, name) or []
                 conn.execute(
-                    "INSERT INTO _sync_managed_tables (table_name, key_column) VALUES (?, ?)",
-                    (name, table.key.name),
+                    "INSERT INTO _sync_managed_tables (table_name, key_column, columns) "
+                    "VALUES (?, ?, ?)",
+                    (name, table.key.name, _marks.shape_json(shape)),
                 )
+                if previous:  # a table added to a syncing database: fetch its server rows
+                    _marks.mark(conn, name, table.wire_columns)
 
     def _release(self, owner: str | None) -> None:
         if owner is not None:
@@ -282,6 +322,9 @@ class Client:
                 raise LocalStoreError(f"{name}: {text}") from exc
             except sqlite3.Error as exc:
                 raise LocalStoreError(f"{name}: {exc}") from exc
+            except (ServerRejectedError, ProtocolError):
+                self._ctx.forget_capabilities()  # the server may have changed: ask again
+                raise
             finally:
                 logger.debug("%s took %.3fs", name, time.monotonic() - started)
 
@@ -376,7 +419,9 @@ class Client:
         row), conflict errors, :class:`RetryExhaustedError`.
         """
         with self._operation("push_pending", connected=True) as ctx:
-            return _push.push_pending(ctx)
+            self._check_version(ctx, "push_pending")
+            before, _ = _migrate.rehydrate(ctx)
+            return _combined(before, _push.push_pending(ctx))
 
     def pull_to_stable(self) -> PullReport:
         """Apply the server's bundles up to its current stable sequence.
@@ -385,7 +430,18 @@ class Client:
         during the pull, ``APPLIED_SNAPSHOT`` when pruned history forced a snapshot rebuild.
         """
         with self._operation("pull_to_stable", connected=True) as ctx:
+            self._check_version(ctx, "pull_to_stable")
+            if not _outbox.exists(ctx.conn):  # a frozen bundle blocks the pull anyway
+                _, restore = _migrate.rehydrate(ctx)
+                if restore is not None:
+                    seen = read_state(ctx.conn).last_bundle_seq_seen
+                    return PullReport(PullOutcome.APPLIED_SNAPSHOT, seen, restore=restore)
             return self._pull(ctx)
+
+    @staticmethod
+    def _check_version(ctx: Context, operation: str) -> None:
+        """The version gate: nothing is sent or changed for an app the server does not serve."""
+        ctx.check_schema_version(operation, read_state(ctx.conn).source_id)
 
     @staticmethod
     def _pull(ctx: Context) -> PullReport:
@@ -398,16 +454,23 @@ class Client:
     def sync(self) -> SyncReport:
         """:meth:`push_pending` then :meth:`pull_to_stable`, repeated while writes interleave.
 
-        Also runs a pending rebuild or source recovery (:meth:`rebuild`) once when needed.
+        Also runs a pending rebuild or source recovery (:meth:`rebuild`) once when needed, and
+        the re-hydration of tables a local schema change marked (``SyncReport.rehydrated``).
+        Like every call that talks to the server, it first checks the server's client schema
+        version gate and raises :class:`UpgradeRequiredError` before anything is sent.
         """
         with self._operation("sync") as ctx:
             rounds, recovered = 0, False
             committed: PushReport | None = None
+            rehydrated: RestoreSummary | None = None
             while True:
                 rounds += 1
                 try:
                     self._require_connected(ctx, "sync")
-                    push = _push.push_pending(ctx)
+                    self._check_version(ctx, "sync")
+                    before, restore = _migrate.rehydrate(ctx)
+                    rehydrated = restore or rehydrated
+                    push = _combined(before, _push.push_pending(ctx))
                     if push.outcome is PushOutcome.COMMITTED or committed is None:
                         committed = push
                     pull = self._pull(ctx)
@@ -423,7 +486,7 @@ class Client:
                 logger.info(
                     "sync: push %s, pull %s, %d round(s)", push.outcome, pull.outcome, rounds
                 )
-                return SyncReport(committed, pull, rounds)
+                return SyncReport(committed, pull, rounds, rehydrated)
 
     def rebuild(self) -> PullReport:
         """Replace the local managed tables by a server snapshot, keeping pending changes.
@@ -434,6 +497,7 @@ class Client:
         """
         with self._operation("rebuild") as ctx:
             self._require_connected(ctx, "rebuild", gates=False)
+            self._check_version(ctx, "rebuild")
             restore = _lifecycle.rebuild(ctx)
             seen = read_state(ctx.conn).last_bundle_seq_seen
             return PullReport(PullOutcome.APPLIED_SNAPSHOT, seen, restore=restore)
@@ -452,6 +516,8 @@ class Client:
                 pending_initialization=bool(state.pending_initialization_id),
                 rebuild_required=bool(state.rebuild_required),
                 source_recovery_reason=state.recovery_reason or None,
+                local_schema_version=state.schema_version or self._config.schema_version,
+                tables_to_rehydrate=tuple(sorted(_marks.load_marks(ctx.conn))),
             )
 
     def pending_row_count(self) -> int:
@@ -475,3 +541,24 @@ class Client:
                 source_recovery_reason=state.recovery_reason or None,
                 rebuild_required=bool(state.rebuild_required),
             )
+
+
+def _combined(before: PushReport | None, push: PushReport) -> PushReport:
+    """A bundle pushed before a re-hydration and the push after it, reported as one push."""
+    if before is None or before.outcome is PushOutcome.NO_CHANGE:
+        return push
+    if push.outcome is PushOutcome.NO_CHANGE:
+        return PushReport(
+            before.outcome,
+            before.bundle_seq,
+            before.source_bundle_id,
+            before.row_count,
+            before.conflicts + push.conflicts,
+        )
+    return PushReport(
+        push.outcome,
+        push.bundle_seq,
+        push.source_bundle_id,
+        before.row_count + push.row_count,
+        before.conflicts + push.conflicts,
+    )

@@ -33,6 +33,7 @@ from oversqlite._errors import UnsupportedValueError
 from oversqlite._schema import ColumnInfo, TableInfo
 
 __all__ = [
+    "columns_from_wire",
     "format_timestamp",
     "key_from_wire",
     "key_to_wire",
@@ -162,8 +163,8 @@ def _decode(column: ColumnInfo, value: object, where: str) -> Any:
 def params_from_wire(table: TableInfo, payload: object, pk: str) -> tuple[Any, ...]:
     """Decode a full-row wire payload into ``table.upsert_sql`` parameters.
 
-    The payload must hold exactly the local table's columns (the local table mirrors the server
-    table minus its hidden scope column) and its key column must equal the row's key.
+    The payload must hold exactly the local table's columns and its key column must equal the
+    row's key (server rows are first fitted to the local table by ``_apply.fit_payload``).
     """
     if not isinstance(payload, Mapping):
         raise ValueError(f"payload for {table.name} must be a JSON object")
@@ -175,11 +176,27 @@ def params_from_wire(table: TableInfo, payload: object, pk: str) -> tuple[Any, .
             f"payload for {table.name} does not match the local columns "
             f"(missing {missing}, unexpected {extra}); the local table must mirror the server's"
         )
+    return columns_from_wire(table, payload, pk)[1]
+
+
+def columns_from_wire(
+    table: TableInfo, payload: object, pk: str
+) -> tuple[tuple[ColumnInfo, ...], tuple[Any, ...]]:
+    """Decode a payload holding some of the local columns (the key always): columns, params.
+
+    Columns are in table order. Unknown columns and a key that differs from ``pk`` raise.
+    """
+    if not isinstance(payload, Mapping):
+        raise ValueError(f"payload for {table.name} must be a JSON object")
+    extra = sorted(set(payload) - table.wire_columns)
+    if extra:
+        raise ValueError(f"payload for {table.name} has columns the local table lacks: {extra}")
+    if table.key.wire_name not in payload:
+        raise ValueError(f"payload for {table.name} lacks its key column {table.key.wire_name}")
+    columns = tuple(c for c in table.columns if c.wire_name in payload)
     params = tuple(
-        _decode(c, payload[c.wire_name], f"{table.name} column {c.wire_name}")
-        for c in table.columns
+        _decode(c, payload[c.wire_name], f"{table.name} column {c.wire_name}") for c in columns
     )
-    key_index = table.columns.index(table.key)
-    if params[key_index] != table.key_param(pk):
+    if params[columns.index(table.key)] != table.key_param(pk):
         raise ValueError(f"payload key of {table.name} does not match the row key")
-    return params
+    return columns, params

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import itertools
+import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from oversqlite._conflicts import ConflictResolver, server_wins
 
 __all__ = [
+    "BASE_SCHEMA_VERSION",
+    "DEFAULT_CAPABILITIES_TTL",
     "DEFAULT_CHUNK_ROWS",
     "DEFAULT_HTTP_TIMEOUT",
     "DEFAULT_MAX_CONFLICT_RETRIES",
@@ -16,6 +20,7 @@ __all__ = [
     "MAX_CHUNK_ROWS",
     "ClientConfig",
     "KeyKind",
+    "Migration",
     "RetryPolicy",
     "SyncTable",
 ]
@@ -27,6 +32,11 @@ DEFAULT_HTTP_TIMEOUT = 120.0
 DEFAULT_BUSY_TIMEOUT = 30.0
 # The server reports one conflicting row per attempt, so N conflicting rows need N retries.
 DEFAULT_MAX_CONFLICT_RETRIES = 5
+# The local schema version of tables as the app's first release creates them; migrations
+# produce the versions after it.
+BASE_SCHEMA_VERSION = 1
+# How long the server's capabilities (bundle limits, the version gate) are trusted.
+DEFAULT_CAPABILITIES_TTL = 60.0
 
 
 class KeyKind(enum.StrEnum):
@@ -102,6 +112,37 @@ class RetryPolicy:
 DEFAULT_RETRY_POLICY = RetryPolicy()
 
 
+@dataclass(frozen=True)
+class Migration:
+    """One step of the local schema: run by ``open()`` to produce local schema ``version``.
+
+    Give ``sql`` (one or more statements, run in order) or ``apply`` (a callable receiving the
+    SDK's ``sqlite3.Connection`` inside the migration's transaction; it must not commit). A
+    migration runs in one transaction with change capture suspended and foreign keys checked at
+    its end, so a table may be rebuilt (create new, copy, drop, rename). Rows it writes are not
+    pushed: tables it adds or reshapes are re-hydrated from the server at the next sync.
+
+    >>> Migration(2, sql="ALTER TABLE posts ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0").version
+    2
+    """
+
+    version: int
+    sql: str | None = None
+    apply: Callable[[sqlite3.Connection], object] | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.sql is None) == (self.apply is None):
+            raise ValueError(f"Migration {self.version}: give exactly one of sql= or apply=")
+        if self.sql is not None and not self.sql.strip():
+            raise ValueError(f"Migration {self.version}: sql is empty")
+        if self.version <= BASE_SCHEMA_VERSION:
+            raise ValueError(
+                f"Migration versions start at {BASE_SCHEMA_VERSION + 1} (version "
+                f"{BASE_SCHEMA_VERSION} is the schema the app creates), got {self.version}"
+            )
+
+
 def _positive_chunk(name: str, value: int) -> None:
     if not 1 <= value <= MAX_CHUNK_ROWS:
         raise ValueError(f"ClientConfig.{name} must be within 1..{MAX_CHUNK_ROWS}, got {value}")
@@ -115,9 +156,17 @@ class ClientConfig:
     managed set must be closed under foreign keys; :meth:`oversqlite.Client.open` checks it
     against the database and raises :class:`~oversqlite.ConfigError` otherwise.
 
+    ``schema_version`` is the local schema version this build of the app works with; it is
+    recorded in the database and checked against the server's supported range (when the server
+    advertises ``client_schema_version_gate``). It defaults to the last migration's version, or
+    to 1 without migrations. ``migrations`` lists :class:`Migration` steps in increasing version
+    order; the last one must produce ``schema_version``.
+
     >>> config = ClientConfig(schema="business", tables=["users", "posts"])
     >>> [t.name for t in config.tables]
     ['users', 'posts']
+    >>> config.schema_version
+    1
     """
 
     schema: str
@@ -131,6 +180,11 @@ class ClientConfig:
     snapshot_chunk_rows: int = DEFAULT_CHUNK_ROWS
     http_timeout: float = DEFAULT_HTTP_TIMEOUT
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    schema_version: int = 0
+    """0: the last migration's version, or 1 without migrations."""
+    migrations: Sequence[Migration] = ()
+    capabilities_ttl: float = DEFAULT_CAPABILITIES_TTL
+    """Seconds the server's capabilities are trusted before they are asked again."""
 
     def __post_init__(self) -> None:
         schema = self.schema.strip().lower()
@@ -158,6 +212,31 @@ class ClientConfig:
             raise ValueError("ClientConfig.max_conflict_retries must be >= 0")
         if self.http_timeout <= 0 or self.busy_timeout < 0:
             raise ValueError("ClientConfig timeouts must be positive")
+        if self.capabilities_ttl < 0:
+            raise ValueError("ClientConfig.capabilities_ttl must be >= 0")
+        self._check_migrations()
+
+    def _check_migrations(self) -> None:
+        migrations = tuple(self.migrations)
+        for item in migrations:
+            if not isinstance(item, Migration):
+                raise ValueError(f"ClientConfig.migrations takes Migration values, got {item!r}")
+        versions = [m.version for m in migrations]
+        if any(b <= a for a, b in itertools.pairwise(versions)):
+            raise ValueError(
+                f"ClientConfig.migrations must have strictly increasing versions, got {versions}"
+            )
+        object.__setattr__(self, "migrations", migrations)
+        last = versions[-1] if versions else BASE_SCHEMA_VERSION
+        if self.schema_version == 0:
+            object.__setattr__(self, "schema_version", last)
+        elif self.schema_version < BASE_SCHEMA_VERSION:
+            raise ValueError(f"ClientConfig.schema_version must be >= 1, got {self.schema_version}")
+        elif versions and self.schema_version != last:
+            raise ValueError(
+                f"ClientConfig.schema_version is {self.schema_version} but the last migration "
+                f"produces version {last}; they must match (or leave schema_version unset)"
+            )
 
     @property
     def sync_tables(self) -> tuple[SyncTable, ...]:

@@ -11,9 +11,18 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
 
 from oversqlite import _outbox
-from oversqlite._apply import delete_local, forget_row_state, set_row_state, write_local
+from oversqlite._apply import (
+    delete_local,
+    fit_payload,
+    forget_row_state,
+    set_row_state,
+    write_local,
+)
 from oversqlite._codec import key_from_wire, wire_key
 from oversqlite._conflicts import Conflict, LocalWrite, ResolutionPlan, plan_resolution
 from oversqlite._context import Context
@@ -92,6 +101,23 @@ def _apply(
     return deferred
 
 
+def _fitted(
+    ctx: Context, table: TableInfo, plan: ResolutionPlan, server_row: Mapping[str, Any] | None
+) -> ResolutionPlan:
+    """Drop the server-only columns (added on the server, not here) from the row to write.
+
+    A merged row may carry them because it was built from the server row; any other column
+    the local table lacks stays in and is refused as an invalid resolution.
+    """
+    if plan.payload is None:
+        return plan
+    server_only = set(server_row or ()) - table.wire_columns
+    extra = set(plan.payload) - table.wire_columns
+    if not extra or not (plan.write is LocalWrite.SERVER_ROW or extra <= server_only):
+        return plan
+    return replace(plan, payload=fit_payload(table, plan.payload, ctx.drift))
+
+
 def settle(ctx: Context, outbox: Outbox, conflict: PushConflict) -> ResolvedConflict:
     """Ask the resolver about ``conflict`` and apply its answer; the outbox is cleared.
 
@@ -124,6 +150,7 @@ def settle(ctx: Context, outbox: Outbox, conflict: PushConflict) -> ResolvedConf
         raise InvalidConflictResolutionError(
             table.name, row.pk, f"the resolver raised {type(exc).__name__}: {exc}"
         ) from exc
+    plan = _fitted(ctx, table, plan, context.server_row)
     try:
         deferred = _apply(ctx, table, row, plan)
     except ValueError as exc:  # a server or merged row that does not fit the local table

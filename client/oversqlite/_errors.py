@@ -4,6 +4,8 @@
 
     SyncError                            base of everything below
     ├── ConfigError (ValueError)         config or local schema rejected by open()
+    ├── MigrationError                   a local migration failed (rolled back) in open()
+    ├── UpgradeRequiredError             the server does not serve this app's schema version
     ├── UnsupportedValueError (ValueError)
     │                                    a local value has no wire encoding (fix the row)
     ├── UsageError (RuntimeError)        the API was called the wrong way
@@ -25,6 +27,7 @@
     │   └── RetryExhaustedError
     ├── ServerRejectedError              a definitive error answer from the server
     │   ├── PushRejectedError
+    │   │   └── SchemaMismatchError      a pushed column the server's table does not have
     │   └── LifecycleUnsupportedError
     ├── ProtocolError                    an answer that breaks the protocol contract
     └── LocalStoreError                  SQLite failed
@@ -51,6 +54,7 @@ __all__ = [
     "InvalidConflictResolutionError",
     "LifecycleUnsupportedError",
     "LocalStoreError",
+    "MigrationError",
     "OpenRequiredError",
     "PendingChangesError",
     "ProtocolError",
@@ -58,6 +62,7 @@ __all__ = [
     "RebuildRequiredError",
     "ReconnectRequiredError",
     "RetryExhaustedError",
+    "SchemaMismatchError",
     "ServerRejectedError",
     "SourceRecoveryRequiredError",
     "SourceReplacementDivergedError",
@@ -65,6 +70,7 @@ __all__ = [
     "SyncError",
     "TransportError",
     "UnsupportedValueError",
+    "UpgradeRequiredError",
     "UsageError",
 ]
 
@@ -75,6 +81,53 @@ class SyncError(Exception):
 
 class ConfigError(SyncError, ValueError):
     """The client config or the local schema cannot be synced safely; fix it and reopen."""
+
+
+class MigrationError(SyncError):
+    """A local migration failed; it was rolled back and the database stays at the version before.
+
+    ``version`` is the migration that failed (the original error is ``__cause__``). Earlier
+    migrations of the same ``open()`` stay applied. Fix the migration and open again.
+    """
+
+    def __init__(self, version: int, reason: str) -> None:
+        super().__init__(
+            f"local migration to schema version {version} failed and was rolled back: {reason}"
+        )
+        self.version = version
+        self.reason = reason
+
+
+class UpgradeRequiredError(SyncError):
+    """The server does not serve this app's local schema version; nothing was sent or changed.
+
+    ``local_version`` is ``ClientConfig.schema_version``; the server serves
+    ``[min_supported, max_supported]`` (``max_supported`` 0: no upper bound). Pending changes
+    stay in the outbox and the dirty rows; after the app is updated (a version inside the range,
+    migrating the local database) or the server is upgraded, sync resumes where it stopped.
+    """
+
+    def __init__(
+        self, operation: str, local_version: int, min_supported: int, max_supported: int
+    ) -> None:
+        bound = str(max_supported) if max_supported else "any newer"
+        supported = f"{min_supported}..{bound}"
+        if local_version < min_supported:
+            action = "update the app: a newer release migrates the local database"
+        else:
+            action = (
+                "this app is newer than the server: upgrade the server first (or it was rolled "
+                "back)"
+            )
+        super().__init__(
+            f"cannot call {operation}(): this app's local schema version {local_version} is not "
+            f"served by the server (supported: {supported}); {action}. Pending changes are kept "
+            "and sync resumes after the upgrade"
+        )
+        self.operation = operation
+        self.local_version = local_version
+        self.min_supported = min_supported
+        self.max_supported = max_supported
 
 
 class UnsupportedValueError(SyncError, ValueError):
@@ -301,6 +354,31 @@ class PushRejectedError(ServerRejectedError):
     Usually a row the server cannot store (a type, NOT NULL or foreign-key error at commit):
     correct the local rows and call ``push_pending()`` again.
     """
+
+
+class SchemaMismatchError(PushRejectedError):
+    """The server's table lacks a column the local table has, so it refused the push.
+
+    ``table`` and ``column`` name it. The rows are pending again. Either add the column on the
+    server (an additive change: a nullable or defaulted column, then restart the server) or
+    drop it from the local table with a migration; local-only data belongs in an unmanaged table.
+    """
+
+    def __init__(
+        self,
+        exc: ServerRejectedError,
+        table: str,
+        column: str,
+    ) -> None:
+        super().__init__(exc.operation, exc.status, exc.code, exc.server_message, exc.details)
+        self.args = (
+            f"{exc.operation}: the server's table {table} has no column {column!r}, which the "
+            f"local table has; add the column on the server (nullable or with a default) and "
+            f"restart it, or remove it locally with a migration. The rows stay pending "
+            f"(HTTP {exc.status} {exc.code}: {exc.server_message})",
+        )
+        self.table = table
+        self.column = column
 
 
 class LifecycleUnsupportedError(ServerRejectedError):

@@ -13,7 +13,7 @@ import logging
 import uuid
 from typing import NoReturn
 
-from oversqlite import _outbox, _snapshot
+from oversqlite import _marks, _outbox, _snapshot
 from oversqlite._context import Context
 from oversqlite._errors import (
     AttachConflictError,
@@ -89,7 +89,8 @@ def attach(ctx: Context, user_id: str) -> AttachResult:
         return AttachResult(AttachOutcome.RESUMED, user_id)
     source = state.source_id
     try:
-        capabilities = ctx.retry("capabilities", lambda: ctx.api.capabilities(source))
+        capabilities = ctx.capabilities(source, refresh=True)
+        ctx.check_schema_version("attach", source)
         if not capabilities.features.connect_lifecycle:
             raise LifecycleUnsupportedError(
                 "capabilities",
@@ -114,6 +115,7 @@ def attach(ctx: Context, user_id: str) -> AttachResult:
     if resolution is ConnectResolution.INITIALIZE_EMPTY:
         with atomic(ctx.conn):
             update_state(ctx.conn, pending_initialization_id="", **_attached_state(user_id))
+            _forget_marks(ctx)
         return AttachResult(AttachOutcome.STARTED_EMPTY, user_id)
     if resolution is ConnectResolution.INITIALIZE_LOCAL:
         initialization_id = answer.initialization_id
@@ -123,12 +125,20 @@ def attach(ctx: Context, user_id: str) -> AttachResult:
             update_state(
                 ctx.conn, pending_initialization_id=initialization_id, **_attached_state(user_id)
             )
+            _forget_marks(ctx)
         return AttachResult(AttachOutcome.SEEDED_FROM_LOCAL, user_id)
     if resolution is ConnectResolution.REMOTE_AUTHORITATIVE:
         with atomic(ctx.conn):
             update_state(ctx.conn, operation="remote_replace", operation_user_id=user_id)
         return _remote_replace(ctx, read_state(ctx.conn), user_id)
     raise ProtocolError(f"connect answered an unknown resolution {resolution!r}")
+
+
+def _forget_marks(ctx: Context) -> None:
+    """The server has no data for this user: nothing to re-hydrate from."""
+    if _marks.load_marks(ctx.conn):
+        _marks.clear_marks(ctx.conn)
+        _marks.reinstall_triggers(ctx.conn, ctx.tables.values())
 
 
 def _remote_replace(ctx: Context, state: SyncState, user_id: str) -> AttachResult:
@@ -171,6 +181,7 @@ def detach(ctx: Context) -> DetachResult:
         for name in ("_sync_row_state", "_sync_snapshot_rows", "_sync_snapshot"):
             ctx.conn.execute(f"DELETE FROM {name}")
         _outbox.clear(ctx.conn)
+        _forget_marks(ctx)
         # Server sequences are per (user, source): a fresh source id lets any user attach next,
         # and the checkpoint belongs to the user that is leaving.
         update_state(

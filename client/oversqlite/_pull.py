@@ -40,7 +40,7 @@ def _checked_rows(ctx: Context, bundle: Bundle, after: int, stable: int) -> list
         )
     raw = bundle_row_dicts(bundle.rows)
     verify_bundle(f"pulled bundle {seq}", raw, bundle.row_count, bundle.bundle_hash)
-    rows = parse_bundle_rows(ctx.tables, ctx.config.schema, raw, seq)
+    rows = parse_bundle_rows(ctx.tables, ctx.config.schema, raw, seq, ctx.drift)
     return [row for row in rows if row is not None]
 
 

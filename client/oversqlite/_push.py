@@ -9,6 +9,7 @@ and replayed. Definitive rejections unfreeze the rows so a corrected row can go 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from functools import partial
 
@@ -22,6 +23,7 @@ from oversqlite._errors import (
     ConflictRetryExhaustedError,
     ProtocolError,
     PushRejectedError,
+    SchemaMismatchError,
     ServerRejectedError,
     TransportError,
 )
@@ -40,6 +42,8 @@ _RECOVERY_ON_CREATE = ("history_pruned", "source_sequence_out_of_order", "source
 _RECOVERY_ON_COMMIT = ("source_sequence_changed", "source_retired")
 # The session vanished or moved on (expired, replaced): start the whole sequence again.
 _RESTART = ("push_session_not_found", "push_session_expired", "push_chunk_out_of_order")
+# The server's 400 push_chunk_invalid for a payload column its table lacks.
+_UNKNOWN_COLUMN = re.compile(r'payload for (\S+) contains unknown column "([^"]+)"')
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,14 @@ def _upload_and_commit(ctx: Context, outbox: Outbox, push_id: str) -> _Committed
     return info
 
 
+def _unknown_column(exc: ServerRejectedError) -> tuple[str, str] | None:
+    """(table, column) when the server refused a payload column its table does not have."""
+    if exc.code != "push_chunk_invalid":
+        return None
+    found = _UNKNOWN_COLUMN.search(exc.server_message)
+    return None if found is None else (found.group(1), found.group(2))
+
+
 def _send(ctx: Context, outbox: Outbox) -> _Committed:
     """Get the outbox committed on the server; the outbox is marked ``committed`` durably."""
     if outbox.committed:
@@ -210,6 +222,9 @@ def _send(ctx: Context, outbox: Outbox) -> _Committed:
     except ServerRejectedError as exc:
         with atomic(ctx.conn):
             _outbox.unfreeze(ctx.conn)
+        mismatch = _unknown_column(exc)
+        if mismatch is not None:
+            raise SchemaMismatchError(exc, *mismatch) from exc
         raise PushRejectedError(
             exc.operation, exc.status, exc.code, exc.server_message, exc.details
         ) from exc
@@ -265,7 +280,7 @@ def _fetch(ctx: Context, outbox: Outbox, info: _Committed) -> list[ServerRow | N
             break
         after = page.next_row_ordinal
     verify_bundle(f"committed bundle {info.bundle_seq}", rows, info.row_count, info.bundle_hash)
-    return parse_bundle_rows(ctx.tables, ctx.config.schema, rows, info.bundle_seq)
+    return parse_bundle_rows(ctx.tables, ctx.config.schema, rows, info.bundle_seq, ctx.drift)
 
 
 def _replay(ctx: Context, outbox: Outbox, info: _Committed, rows: list[ServerRow | None]) -> None:
@@ -344,12 +359,19 @@ def _push_once(ctx: Context, outbox: Outbox) -> PushReport:
     return PushReport(PushOutcome.COMMITTED, info.bundle_seq, info.source_bundle_id, info.row_count)
 
 
-def push_pending(ctx: Context) -> PushReport:
-    """Push the pending rows as one bundle (see :meth:`oversqlite.Client.push_pending`)."""
+def push_pending(ctx: Context, *, frozen_only: bool = False) -> PushReport:
+    """Push the pending rows as one bundle (see :meth:`oversqlite.Client.push_pending`).
+
+    ``frozen_only``: only finish a bundle frozen earlier (nothing new is frozen).
+    """
     conflicts: list[ResolvedConflict] = []
     done: PushReport | None = None  # the bundles already committed by this call
     while True:
         state = read_state(ctx.conn)
+        if frozen_only and not _outbox.exists(ctx.conn):
+            if done is not None:
+                return _with_conflicts(done, conflicts)
+            return PushReport(PushOutcome.NO_CHANGE, conflicts=tuple(conflicts))
         limit = 0
         if not _outbox.exists(ctx.conn) and pending_row_count(ctx.conn):
             limit = ctx.max_rows_per_bundle(state.source_id)
@@ -380,6 +402,8 @@ def push_pending(ctx: Context) -> PushReport:
                 report.source_bundle_id,
                 done.row_count + report.row_count,
             )
+        if frozen_only:
+            return _with_conflicts(report, conflicts)
         if limit and len(outbox.rows) >= limit and pending_row_count(ctx.conn):
             done = report  # a full bundle: the rest of the pending rows follow in the next one
             continue

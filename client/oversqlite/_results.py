@@ -130,6 +130,8 @@ class SyncReport:
     pull: PullReport
     rounds: int = 1
     """Push/pull rounds needed (local writes during a pull trigger another round)."""
+    rehydrated: RestoreSummary | None = None
+    """The snapshot that re-hydrated tables after a local schema change, if one ran."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,10 @@ class SyncStatus:
     """This device still has to seed the server (after ``SEEDED_FROM_LOCAL``)."""
     rebuild_required: bool
     source_recovery_reason: str | None
+    local_schema_version: int = 1
+    """The local schema version recorded in the database (``ClientConfig.schema_version``)."""
+    tables_to_rehydrate: tuple[str, ...] = ()
+    """Tables a local schema change marked; the next sync refreshes them from a snapshot."""
 
 
 @dataclass(frozen=True)

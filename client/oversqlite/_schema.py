@@ -13,11 +13,20 @@ import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from oversqlite._config import KeyKind, SyncTable
 from oversqlite._errors import ConfigError
 
-__all__ = ["ColumnInfo", "TableInfo", "load_tables", "quote_ident", "quote_literal"]
+__all__ = [
+    "ColumnInfo",
+    "TableInfo",
+    "load_tables",
+    "quote_ident",
+    "quote_literal",
+    "table_shape",
+    "upsert_sql",
+]
 
 RESERVED_PREFIX = "_sync_"
 HIDDEN_SCOPE_COLUMN = "_sync_scope_id"
@@ -73,6 +82,35 @@ class TableInfo:
     def key_param(self, pk: str) -> str | bytes:
         """The SQL parameter for a local key string (BLOB keys are stored as hex)."""
         return bytes.fromhex(pk) if self.key_kind is KeyKind.BLOB_UUID else pk
+
+    def upsert_sql_for(self, columns: tuple[ColumnInfo, ...]) -> str:
+        """The upsert writing only ``columns`` (the key among them); others keep their value."""
+        if len(columns) == len(self.columns):
+            return self.upsert_sql
+        return upsert_sql(self.sql_name, self.key.name, tuple(c.name for c in columns))
+
+
+@lru_cache(maxsize=256)
+def upsert_sql(table: str, key_column: str, columns: tuple[str, ...]) -> str:
+    """``INSERT ... ON CONFLICT(key) DO UPDATE`` of ``columns`` (``table`` already quoted)."""
+    names = ", ".join(quote_ident(c) for c in columns)
+    placeholders = ", ".join("?" for _ in columns)
+    others = [c for c in columns if c != key_column]
+    if others:
+        updates = ", ".join(f"{quote_ident(c)} = excluded.{quote_ident(c)}" for c in others)
+        conflict = f"DO UPDATE SET {updates}"
+    else:
+        conflict = "DO NOTHING"
+    return (
+        f"INSERT INTO {table} ({names}) VALUES ({placeholders}) "
+        f"ON CONFLICT({quote_ident(key_column)}) {conflict}"
+    )
+
+
+def table_shape(conn: sqlite3.Connection, table: str) -> list[tuple[str, str]] | None:
+    """The (lowercase name, declared type) of each column of ``table``; None if it is missing."""
+    rows = conn.execute(f"PRAGMA table_info({quote_ident(table)})").fetchall()
+    return [(r[1].lower(), (r[2] or "").upper()) for r in rows] if rows else None
 
 
 @dataclass(frozen=True)
@@ -219,15 +257,6 @@ def _build(draft: _Draft, drafts: dict[str, _Draft], order: int) -> TableInfo:
     table = quote_ident(name)
     names = ", ".join(quote_ident(c.name) for c in columns)
     key = quote_ident(key_info.name)
-    others = [c for c in columns if c is not key_info]
-    placeholders = ", ".join("?" for _ in columns)
-    if others:
-        updates = ", ".join(
-            f"{quote_ident(c.name)} = excluded.{quote_ident(c.name)}" for c in others
-        )
-        conflict = f"DO UPDATE SET {updates}"
-    else:
-        conflict = "DO NOTHING"
     return TableInfo(
         name=name.lower(),
         sql_name=table,
@@ -237,8 +266,7 @@ def _build(draft: _Draft, drafts: dict[str, _Draft], order: int) -> TableInfo:
         parents=tuple(sorted({fk.parent for fk in draft.fks})),
         order=order,
         select_sql=f"SELECT {names} FROM {table} WHERE {key} = ?",
-        upsert_sql=f"INSERT INTO {table} ({names}) VALUES ({placeholders}) "
-        f"ON CONFLICT({key}) {conflict}",
+        upsert_sql=upsert_sql(table, key_info.name, tuple(c.name for c in columns)),
         delete_sql=f"DELETE FROM {table} WHERE {key} = ?",
     )
 

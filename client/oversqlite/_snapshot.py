@@ -5,6 +5,10 @@ and for source recovery. The stage is only trusted when it is complete; a partia
 started over. Pending local changes can be preserved across the replacement: their current rows
 are read before the wipe and written back after the snapshot, and their dirty rows are kept
 (their bases are unchanged, so the next push detects conflicts with what the snapshot brought).
+
+Every applied snapshot also settles the re-hydration marks of a local schema change
+(``oversqlite._marks``): a pending row of a marked table writes back only the columns the app
+wrote, so the server's values of newly added columns are not overwritten by local defaults.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from oversqlite import _outbox
-from oversqlite._apply import delete_local, live_payload, set_row_state, write_local
+from oversqlite import _marks, _outbox
+from oversqlite._apply import delete_local, live_payload, row_state, set_row_state, write_local
 from oversqlite._bundles import parse_snapshot_row
 from oversqlite._context import Context
 from oversqlite._errors import ProtocolError
@@ -102,7 +106,7 @@ def _download_rows(ctx: Context, source_id: str, snapshot_id: str, seq: int) -> 
             )
         staged = []
         for offset, raw in enumerate(rows, start=1):
-            row = parse_snapshot_row(ctx.tables, ctx.config.schema, raw)
+            row = parse_snapshot_row(ctx.tables, ctx.config.schema, raw, ctx.drift)
             if row is not None:
                 staged.append(
                     (
@@ -124,9 +128,32 @@ def _download_rows(ctx: Context, source_id: str, snapshot_id: str, seq: int) -> 
             return after
 
 
-def _preserve_pending(ctx: Context) -> list[tuple[str, str, dict[str, Any] | None]]:
-    keys = ctx.conn.execute("SELECT table_name, pk FROM _sync_dirty_rows").fetchall()
-    return [(table, pk, live_payload(ctx.conn, ctx.tables[table], pk)) for table, pk in keys]
+@dataclass(frozen=True)
+class _Pending:
+    table: str
+    pk: str
+    live: dict[str, Any] | None
+    """The whole local row (None: a pending delete)."""
+    written: dict[str, Any] | None
+    """For a marked table: the part the app wrote (used when the server has the row)."""
+
+
+def _preserve_pending(ctx: Context) -> list[_Pending]:
+    conn = ctx.conn
+    marks = _marks.load_marks(conn)
+    added = _marks.baseline_columns(ctx.tables.values(), marks)
+    out: list[_Pending] = []
+    for name, pk in conn.execute("SELECT table_name, pk FROM _sync_dirty_rows").fetchall():
+        table = ctx.tables[name]
+        live = live_payload(conn, table, pk)
+        written = None
+        if live is not None and name in added:
+            changed = _marks.changed_since_baseline(conn, table, pk, added[name])
+            if changed is not None:
+                dropped = {c.wire_name for c in added[name]} - changed
+                written = {k: v for k, v in live.items() if k not in dropped}
+        out.append(_Pending(name, pk, live, written))
+    return out
 
 
 def apply_staged(
@@ -170,15 +197,24 @@ def apply_staged(
                         f"snapshot row does not fit the local schema: {exc}"
                     ) from None
                 set_row_state(conn, table_name, pk, version, False)
-        for table_name, pk, live in preserved:
-            if live is None:
-                delete_local(conn, ctx.tables[table_name], pk)
-            else:
-                write_local(conn, ctx.tables[table_name], pk, live)
+        for pending in preserved:
+            table = ctx.tables[pending.table]
+            if pending.live is None:
+                delete_local(conn, table, pending.pk)
+                continue
+            payload = pending.live
+            if pending.written is not None and row_state(conn, table.name, pending.pk):
+                payload = pending.written  # the server's values of the new columns stay
+            write_local(conn, table, pending.pk, payload)
         update_state(
             conn, last_bundle_seq_seen=staged.snapshot_bundle_seq, rebuild_required=0, **state
         )
         _clear_stage(ctx)
+        marked = sorted(_marks.load_marks(conn))
+        if marked:
+            _marks.clear_marks(conn)
+            _marks.reinstall_triggers(conn, ctx.tables.values())
+            logger.info("re-hydrated %s after a local schema change", ", ".join(marked))
     logger.info(
         "snapshot applied: bundle_seq=%d rows=%d kept_pending=%d",
         staged.snapshot_bundle_seq,

@@ -10,7 +10,13 @@ Local state (all created idempotently by ``install``):
 ``_sync_outbox_rows``     the frozen rows, in upload order, with their wire payloads
 ``_sync_snapshot``        header of a staged snapshot download
 ``_sync_snapshot_rows``   the staged snapshot rows
-``_sync_managed_tables``  the tables the triggers are installed on
+``_sync_managed_tables``  the tables the triggers are installed on, with their column shape
+``_sync_rehydrate``       tables to re-hydrate from a snapshot after a local schema change, with
+                          the columns whose local values pending rows keep
+``_sync_rehydrate_rows``  per key of such a table: the values its new columns had when the app
+                          first touched the row after the change (NULL: inserted after it)
+
+``schema_version`` in ``_sync_state`` is the local schema version recorded by ``open()``.
 
 ``apply_mode`` is set to 1 only inside transactions that write authoritative data and back to
 0 before they commit, so the capture triggers (which check it) never see a committed 1.
@@ -55,7 +61,8 @@ _DDL: Final = (
         operation_user_id TEXT NOT NULL DEFAULT '',
         recovery_reason TEXT NOT NULL DEFAULT '',
         replacement_source_id TEXT NOT NULL DEFAULT '',
-        apply_mode INTEGER NOT NULL DEFAULT 0
+        apply_mode INTEGER NOT NULL DEFAULT 0,
+        schema_version INTEGER NOT NULL DEFAULT 0
     )""",
     """CREATE TABLE IF NOT EXISTS _sync_row_state (
         table_name TEXT NOT NULL,
@@ -108,8 +115,26 @@ _DDL: Final = (
     )""",
     """CREATE TABLE IF NOT EXISTS _sync_managed_tables (
         table_name TEXT PRIMARY KEY,
-        key_column TEXT NOT NULL
+        key_column TEXT NOT NULL,
+        columns TEXT NOT NULL DEFAULT ''
     )""",
+    """CREATE TABLE IF NOT EXISTS _sync_rehydrate (
+        table_name TEXT PRIMARY KEY,
+        keep_columns TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS _sync_rehydrate_rows (
+        table_name TEXT NOT NULL,
+        pk TEXT NOT NULL,
+        baseline TEXT,
+        PRIMARY KEY (table_name, pk)
+    ) WITHOUT ROWID""",
+)
+
+# Columns added to state tables after their first release: (table, column, definition).
+# Databases made by an older SDK get them on open.
+_ADDED_COLUMNS: Final = (
+    ("_sync_state", "schema_version", "INTEGER NOT NULL DEFAULT 0"),
+    ("_sync_managed_tables", "columns", "TEXT NOT NULL DEFAULT ''"),
 )
 
 STATE_TABLES: Final = (
@@ -121,6 +146,8 @@ STATE_TABLES: Final = (
     "_sync_snapshot",
     "_sync_snapshot_rows",
     "_sync_managed_tables",
+    "_sync_rehydrate",
+    "_sync_rehydrate_rows",
 )
 
 _savepoints = itertools.count()
@@ -195,6 +222,8 @@ class SyncState:
     recovery_reason: str
     replacement_source_id: str
     apply_mode: int
+    schema_version: int
+    """The recorded local schema version (0: never recorded, i.e. version 1)."""
 
     @property
     def attached(self) -> bool:
@@ -208,6 +237,10 @@ def install(conn: sqlite3.Connection) -> None:
     """Create the state tables if missing and check the layout of existing ones."""
     for statement in _DDL:
         conn.execute(statement)
+    for table, column, definition in _ADDED_COLUMNS:
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
     present = {row[1] for row in conn.execute("PRAGMA table_info(_sync_state)")}
     if not set(_STATE_COLUMNS) <= present:
         raise ConfigError(

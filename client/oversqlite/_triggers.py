@@ -13,16 +13,19 @@ uses one encoder. Coalescing falls out of that:
 Guards (BEFORE) refuse writes while a remote replace is staging (they would be wiped) and
 refuse keys or UUID BLOBs that could never be sent, so bad rows fail at write time rather than
 blocking a push later.
+
+While a table awaits re-hydration after a local schema change (``oversqlite._marks``), its
+AFTER triggers also record the first-touch baseline of the columns the change added.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from oversqlite._config import KeyKind
 from oversqlite._errors import ConfigError
-from oversqlite._schema import TableInfo, quote_ident, quote_literal
+from oversqlite._schema import ColumnInfo, TableInfo, quote_ident, quote_literal
 
 __all__ = ["capture_existing_rows", "drop_all", "install_triggers"]
 
@@ -110,11 +113,34 @@ def _delete_intent(table: TableInfo, key: str, extra: str = "") -> list[str]:
     ]
 
 
-def trigger_sql(table: TableInfo) -> dict[str, str]:
-    """The six triggers of ``table``, by name."""
+def _baseline(table: TableInfo, key: str, columns: tuple[ColumnInfo, ...] | None) -> str:
+    """Record the first-touch baseline of ``key`` (``None`` columns: inserted, NULL baseline)."""
+    if columns is None:
+        value = "NULL"
+    else:
+        pairs = ", ".join(
+            f"{quote_literal(c.wire_name)}, quote(OLD.{quote_ident(c.name)})" for c in columns
+        )
+        value = f"json_object({pairs})"
+    return (
+        "INSERT INTO _sync_rehydrate_rows (table_name, pk, baseline) "
+        f"VALUES ({quote_literal(table.name)}, {key}, {value}) "
+        "ON CONFLICT (table_name, pk) DO NOTHING;"
+    )
+
+
+def trigger_sql(table: TableInfo, baseline: tuple[ColumnInfo, ...] = ()) -> dict[str, str]:
+    """The six triggers of ``table``, by name (``baseline``: columns awaiting re-hydration)."""
     target = table.sql_name
     new_key, old_key = table.key_sql("NEW"), table.key_sql("OLD")
     key_changed = f" AND OLD.{quote_ident(table.key.name)} IS NOT NEW.{quote_ident(table.key.name)}"
+    inserted: list[str] = []
+    updated: list[str] = []
+    deleted: list[str] = []
+    if baseline:
+        inserted = [_baseline(table, new_key, None)]
+        deleted = [_baseline(table, old_key, baseline)]
+        updated = [*deleted, inserted[0]]  # a key change: the new key counts as inserted
 
     def body(statements: Iterable[str]) -> str:
         return "BEGIN\n  " + "\n  ".join(statements) + "\nEND"
@@ -133,14 +159,14 @@ def trigger_sql(table: TableInfo) -> dict[str, str]:
             create("bi", "BEFORE INSERT", "", [_guard(), *checks]),
             create("bu", "BEFORE UPDATE", "", [_guard(), *checks]),
             create("bd", "BEFORE DELETE", "", [_guard()]),
-            create("ai", "AFTER INSERT", _APPLY_OFF, [_touch(table, new_key)]),
+            create("ai", "AFTER INSERT", _APPLY_OFF, [*inserted, _touch(table, new_key)]),
             create(
                 "au",
                 "AFTER UPDATE",
                 _APPLY_OFF,
-                [*_delete_intent(table, old_key, key_changed), _touch(table, new_key)],
+                [*updated, *_delete_intent(table, old_key, key_changed), _touch(table, new_key)],
             ),
-            create("ad", "AFTER DELETE", _APPLY_OFF, _delete_intent(table, old_key)),
+            create("ad", "AFTER DELETE", _APPLY_OFF, [*deleted, *_delete_intent(table, old_key)]),
         )
     )
 
@@ -153,11 +179,15 @@ def _existing(conn: sqlite3.Connection) -> dict[str, str]:
     return {name: sql for name, sql in rows}
 
 
-def install_triggers(conn: sqlite3.Connection, tables: Iterable[TableInfo]) -> None:
+def install_triggers(
+    conn: sqlite3.Connection,
+    tables: Iterable[TableInfo],
+    baselines: Mapping[str, tuple[ColumnInfo, ...]] | None = None,
+) -> None:
     """(Re)create the triggers whose SQL changed and drop ``_sync_*`` triggers no longer wanted."""
     wanted: dict[str, str] = {}
     for table in tables:
-        wanted.update(trigger_sql(table))
+        wanted.update(trigger_sql(table, (baselines or {}).get(table.name, ())))
     existing = _existing(conn)
     for name, sql in existing.items():
         if wanted.get(name) != sql:
