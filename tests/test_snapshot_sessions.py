@@ -344,3 +344,20 @@ async def test_business_rows_and_row_state_must_agree(
         async with pg_pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM sync.snapshot_sessions") == 0
             assert await conn.fetchval("SELECT count(*) FROM sync.snapshot_session_rows") == 0
+
+
+async def test_a_column_added_while_the_server_runs_is_not_in_snapshots_until_a_restart(
+    server: ServerProcess,
+) -> None:
+    with server.client("carol") as client:
+        attach(client, "dev-a")
+        push_rows(client, "dev-a", 1, [insert_user("c1")])
+    conn = await asyncpg.connect(server.database_url)
+    try:
+        await conn.execute("ALTER TABLE business.users ADD COLUMN avatar bytea DEFAULT '\\x00ff'")
+    finally:
+        await conn.close()
+    created = _raw(server, "carol", "POST", "/sync/snapshot-sessions").json()
+    chunk = _raw(server, "carol", "GET", f"/sync/snapshot-sessions/{created['snapshot_id']}")
+    (row,) = chunk.json()["rows"]
+    assert row["payload"]["name"] == "c1" and "avatar" not in row["payload"]

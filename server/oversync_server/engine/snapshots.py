@@ -25,8 +25,9 @@ Round trips: create = BEGIN + scope gate + cap count + [limit pre-count] + [rota
 1-2 writes] + 1 materialising statement + COMMIT + 1 replacement delete, whatever the row count
 (the reference issues one INSERT per row). Chunk = 1 statement. Delete = 1 statement.
 
-Payloads are `to_jsonb(row) - '_sync_scope_id'` with bytea columns rewritten as padded standard
-base64, stored as JSON text; `byte_count` is the sum of their byte lengths.
+Payloads are `to_jsonb` of the row's catalog-known columns (no `_sync_scope_id`) with bytea
+columns rewritten as padded standard base64, stored as JSON text; `byte_count` is the sum of
+their byte lengths.
 """
 
 from __future__ import annotations
@@ -143,7 +144,10 @@ def _business_select(table: TableInfo) -> str:
         if table.key_kind is KeyKind.UUID
         else (f"convert_to({key}::text, 'UTF8')")
     )
-    payload = f"to_jsonb(src) - {quote_literal(SCOPE_COLUMN)}"
+    # Only the columns this process's catalog knows (a column added since the start is served
+    # after a restart has validated its type, as in bundles); no `_sync_scope_id`.
+    columns = ", ".join(quote_ident(column.name) for column in table.payload_columns)
+    payload = "to_jsonb(src)"
     for column in sorted(table.bytea_columns):
         # PostgreSQL's base64 breaks lines every 76 characters; the wire wants one line.
         encoded = f"translate(encode(src.{quote_ident(column)}, 'base64'), E'\\n', '')"
@@ -151,7 +155,8 @@ def _business_select(table: TableInfo) -> str:
     return (
         f"SELECT {table.table_id}::integer AS table_id, {key_bytes} AS key_bytes,"
         f" ({payload})::json AS payload"
-        f" FROM {table.sql_name} AS src WHERE src.{quote_ident(SCOPE_COLUMN)} = $2"
+        f" FROM (SELECT {columns} FROM {table.sql_name}"
+        f" WHERE {quote_ident(SCOPE_COLUMN)} = $2) AS src"
     )
 
 
