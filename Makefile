@@ -9,14 +9,14 @@ GENERATED := generated server/oversync_server/api
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: all install generate lint-spec generate-server generate-client check-generated \
-        lint typecheck test test-fast serve bench bench-bounds conformance clean
+        lint typecheck docs test test-fast serve bench bench-bounds conformance clean
 
 all: test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[server,codegen,dev,embedded-pg]'
+	$(BIN)/python -m pip install --quiet -e '.[server,codegen,dev,embedded-pg,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -51,11 +51,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	mypy common/oversync_wire server/oversync_server client/oversqlite conformance/oversync_conformance
 
-test: check-generated lint typecheck
+test: check-generated lint typecheck docs
 	python -m pytest -q
 
 test-fast: $(STAMP)
 	python -m pytest -q -x
+
+# the documentation site in site/; strict: a broken link, anchor or reference fails the build
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 mkdocs build --strict --clean
 
 serve: $(STAMP)
 	oversync-server serve

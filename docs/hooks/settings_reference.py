@@ -1,0 +1,167 @@
+"""MkDocs hook: the configuration reference, generated from `ServiceConfig` at every build.
+
+Names, types, defaults and environment variables come from the dataclass and the CLI's own
+naming (`oversync_server.cli.env_name`), the grouping notes from the comments above the fields
+in `config.py`; only the one-line descriptions below are written here. A setting without a
+description, or a description of a setting that no longer exists, fails the build, so the page
+cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import io
+import tokenize
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+MARKER = "<!-- settings-reference -->"
+PAGE = "server/configuration.md"
+
+DESCRIPTIONS: dict[str, str] = {
+    "app_name": "The name in the capabilities and status documents.",
+    "schema_version": "The business schema version advertised in the capabilities.",
+    "max_rows_per_bundle": "Rows one bundle may hold: a push's planned rows, and what a commit"
+    " or server write captures (cascades included); 0 = unlimited.",
+    "max_bytes_per_bundle": "Advertised bundle byte limit (0 = none advertised).",
+    "default_rows_per_push_chunk": "Advertised push chunk size.",
+    "max_rows_per_push_chunk": "Rows one uploaded push chunk may hold (checked while the chunk"
+    " is read).",
+    "push_session_ttl_seconds": "Life of an unfinished push session (each accepted chunk"
+    " renews it).",
+    "default_rows_per_committed_bundle_chunk": "Default page size of the committed-rows fetch.",
+    "max_rows_per_committed_bundle_chunk": "Largest page of the committed-rows fetch (larger"
+    " requests are capped).",
+    "default_rows_per_snapshot_chunk": "Default snapshot chunk size.",
+    "max_rows_per_snapshot_chunk": "Largest snapshot chunk (larger requests are capped).",
+    "snapshot_session_ttl_seconds": "Life of a snapshot session.",
+    "max_rows_per_snapshot_session": "Rows one snapshot may hold (0 = unlimited).",
+    "max_bytes_per_snapshot_session": "Bytes one snapshot may hold (0 = unlimited).",
+    "initialization_lease_ttl_seconds": "The seeding device's lease on an initializing scope.",
+    "retained_bundles_per_user": "Bundle history kept per user; older bundles are pruned"
+    " (0 = keep everything).",
+    "retention_prune_batch_size": "Bundles pruned per commit at most.",
+    "bundle_change_watch": "`GET /sync/watch` on or off.",
+    "watch_heartbeat_seconds": "Interval of the watch stream's heartbeat comments (0 = none).",
+    "max_request_body_bytes": "A push chunk's body (64 MiB); other requests take at most"
+    " 64 KiB. Larger bodies answer 413 `request_too_large`.",
+    "max_request_header_bytes": "The request line and headers (431 beyond; 0 = h11's 1 MiB cap).",
+    "header_read_timeout_seconds": "Time for a whole request head to arrive (408; 0 = off).",
+    "body_read_timeout_seconds": "Time for a whole request body to arrive (408; 0 = off).",
+    "keep_alive_timeout_seconds": "An idle kept-alive connection is closed after this.",
+    "shutdown_grace_seconds": "In-flight requests' time to finish after SIGTERM or SIGINT.",
+    "pool_min_size": "PostgreSQL connections kept open per server process.",
+    "pool_max_size": "PostgreSQL connections per server process at most.",
+    "pool_acquire_timeout_seconds": "A request's wait for a pool connection (then 503).",
+    "user_lock_timeout_seconds": "A writer's wait for its user's turn (then 503).",
+    "lock_timeout_seconds": "PostgreSQL `lock_timeout` of pooled connections (0 = off).",
+    "statement_timeout_seconds": "PostgreSQL `statement_timeout` (0 = off).",
+    "idle_in_transaction_timeout_seconds": "PostgreSQL"
+    " `idle_in_transaction_session_timeout` (0 = off).",
+    "max_bytes_per_pull": "Bundle bytes of one pull page (a page always holds at least one"
+    " bundle).",
+    "janitor_interval_seconds": "How often expired push and snapshot sessions are deleted.",
+    "janitor_batch_size": "Sessions deleted per janitor batch.",
+    "max_snapshot_sessions_per_user": "Live snapshot sessions per user (429 beyond).",
+    "max_watch_streams_per_user": "Open watch streams per user (429 beyond; 0 = unlimited).",
+    "max_watch_streams_per_process": "Open watch streams per server process (429 beyond;"
+    " 0 = unlimited).",
+    "min_client_schema_version": "Lowest app schema version a client may declare and still sync.",
+    "max_client_schema_version": "Highest app schema version served (0 = no upper bound).",
+}
+
+
+def _config_source() -> str:
+    import oversync_server.config as module
+
+    return Path(str(module.__file__)).read_text(encoding="utf-8")
+
+
+def field_comments(source: str) -> dict[str, str]:
+    """The comment block right above each field of `ServiceConfig`, by the field's name."""
+    comments: dict[str, str] = {}
+    pending: list[str] = []
+    inside = False
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    previous_line = -1
+    for token in tokens:
+        if token.type == tokenize.NAME and token.string == "class":
+            name = next(tokens).string
+            inside = name == "ServiceConfig"
+            continue
+        if not inside:
+            continue
+        if token.type == tokenize.COMMENT:
+            if token.start[0] != previous_line + 1 and pending and token.start[1] == 4:
+                pending = []
+            pending.append(token.string.lstrip("#").strip().strip("-").strip())
+            previous_line = token.start[0]
+        elif token.type == tokenize.NAME and token.start[1] == 4:
+            if token.string == "def":
+                break
+            if pending:
+                comments[token.string] = " ".join(part for part in pending if part)
+            pending = []
+    return comments
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, str):
+        return f"`{value}`"
+    return f"`{value}`"
+
+
+def render() -> str:
+    """The table of every setting, then the comments that stand above fields in the code."""
+    from oversync_server.cli import env_name
+    from oversync_server.config import ServiceConfig
+
+    settings = [item for item in fields(ServiceConfig) if item.name != "registered_tables"]
+    names = {item.name for item in settings}
+    missing = sorted(names - set(DESCRIPTIONS))
+    unknown = sorted(set(DESCRIPTIONS) - names)
+    if missing or unknown:
+        from mkdocs.exceptions import PluginError
+
+        raise PluginError(
+            "docs/hooks/settings_reference.py: describe every ServiceConfig setting"
+            f" (missing: {', '.join(missing) or '-'}; no longer settings:"
+            f" {', '.join(unknown) or '-'})"
+        )
+    hints = get_type_hints(ServiceConfig)
+    comments = field_comments(_config_source())
+    out = [
+        "| setting | type | default | environment variable | what it does |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for item in settings:
+        default = item.default if item.default is not MISSING else None
+        kind = getattr(hints[item.name], "__name__", str(hints[item.name]))
+        note = " See the [note](#notes-from-the-code)." if item.name in comments else ""
+        out.append(
+            f"| `{item.name}` | {kind} | {_shown(default)} | `{env_name(item.name)}` |"
+            f" {DESCRIPTIONS[item.name]}{note} |"
+        )
+    out += [
+        "",
+        "## Notes from the code",
+        "",
+        "The comments above these settings in `server/oversync_server/config.py` (each one"
+        " is about the setting it stands above, and often the ones after it):",
+        "",
+    ]
+    for name, comment in comments.items():
+        out += [f"`{name}`", f":   {comment}", ""]
+    return "\n".join(out)
+
+
+def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
+    if page.file.src_uri != PAGE:
+        return markdown
+    if MARKER not in markdown:
+        from mkdocs.exceptions import PluginError
+
+        raise PluginError(f"{PAGE} must contain {MARKER}")
+    return markdown.replace(MARKER, render())
