@@ -16,7 +16,7 @@ all: test
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[server,codegen,dev,embedded-pg,docs]'
+	$(BIN)/python -m pip install --quiet -e '.[server,codegen,dev,embedded-pg,docs,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,4 +1,5 @@
-"""`python -m bench`: push and pull throughput through a real server, as ratios to raw asyncpg."""
+"""`python -m bench` (`make bench`): server throughput beside raw asyncpg and, with --compare, an
+older revision; see bench/throughput.py."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from bench.throughput import SECRET, admin_dsn, database, server
+from bench.serving import SECRET, admin_dsn, database, server
 from oversync_server.auth import sign_token
 from oversync_server.localpg import make_tempdir
 

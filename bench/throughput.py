@@ -1,365 +1,402 @@
-"""Push and pull throughput of a real `oversync-server serve` process over HTTP.
+"""Server throughput beside raw PostgreSQL, and beside an older revision, in one run.
 
-    python -m bench [--sizes 1,100,5000] [--seconds 3] [--admin-dsn URL]
+    python -m bench [--quick] [--compare REV] [--workloads push,concurrency,pull,snapshot] ...
 
-For each bundle size N the benchmark measures, in rows per second:
+Every figure comes from real `oversync-server serve` processes over HTTP (bench/wire.py), on one
+PostgreSQL (a throwaway local cluster unless --admin-dsn or TEST_DATABASE_URL), each server on a
+fresh database of its own:
 
-* push: one full client push as the Go client does it (protocol.md §11.7): create the session,
-  upload the rows in chunks of 1000, commit, then re-download the committed rows (the client
-  replays the authoritative bundle); `commit` is the same without the re-download;
-* pull: a second device pulling all those bundles from its checkpoint 0 (`GET /sync/pull`);
+* push: rows/s of one device pushing 1/100/5,000-row bundles into business.users (no FK) and
+  business.posts (deferred FK to users): create + chunks + commit ("commit"), and the same plus
+  the committed-rows download ("full"); beside COPY (asyncpg copy_records_to_table, one
+  transaction per bundle) into tables of the same shape (columns, PK, FK, no triggers);
+* concurrency: 1/10/50 devices (distinct users, one connection each, asyncio) pushing 1-row
+  bundles for a fixed time: bundles/s, p50/p99 latency, server CPU ms per bundle;
+* pull: rows/s of pulling many one-row bundles and a few large ones from checkpoint 0, beside a
+  raw asyncpg read of the same rows as JSON from sync.bundle_rows (of A's database; the client
+  parses every response, as a real one does);
+* snapshot: rows/s of creating and paging through a snapshot of a 100k-row scope, and the
+  server's peak RSS meanwhile (VmHWM after a clear_refs reset), beside a raw to_jsonb read.
 
-and beside them, in the same run and on the same PostgreSQL, a baseline that moves the same rows
-with raw asyncpg and no sync at all: a batched insert (`INSERT ... SELECT FROM unnest(...)`, one
-statement per bundle) and one select of as many rows as a full pull returned. The figures worth comparing across machines
-are the ratios (server / baseline); absolute numbers depend on the machine.
-
-Without `--admin-dsn` (or `TEST_DATABASE_URL`), a throwaway local PostgreSQL cluster is started.
+CPU is process CPU time (utime + stime of the server's whole process tree, the database's when
+this run started it, and the load generator's own), never wall clock: the machine is shared.
+The load generator is one lean process (bench/http1.py, about 0.4 ms CPU per 1-row bundle).
+Extra `serve` flags go through `--server-arg=--workers=2` (A) and `--compare-server-arg` (B).
+`--compare REV` runs REV's server (git archive, same virtualenv) beside this tree's, and every
+measurement is interleaved, A, B, A, B, so machine noise hits both. The run writes
+bench/results/<name>.json and .png and prints a table; medians over `--rounds`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import platform
 import shutil
-import statistics
-import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 
-from oversync_server.auth import sign_token
-from oversync_server.localpg import (
-    LocalPostgres,
-    create_database_async,
-    drop_database_async,
-    free_port,
-    make_tempdir,
+from bench import baselines, procstat, report, workloads
+from bench.report import Item, Metric
+from bench.revision import describe_work_tree, materialised
+from bench.serving import (
+    REPO_ROOT,
+    SECRET,
+    Cluster,
+    Served,
+    admin_dsn,
+    cluster,
+    database,
+    server,
 )
+from bench.workloads import Figures, Target
+from oversync_server.localpg import make_tempdir
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SECRET = "oversync-bench-secret"
-CHUNK_ROWS = 1000
+__all__ = ["SECRET", "Served", "admin_dsn", "database", "main", "server"]
 
-
-@dataclass
-class Result:
-    size: int
-    push: float
-    commit: float
-    pull: float
-    insert_baseline: float
-    select_baseline: float
-
-
-# ------------------------------------------------------------------------------ environment
-
-
-@contextmanager
-def admin_dsn(given: str | None) -> Iterator[str]:
-    if given:
-        yield given
-        return
-    root = make_tempdir("oversync-bench-pg-")
-    try:
-        with LocalPostgres(root / "pgdata", ephemeral=True) as cluster:
-            yield cluster.dsn
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@contextmanager
-def database(admin: str) -> Iterator[str]:
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    dsn = asyncio.run(create_database_async(admin, name))
-    try:
-        yield dsn
-    finally:
-        asyncio.run(drop_database_async(admin, name, force=True))
+WORKLOADS = ("push", "concurrency", "pull", "snapshot")
+RESULTS = REPO_ROOT / "bench" / "results"
 
 
 @dataclass(frozen=True)
-class Served:
-    """A running server: its base URL and process id (for /proc readings)."""
-
-    base: str
-    pid: int
-
-
-@contextmanager
-def server(dsn: str, log_dir: Path) -> Iterator[Served]:
-    port = free_port()
-    log = (log_dir / "server.log").open("wb")
-    command = [
-        sys.executable,
-        "-m",
-        "oversync_server.cli",
-        "serve",
-        "--database-url",
-        dsn,
-        "--port",
-        str(port),
-        "--example-schema",
-        "--log-level",
-        "warning",
-    ]
-    env = {**os.environ, "OVERSYNC_JWT_SECRET": SECRET}
-    process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError((log_dir / "server.log").read_text(errors="replace")[-3000:])
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.05)
-        yield Served(base, process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+class Scale:
+    sizes: tuple[int, ...] = (1, 100, 5000)
+    tables: tuple[str, ...] = ("users", "posts")
+    modes: tuple[str, ...] = ("commit", "full")
+    seconds: float = 3.0
+    min_runs: int = 3
+    devices: tuple[int, ...] = (1, 10, 50)
+    concurrency_seconds: float = 10.0
+    small_bundles: int = 500
+    large_rows: int = 100_000
+    large_bundles: int = 20
+    page_rows: int = 1000
+    rounds: int = 2
 
 
-# ------------------------------------------------------------------------------ the client
-
-
-class Device:
-    """A minimal protocol client: one user, one source, sequential bundles."""
-
-    def __init__(self, base: str, user: str, source: str) -> None:
-        self.http = httpx.Client(
-            base_url=base,
-            headers={
-                "Authorization": f"Bearer {sign_token(SECRET, user)}",
-                "Oversync-Source-ID": source,
-            },
-            timeout=120,
-        )
-        self.next_bundle = 1
-
-    def call(self, method: str, path: str, **kw: Any) -> Any:
-        response = self.http.request(method, path, **kw)
-        if response.status_code != 200:
-            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:300]}")
-        return response.json()
-
-    def connect(self) -> None:
-        self.call("POST", "/sync/connect", json={"has_local_pending_rows": False})
-
-    def push(self, rows: list[dict[str, Any]], *, replay: bool) -> None:
-        created = self.call(
-            "POST",
-            "/sync/push-sessions",
-            json={"source_bundle_id": self.next_bundle, "planned_row_count": len(rows)},
-        )
-        push_id = created["push_id"]
-        for start in range(0, len(rows), CHUNK_ROWS):
-            self.call(
-                "POST",
-                f"/sync/push-sessions/{push_id}/chunks",
-                json={"start_row_ordinal": start, "rows": rows[start : start + CHUNK_ROWS]},
-            )
-        commit = self.call("POST", f"/sync/push-sessions/{push_id}/commit")
-        self.next_bundle += 1
-        if replay:
-            after: int | None = None
-            while True:
-                params = {
-                    "max_rows": 1000,
-                    **({} if after is None else {"after_row_ordinal": after}),
-                }
-                page = self.call(
-                    "GET", f"/sync/committed-bundles/{commit['bundle_seq']}/rows", params=params
-                )
-                if not page["has_more"]:
-                    break
-                after = page["next_row_ordinal"]
-
-    def pull_all(self) -> int:
-        rows, after, target = 0, 0, 0
-        while True:
-            params = {"after_bundle_seq": after, "max_bundles": 1000, "target_bundle_seq": target}
-            page = self.call("GET", "/sync/pull", params=params)
-            target = page["stable_bundle_seq"]
-            for bundle in page["bundles"]:
-                rows += len(bundle["rows"])
-                after = bundle["bundle_seq"]
-            if not page["has_more"]:
-                return rows
-
-
-def user_rows(count: int) -> list[dict[str, Any]]:
-    rows = []
-    for index in range(count):
-        key = str(uuid.uuid4())
-        rows.append(
-            {
-                "schema": "business",
-                "table": "users",
-                "key": {"id": key},
-                "op": "INSERT",
-                "base_row_version": 0,
-                "payload": {
-                    "id": key,
-                    "name": f"user {index}",
-                    "email": f"user{index}@example.com",
-                },
-            }
-        )
-    return rows
-
-
-# ------------------------------------------------------------------------------ measurements
-
-
-def timed(budget: float, minimum: int, step: Callable[[], int]) -> float:
-    """Rows per second of `step` (which returns its row count), repeated for `budget` seconds."""
-    rows, started = 0, time.perf_counter()
-    runs = 0
-    while runs < minimum or time.perf_counter() - started < budget:
-        rows += step()
-        runs += 1
-    return rows / (time.perf_counter() - started)
-
-
-BASELINE_TABLE = """
-CREATE TABLE IF NOT EXISTS public.baseline_users (
-    _sync_scope_id TEXT NOT NULL, id UUID NOT NULL, name TEXT NOT NULL, email TEXT NOT NULL,
-    created_at TIMESTAMPTZ DEFAULT now(), updated_at TIMESTAMPTZ DEFAULT now(),
-    PRIMARY KEY (_sync_scope_id, id)
+QUICK = Scale(
+    modes=("commit",),
+    seconds=1.0,
+    min_runs=1,
+    devices=(1, 10),
+    concurrency_seconds=3.0,
+    small_bundles=50,
+    large_rows=10_000,
+    large_bundles=2,
+    rounds=1,
 )
-"""
-
-BASELINE_INSERT = """
-INSERT INTO public.baseline_users (_sync_scope_id, id, name, email)
-SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[])
-"""
 
 
-async def baseline(dsn: str, size: int, budget: float, pulled_rows: int) -> tuple[float, float]:
-    """Raw asyncpg on the same database: rows/s of one batched insert per bundle of `size`
-    rows, and of reading back `pulled_rows` rows (what one full pull returned) in one query."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(BASELINE_TABLE)
-        scope = f"baseline-{size}"
-
-        async def insert(count: int) -> None:
-            ids = [uuid.uuid4() for _ in range(count)]
-            names = [f"user {i}" for i in range(count)]
-            emails = [f"user{i}@example.com" for i in range(count)]
-            async with conn.transaction():
-                await conn.execute(BASELINE_INSERT, scope, ids, names, emails)
-
-        inserted, started, runs = 0, time.perf_counter(), 0
-        while runs < 3 or time.perf_counter() - started < budget:
-            await insert(size)
-            inserted += size
-            runs += 1
-        insert_rate = inserted / (time.perf_counter() - started)
-        if inserted < pulled_rows:
-            await insert(pulled_rows - inserted)
-        selected, started, runs = 0, time.perf_counter(), 0
-        while runs < 3 or time.perf_counter() - started < budget:
-            rows = await conn.fetch(
-                "SELECT to_jsonb(b) - '_sync_scope_id' FROM public.baseline_users b"
-                " WHERE _sync_scope_id = $1 LIMIT $2",
-                scope,
-                pulled_rows,
-            )
-            selected += len(rows)
-            runs += 1
-        return insert_rate, selected / (time.perf_counter() - started)
-    finally:
-        await conn.close()
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(",") if part.strip())
 
 
-def measure(base: str, dsn: str, size: int, budget: float) -> Result:
-    writer = Device(base, f"bench-{size}", "writer")
-    writer.connect()
-    replaying = Device(base, f"bench-{size}", "replaying")
-    replaying.connect()
-    committing = Device(base, f"bench-{size}", "committing")
-    committing.connect()
-    reader = Device(base, f"bench-{size}", "reader")
-    reader.connect()
-
-    def push_step() -> int:
-        replaying.push(user_rows(size), replay=True)
-        return size
-
-    def commit_step() -> int:
-        committing.push(user_rows(size), replay=False)
-        return size
-
-    push = timed(budget, 3, push_step)
-    commit = timed(budget, 3, commit_step)
-    pulled_rows = reader.pull_all()
-    pull = timed(budget, 3, reader.pull_all)
-    insert_rate, select_rate = asyncio.run(baseline(dsn, size, budget, pulled_rows))
-    return Result(size, push, commit, pull, insert_rate, select_rate)
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
-def report(results: list[Result]) -> str:
-    lines = [
-        "rows/s by bundle size (server over HTTP vs raw asyncpg on the same database; ratio = server/raw)",
-        f"{'rows/bundle':>11} | {'push':>9} {'commit':>9} {'raw ins':>9} {'push/raw':>8} {'commit/raw':>10}"
-        f" | {'pull':>9} {'raw sel':>9} {'pull/raw':>8}",
-    ]
-    for r in results:
-        lines.append(
-            f"{r.size:>11} | {r.push:>9.0f} {r.commit:>9.0f} {r.insert_baseline:>9.0f}"
-            f" {r.push / r.insert_baseline:>8.3f} {r.commit / r.insert_baseline:>10.3f}"
-            f" | {r.pull:>9.0f} {r.select_baseline:>9.0f} {r.pull / r.select_baseline:>8.3f}"
-        )
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="1,100,5000", help="rows per bundle, comma separated")
-    parser.add_argument("--seconds", type=float, default=3.0, help="time budget per measurement")
-    parser.add_argument(
+def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Scale]:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=(__doc__ or "").split("\n")[0],
+        epilog="Without --quick the defaults are the full run; --quick shrinks every default.",
+    )
+    add = parser.add_argument
+    add("--quick", action="store_true", help="a short run: smaller scopes, 1 round, short budgets")
+    add("--compare", metavar="REV", help="also measure REV's server (e.g. HEAD~1 or a commit id)")
+    add("--workloads", type=_words, help=f"comma separated, of {','.join(WORKLOADS)}")
+    add("--sizes", type=_ints, help="rows per pushed bundle (default 1,100,5000)")
+    add("--tables", type=_words, help="pushed tables, of users,posts (default both)")
+    add("--push-modes", type=_words, help="commit (create+chunks+commit) and/or full (+download)")
+    add("--seconds", type=float, help="time budget of one push/pull/snapshot measurement")
+    add("--min-runs", type=int, help="at least this many bundles/pulls per measurement")
+    add("--devices", type=_ints, help="concurrent device counts (default 1,10,50)")
+    add("--concurrency-seconds", type=float, help="duration of one concurrency measurement")
+    add("--small-bundles", type=int, help="one-row bundles of the many-small pull (default 500)")
+    add("--large-rows", type=int, help="rows of the large pull and the snapshot (default 100000)")
+    add("--large-bundles", type=int, help="bundles holding --large-rows (default 20)")
+    add("--page-rows", type=int, help="snapshot page size (default 1000)")
+    add("--rounds", type=int, help="interleaved rounds; figures are medians (default 2)")
+    add("--server-arg", action="append", default=[], help="extra `serve` argument for A")
+    add("--compare-server-arg", action="append", default=[], help="extra `serve` argument for B")
+    add(
         "--admin-dsn",
         default=os.environ.get("TEST_DATABASE_URL", ""),
         help="PostgreSQL URL of a role with CREATEDB (default: a throwaway local cluster)",
     )
+    add("--name", help="results file name (default: a timestamp, plus -vs-REV)")
+    add("--output-dir", type=Path, default=RESULTS, help="where the JSON and PNG go")
+    add("--no-chart", action="store_true", help="skip the PNG")
     args = parser.parse_args(argv)
-    sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
-    log_dir = make_tempdir("oversync-bench-")
-    results: list[Result] = []
-    try:
-        with (
-            admin_dsn(args.admin_dsn or None) as admin,
-            database(admin) as dsn,
-            server(dsn, log_dir) as served,
+    base = QUICK if args.quick else Scale()
+    given = {
+        "sizes": args.sizes,
+        "tables": args.tables,
+        "modes": args.push_modes,
+        "seconds": args.seconds,
+        "min_runs": args.min_runs,
+        "devices": args.devices,
+        "concurrency_seconds": args.concurrency_seconds,
+        "small_bundles": args.small_bundles,
+        "large_rows": args.large_rows,
+        "large_bundles": args.large_bundles,
+        "page_rows": args.page_rows,
+        "rounds": args.rounds,
+    }
+    scale = Scale(**{**asdict(base), **{k: v for k, v in given.items() if v is not None}})
+    args.workloads = args.workloads or WORKLOADS
+    unknown = set(args.workloads) - set(WORKLOADS)
+    if unknown or not set(scale.tables) <= {"users", "posts"}:
+        parser.error(f"unknown workload or table: {sorted(unknown) or scale.tables}")
+    if not set(scale.modes) <= {"commit", "full"}:
+        parser.error("--push-modes takes commit and/or full")
+    if scale.large_bundles < 1 or scale.large_rows % scale.large_bundles:
+        parser.error("--large-rows must be a multiple of --large-bundles")
+    return args, scale
+
+
+# ------------------------------------------------------------------------------ the plan
+
+Run = Callable[[Target, int], Figures]
+Baseline = Callable[[int], float]
+
+ROWS = Metric("rows_per_s", "rows/s", "higher", vs_baseline=True, chart=True)
+SERVER_ROW = Metric("server_cpu_us_per_row", "server CPU µs/row", "lower", chart=True)
+SERVER_BUNDLE = Metric("server_cpu_ms_per_bundle", "server CPU ms/bundle", "lower", chart=True)
+DB_ROW = Metric("db_cpu_us_per_row", "PostgreSQL CPU µs/row", "lower")
+DB_BUNDLE = Metric("db_cpu_ms_per_bundle", "PostgreSQL CPU ms/bundle", "lower")
+CLIENT_BUNDLE = Metric("client_cpu_ms_per_bundle", "load generator CPU ms/bundle", "lower")
+PEAK = Metric("peak_rss_mib", "server peak RSS MiB", "lower", chart=True)
+GROWTH = Metric("peak_growth_mib", "server peak RSS growth MiB", "lower")
+
+
+@dataclass
+class Step:
+    item: Item
+    run: Run
+    baseline: Baseline | None = None
+
+
+def plan(args: argparse.Namespace, scale: Scale, raw_dsn: str, a_dsn: str) -> list[Step]:
+    steps: list[Step] = []
+    budget, runs = scale.seconds, scale.min_runs
+    if "push" in args.workloads:
+        for mode in scale.modes:
+            for table in scale.tables:
+                for size in scale.sizes:
+                    what = "commit" if mode == "commit" else "full push"
+                    item = Item(
+                        f"push.{mode}.{table}.{size}",
+                        f"push {table}, {size:,}-row bundles ({what})",
+                        (ROWS, SERVER_ROW, DB_ROW),
+                        "COPY",
+                    )
+
+                    def run(
+                        target: Target, rnd: int, t: str = table, n: int = size, m: str = mode
+                    ) -> Figures:
+                        user = f"push-{m}-{t}-{n}-r{rnd}"
+                        return workloads.push(target, t, n, budget, runs, user, full=m == "full")
+
+                    def copy(rnd: int, t: str = table, n: int = size) -> float:
+                        return asyncio.run(baselines.copy_rate(raw_dsn, t, n, budget, runs))
+
+                    steps.append(Step(item, run, copy if mode == "commit" else None))
+    if "concurrency" in args.workloads:
+        for devices in scale.devices:
+            item = Item(
+                f"concurrency.{devices}",
+                f"{devices} device{'s' * (devices > 1)}, 1-row bundles",
+                (
+                    Metric("bundles_per_s", "bundles/s", "higher", chart=True),
+                    Metric("p50_ms", "p50 ms", "lower"),
+                    Metric("p99_ms", "p99 ms", "lower", chart=True),
+                    SERVER_BUNDLE,
+                    DB_BUNDLE,
+                    CLIENT_BUNDLE,
+                ),
+            )
+
+            def conc(target: Target, rnd: int, d: int = devices) -> Figures:
+                return workloads.concurrency(target, d, scale.concurrency_seconds, f"c{d}-r{rnd}")
+
+            steps.append(Step(item, conc))
+    small, large = scale.small_bundles, scale.large_rows
+    if "pull" in args.workloads:
+        for user, rows, title in (
+            ("pull-small", small, f"pull {small:,} one-row bundles"),
+            ("pull-large", large, f"pull {large:,} rows in {scale.large_bundles} bundles"),
         ):
-            for size in sizes:
-                results.append(measure(served.base, dsn, size, args.seconds))
-                print(f"measured {size}-row bundles", file=sys.stderr)
+            item = Item(
+                f"pull.{user.removeprefix('pull-')}",
+                title,
+                (ROWS, SERVER_ROW, DB_ROW, PEAK),
+                "raw read",
+            )
+
+            def pulled(target: Target, rnd: int, u: str = user, n: int = rows) -> Figures:
+                return workloads.pull(target, u, budget, runs, n)
+
+            def read(rnd: int, u: str = user) -> float:
+                return asyncio.run(baselines.read_rate(a_dsn, baselines.PULL_READ, u, budget, runs))
+
+            steps.append(Step(item, pulled, read))
+    if "snapshot" in args.workloads:
+        item = Item(
+            "snapshot",
+            f"snapshot, {large:,}-row scope, {scale.page_rows}-row pages",
+            (ROWS, SERVER_ROW, DB_ROW, PEAK, GROWTH),
+            "raw read",
+        )
+
+        def snap(target: Target, rnd: int) -> Figures:
+            return workloads.snapshot(target, "pull-large", scale.page_rows, budget, 1)
+
+        def jsonb(rnd: int) -> float:
+            return asyncio.run(
+                baselines.read_rate(a_dsn, baselines.SNAPSHOT_READ, "pull-large", budget, runs)
+            )
+
+        steps.append(Step(item, snap, jsonb))
+    return steps
+
+
+def seed(targets: list[Target], args: argparse.Namespace, scale: Scale) -> None:
+    if not {"pull", "snapshot"} & set(args.workloads):
+        return
+    per_bundle = scale.large_rows // scale.large_bundles
+    for target in targets:
+        started = time.perf_counter()
+        workloads.seed(target, "pull-small", scale.small_bundles, 1)
+        workloads.seed(target, "pull-large", scale.large_bundles, per_bundle)
+        _note(f"seeded {target.key} in {time.perf_counter() - started:.0f} s")
+
+
+# ------------------------------------------------------------------------------ running
+
+
+def _note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _headline(item: Item, figures: Figures) -> str:
+    metric = item.metrics[0]
+    value = figures.get(metric.key)
+    return f"{value:,.1f} {metric.label}" if value is not None else "-"
+
+
+def measure(steps: list[Step], targets: list[Target], rounds: int) -> None:
+    for rnd in range(rounds):
+        for step in steps:
+            shown = []
+            for target in targets:
+                figures = step.run(target, rnd)
+                step.item.samples.setdefault(target.key, []).append(figures)
+                shown.append(f"{target.key} {_headline(step.item, figures)}")
+            if step.baseline is not None:
+                rate = step.baseline(rnd)
+                step.item.baseline_samples.append(rate)
+                shown.append(f"{step.item.baseline_name} {rate:,.0f} rows/s")
+            _note(f"[round {rnd + 1}/{rounds}] {step.item.id}: " + ", ".join(shown))
+
+
+async def _pg_version(dsn: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return str(await conn.fetchval("SHOW server_version"))
     finally:
-        shutil.rmtree(log_dir, ignore_errors=True)
-    print(report(results))
-    spread = statistics.mean(r.push / r.insert_baseline for r in results)
-    print(f"mean push/raw ratio: {spread:.3f}")
+        await conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, scale = parse(argv)
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    name = args.name or time.strftime("%Y%m%d-%H%M%S") + (
+        f"-vs-{args.compare}".replace("/", "_").replace("~", "_") if args.compare else ""
+    )
+    load_before = os.getloadavg()
+    wall0, client0 = time.perf_counter(), procstat.own_cpu_seconds()
+    log_dir = make_tempdir("oversync-bench-")
+    labels = {"A": describe_work_tree()}
+    with ExitStack() as stack:
+        stack.callback(shutil.rmtree, log_dir, ignore_errors=True)
+        pg: Cluster = stack.enter_context(cluster(args.admin_dsn or None))
+        raw_dsn = stack.enter_context(database(pg.dsn))
+        trees = [("A", REPO_ROOT, args.server_arg)]
+        revision = None
+        if args.compare:
+            revision = stack.enter_context(materialised(args.compare))
+            labels["B"] = revision.short
+            trees.append(("B", revision.tree, args.compare_server_arg))
+        targets = []
+        for key, tree, extra in trees:
+            dsn = stack.enter_context(database(pg.dsn))
+            served = stack.enter_context(server(dsn, log_dir, tree=tree, args=extra, name=key))
+            targets.append(Target(key, labels[key], served, dsn, pg.postmaster_pid))
+        pg_version = asyncio.run(_pg_version(raw_dsn))
+        _note(f"servers up: {', '.join(f'{k} = {v}' for k, v in labels.items())}")
+        seed(targets, args, scale)
+        steps = plan(args, scale, raw_dsn, targets[0].dsn)
+        measure(steps, targets, scale.rounds)
+    items = [step.item for step in steps]
+    keys = list(labels)
+    found = report.goals(items, keys)
+    result: dict[str, Any] = {
+        "meta": {
+            "started_at": started_at,
+            "seconds": time.perf_counter() - wall0,
+            "bench_cpu_seconds": procstat.own_cpu_seconds() - client0,
+            "cpus": os.cpu_count(),
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+            "python": platform.python_version(),
+            "postgresql": pg_version,
+            "database_cpu_measured": pg.postmaster_pid is not None,
+            "scale": asdict(scale),
+            "workloads": list(args.workloads),
+            "targets": {
+                "A": {"label": labels["A"], "tree": str(REPO_ROOT), "server_args": args.server_arg},
+                **(
+                    {
+                        "B": {
+                            "label": labels["B"],
+                            "commit": revision.commit,
+                            "subject": revision.subject,
+                            "server_args": args.compare_server_arg,
+                        }
+                    }
+                    if revision
+                    else {}
+                ),
+            },
+        },
+        "goals": found,
+        "items": report.summarise(items, keys),
+    }
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    json_path = args.output_dir / f"{name}.json"
+    json_path.write_text(json.dumps(result, indent=1) + "\n")
+    title = f"oversync bench {started_at}: " + ", ".join(f"{k} = {v}" for k, v in labels.items())
+    drawn = not args.no_chart and report.chart(items, labels, json_path.with_suffix(".png"), title)
+    print(report.table(items, labels))
+    print()
+    print(report.goals_text(found))
+    meta = result["meta"]
+    print(
+        f"\n{meta['seconds']:.0f} s; load generator CPU {meta['bench_cpu_seconds']:.1f} s;"
+        f" load average {load_before[0]:.2f} before, {meta['loadavg_after'][0]:.2f} after"
+        f" ({meta['cpus']} cores)"
+    )
+    print(f"wrote {json_path}" + (f" and {json_path.with_suffix('.png')}" if drawn else ""))
+    if not drawn and not args.no_chart:
+        print("no chart: matplotlib is missing (pip install -e '.[bench]')")
     return 0

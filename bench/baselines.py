@@ -1,0 +1,129 @@
+"""The work a sync push or pull does, done by raw asyncpg without sync: the yardsticks.
+
+* COPY (`copy_records_to_table`), one transaction per bundle, into `baseline.users` and
+  `baseline.posts`: the same columns, primary key and (deferred) foreign key as
+  `business.users` / `business.posts`, and no triggers;
+* a read of a user's committed rows as JSON, straight from `sync.bundle_rows`: what a pull
+  returns, without the protocol;
+* a read of a user's live rows as JSON (`to_jsonb(row)`), what a snapshot returns.
+
+Each rate counts only the timed operation, not making its rows, like the server side does.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+SHAPES = """
+CREATE SCHEMA IF NOT EXISTS baseline;
+CREATE TABLE IF NOT EXISTS baseline.users (
+    _sync_scope_id TEXT NOT NULL,
+    id UUID NOT NULL,
+    name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    created_at TIMESTAMPTZ DEFAULT now(),
+    updated_at TIMESTAMPTZ DEFAULT now(),
+    PRIMARY KEY (_sync_scope_id, id)
+);
+CREATE TABLE IF NOT EXISTS baseline.posts (
+    _sync_scope_id TEXT NOT NULL,
+    id UUID NOT NULL,
+    title TEXT NOT NULL,
+    content TEXT NOT NULL,
+    author_id UUID,
+    created_at TIMESTAMPTZ DEFAULT now(),
+    updated_at TIMESTAMPTZ DEFAULT now(),
+    PRIMARY KEY (_sync_scope_id, id),
+    CONSTRAINT posts_author_id_fkey FOREIGN KEY (_sync_scope_id, author_id)
+        REFERENCES baseline.users (_sync_scope_id, id) DEFERRABLE INITIALLY DEFERRED
+);
+"""
+
+COLUMNS = {
+    "users": ("_sync_scope_id", "id", "name", "email"),
+    "posts": ("_sync_scope_id", "id", "title", "content", "author_id"),
+}
+
+PULL_READ = """
+SELECT b.bundle_seq, b.row_ordinal, b.op_code, b.key_bytes, b.payload_wire::text
+FROM sync.bundle_rows b JOIN sync.user_state u ON u.user_pk = b.user_pk
+WHERE u.user_id = $1
+ORDER BY b.bundle_seq, b.row_ordinal
+"""
+
+SNAPSHOT_READ = """
+SELECT (to_jsonb(u) - '_sync_scope_id')::text FROM business.users u WHERE u._sync_scope_id = $1
+"""
+
+
+async def _rate(
+    budget: float,
+    min_runs: int,
+    make: Callable[[], object],
+    run: Callable[[object], Awaitable[int]],
+) -> float:
+    """Rows per second of `run(make())`, timing `run` only, for `budget` s and `min_runs`."""
+    rows, spent, runs, started = 0, 0.0, 0, time.perf_counter()
+    while runs < min_runs or time.perf_counter() - started < budget:
+        item = make()
+        begin = time.perf_counter()
+        rows += await run(item)
+        spent += time.perf_counter() - begin
+        runs += 1
+    return rows / spent
+
+
+async def copy_rate(dsn: str, table: str, size: int, budget: float, min_runs: int) -> float:
+    """Rows/s of COPY of `size`-row bundles into baseline.<table>, one transaction each."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(SHAPES)
+        scope = f"copy-{table}-{size}-{uuid.uuid4().hex[:8]}"
+        author = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO baseline.users (_sync_scope_id, id, name, email) VALUES ($1, $2, 'a', 'a')",
+            scope,
+            author,
+        )
+        counter = iter(range(1 << 62))
+
+        def make() -> object:
+            if table == "users":
+                return [
+                    (scope, uuid.uuid4(), f"user {i}", f"user{i}@example.com")
+                    for i in (next(counter) for _ in range(size))
+                ]
+            return [
+                (scope, uuid.uuid4(), f"post {i}", f"the content of post {i}", author)
+                for i in (next(counter) for _ in range(size))
+            ]
+
+        async def run(records: object) -> int:
+            assert isinstance(records, list)
+            async with conn.transaction():
+                await conn.copy_records_to_table(
+                    table, schema_name="baseline", columns=COLUMNS[table], records=records
+                )
+            return len(records)
+
+        return await _rate(budget, min_runs, make, run)
+    finally:
+        await conn.close()
+
+
+async def read_rate(dsn: str, query: str, user: str, budget: float, min_runs: int) -> float:
+    """Rows/s of fetching `query`'s rows for `user` in one go."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.fetch(query, user)  # warm: plan cached, pages in shared buffers
+
+        async def run(_: object) -> int:
+            return len(await conn.fetch(query, user))
+
+        return await _rate(budget, min_runs, lambda: None, run)
+    finally:
+        await conn.close()
