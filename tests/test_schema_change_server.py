@@ -237,6 +237,8 @@ def test_a_removed_table_stops_the_start_with_the_fix(database_url: str, tmp_pat
     log = str(raised.value)
     assert "breaking  business.categories: registered table removed or renamed" in log
     assert "fix: put business.categories back into registered_tables" in log
+    # one line on stderr, no traceback
+    assert "oversync-server: error: " in log and "Traceback" not in log
     # the unchanged configuration still starts: nothing was written
     ServerProcess(database_url, extra_args=("--example-schema",)).start(tmp_path).stop()
 

@@ -48,7 +48,11 @@ def create_application(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
+        try:
+            await runtime.start()
+        except sync_schema.UnsupportedSchemaError as error:
+            runtime.startup_refusal = str(error)
+            raise
         try:
             yield
         finally:

@@ -191,6 +191,12 @@ def serve(args: argparse.Namespace) -> int:
             run_server(app, runtime, host=args.host, port=args.port, log_level=args.log_level)
         except KeyboardInterrupt:  # a second Ctrl-C while stopping
             pass
+        except SystemExit:  # uvicorn: the application did not start
+            if runtime.startup_refusal is None:
+                raise
+        if runtime.startup_refusal is not None:
+            print(f"oversync-server: error: {runtime.startup_refusal}", file=sys.stderr)
+            return 2
     finally:
         if cluster is not None:
             cluster.stop()  # only stops a PostgreSQL this command started; its data stays

@@ -103,7 +103,21 @@ class SyncMiddleware:
         self.app = app
         self.runtime = runtime
 
+    def _lifespan_send(self, send: Send) -> Send:
+        """A refused start (a database the configuration cannot serve) without the traceback:
+        `serve` prints the reason as one line."""
+
+        async def lifespan_send(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed" and self.runtime.startup_refusal:
+                message = {**message, "message": ""}
+            await send(message)
+
+        return lifespan_send
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._lifespan_send(send))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -59,6 +59,9 @@ class SyncRuntime:
     # watch hub ends its streams, which are not in-flight work.
     shutdown_begin_hooks: list[Callable[[], None]] = field(default_factory=list)
     dev_endpoints: bool = False
+    # Why the start was refused (the database cannot be served as configured), for `serve` to
+    # print as one line instead of a traceback.
+    startup_refusal: str | None = None
     watch_policy: WatchPolicy | None = None
     # The registered tables as found in PostgreSQL, set by the bootstrap start hook.
     catalog: Catalog | None = None
