@@ -32,7 +32,15 @@ from oversync_server.localpg import LocalPostgres, default_data_dir
 
 DEV_SECRET = "oversync-dev-secret-change-me"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE_DIR = REPO_ROOT / "examples" / "business"
+
+
+def _example_dir() -> Path:
+    """The example schema: package data in an installed wheel, else the repository's copy."""
+    packaged = Path(__file__).resolve().parent / "examples" / "business"
+    return packaged if packaged.is_dir() else REPO_ROOT / "examples" / "business"
+
+
+EXAMPLE_DIR = _example_dir()
 ENV_PREFIX = "OVERSYNC_"
 log = logging.getLogger("oversync_server")
 
