@@ -24,31 +24,22 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench import procstat
 from bench.serving import SECRET, admin_dsn, database, server
 from oversync_server.auth import sign_token
 from oversync_server.localpg import make_tempdir
 
-MiB = 1024 * 1024
-
-
-def _kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/{pid}/status")
-
 
 def peak_growth_mib(pid: int, action: Callable[[], Any]) -> tuple[float, Any]:
     """Run `action`; the server's peak RSS growth over it (MiB) and its result."""
-    before = _kib(pid, "VmRSS")
-    Path(f"/proc/{pid}/clear_refs").write_text("5")  # peak RSS := current RSS
+    before = procstat.rss_mib(pid)
+    procstat.reset_peak(pid)  # peak RSS := current RSS
     result = action()
-    return (_kib(pid, "VmHWM") - before) / 1024, result
+    return procstat.peak_mib(pid) - before, result
 
 
 class Client:
