@@ -9,7 +9,7 @@ GENERATED := generated server/oversync_server/api
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: all install generate lint-spec generate-server generate-client check-generated \
-        lint typecheck docs test test-fast serve bench bench-bounds conformance clean
+        lint typecheck docs system-packages test test-fast serve bench bench-bounds conformance clean
 
 all: test
 
@@ -51,7 +51,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	mypy common/oversync_wire server/oversync_server client/oversqlite conformance/oversync_conformance
 
-test: check-generated lint typecheck docs
+# Debian packages the tests need (.ci/system-packages.txt), installed when missing
+system-packages:
+	bash .ci/system-packages.sh
+
+test: system-packages check-generated lint typecheck docs
 	python -m pytest -q
 
 test-fast: $(STAMP)
