@@ -52,6 +52,10 @@ DESCRIPTIONS: dict[str, str] = {
     "shutdown_grace_seconds": "In-flight requests' time to finish after SIGTERM or SIGINT.",
     "pool_min_size": "PostgreSQL connections kept open per server process.",
     "pool_max_size": "PostgreSQL connections per server process at most.",
+    "pool_mode": "`session` (a direct connection or a session-mode pooler) or `transaction`"
+    " (a PgBouncer in transaction pooling mode; see the deployment guide).",
+    "watch_database_url": "A direct or session-mode PostgreSQL URL for the watch listener's"
+    " LISTEN; required with `pool_mode: transaction` (empty = the main database URL).",
     "pool_acquire_timeout_seconds": "A request's wait for a pool connection (then 503).",
     "user_lock_timeout_seconds": "A writer's wait for its user's turn (then 503).",
     "lock_timeout_seconds": "PostgreSQL `lock_timeout` of pooled connections (0 = off).",

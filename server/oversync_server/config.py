@@ -106,6 +106,12 @@ class ServiceConfig:
     pool_min_size: int = 1
     pool_max_size: int = 10
     pool_acquire_timeout_seconds: float = 10.0
+    # `session` (direct, or a session-mode pooler) or `transaction` (a PgBouncer in transaction
+    # pooling mode: per-user locks and session timeouts become transaction-scoped; see
+    # engine/txpool.py). The watch listener's LISTEN needs a real session: with `transaction`,
+    # `watch_database_url` names a direct or session-mode URL for it (empty = the main URL).
+    pool_mode: str = "session"
+    watch_database_url: str = ""
     # Per-user serialisation: how long a writer waits for its user's turn before a 503.
     user_lock_timeout_seconds: float = 30.0
     # Session settings of every pooled connection (0 = off): row-lock waits, one statement, and
@@ -164,6 +170,15 @@ class ServiceConfig:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1")
+        if self.pool_mode not in ("session", "transaction"):
+            raise ConfigError(f"pool_mode must be session or transaction, got {self.pool_mode!r}")
+        watching = self.bundle_change_watch and not self.watch_database_url
+        if self.pool_mode == "transaction" and watching:
+            raise ConfigError(
+                "pool_mode transaction needs watch_database_url: the watch listener's LISTEN"
+                " does not work through a transaction-pooling PgBouncer; give it a direct or"
+                " session-mode URL (or set bundle_change_watch: false)"
+            )
         if self.pool_min_size > self.pool_max_size:
             raise ConfigError("pool_min_size must be <= pool_max_size")
         if 0 < self.max_client_schema_version < self.min_client_schema_version:

@@ -86,6 +86,7 @@ class SyncRuntime:
                 statement_timeout=config.statement_timeout_seconds,
                 idle_in_transaction_session_timeout=config.idle_in_transaction_timeout_seconds,
             ),
+            transaction_pooling=config.pool_mode == "transaction",
         )
         self.lifecycle = "running"
         for hook in self.start_hooks:

@@ -352,7 +352,8 @@ class BundleWatch:
     def __init__(self, runtime: SyncRuntime) -> None:
         self.runtime = runtime
         self.hub = BundleHub()
-        self.listener = BundleChangeListener(self.hub, runtime.database_url)
+        listener_url = runtime.config.watch_database_url or runtime.database_url
+        self.listener = BundleChangeListener(self.hub, listener_url)
 
     @property
     def enabled(self) -> bool:

@@ -8,6 +8,8 @@ Every wait a request can be stuck in is bounded, and each bound answers a retrya
 * every pooled connection starts with `lock_timeout`, `statement_timeout` and
   `idle_in_transaction_session_timeout` (startup parameters, so the pool's `RESET ALL` on release
   keeps them);
+* behind a transaction-pooling PgBouncer (`transaction_pooling=True`) the same timeouts are
+  set by every transaction instead (`engine.txpool`);
 * `user_turns` is the per-process queue of each user's writers in front of the pool (see
   `engine.scope.user_lock`): a writer waiting for its user's turn holds no connection, so one
   busy user cannot drain the pool that every other user needs.
@@ -28,6 +30,7 @@ import asyncpg
 from asyncpg.pool import PoolAcquireContext, PoolConnectionProxy
 
 from oversync_server.engine.errors import SyncError, service_unavailable
+from oversync_server.engine.txpool import transaction_pooled_connection_class
 
 if TYPE_CHECKING:  # generic only in the type stubs
     _AcquireContext = PoolAcquireContext[asyncpg.Record]
@@ -184,7 +187,21 @@ class SyncPool(_Pool):
         acquire_timeout: float | None,
         user_lock_timeout: float | None,
         session: SessionTimeouts,
+        transaction_pooling: bool = False,
     ) -> None:
+        # Behind a transaction-pooling PgBouncer the timeouts are set per transaction and the
+        # prepared-statement cache is off (engine.txpool).
+        connection_options: dict[str, Any] = (
+            {
+                "connection_class": transaction_pooled_connection_class(session.server_settings()),
+                "statement_cache_size": 0,
+            }
+            if transaction_pooling
+            else {
+                "connection_class": asyncpg.Connection,
+                "server_settings": session.server_settings(),
+            }
+        )
         super().__init__(
             dsn,
             min_size=min_size,
@@ -192,10 +209,10 @@ class SyncPool(_Pool):
             max_queries=50_000,
             max_inactive_connection_lifetime=300.0,
             loop=None,
-            connection_class=asyncpg.Connection,
             record_class=asyncpg.Record,
-            server_settings=session.server_settings(),
+            **connection_options,
         )
+        self.transaction_pooling = transaction_pooling
         self.acquire_timeout = acquire_timeout
         self.user_lock_timeout = user_lock_timeout
         self.user_turns = UserTurns()
@@ -212,8 +229,10 @@ async def create_pool(
     acquire_timeout: float = 10.0,
     user_lock_timeout: float = 30.0,
     session: SessionTimeouts | None = None,
+    transaction_pooling: bool = False,
 ) -> SyncPool:
-    """Open a `SyncPool` (timeouts in seconds, 0 = no limit)."""
+    """Open a `SyncPool` (timeouts in seconds, 0 = no limit); `transaction_pooling` for a
+    PgBouncer in transaction mode (`engine.txpool`)."""
     pool = SyncPool(
         dsn,
         min_size=min_size,
@@ -221,5 +240,6 @@ async def create_pool(
         acquire_timeout=acquire_timeout or None,
         user_lock_timeout=user_lock_timeout or None,
         session=session or SessionTimeouts(),
+        transaction_pooling=transaction_pooling,
     )
     return await pool

@@ -44,13 +44,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from oversync_server.engine.errors import SyncError, service_unavailable
 from oversync_server.engine.pool import SyncPool, UserTurns, database_unavailable
+from oversync_server.engine.txpool import TransactionPooledConnection
 from oversync_wire.timefmt import rfc3339_nano
 
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
@@ -147,6 +148,11 @@ async def user_lock(pool: asyncpg.Pool, user_id: str) -> AsyncIterator[Connectio
     pool), after which the writer gets a retryable 503 `service_unavailable`. The lock is
     released on the same connection; if that fails (or a try-lock was cancelled half-way) the
     connection is terminated, so the lock dies with its session instead of going back to the pool.
+
+    Behind a transaction-pooling PgBouncer (`SyncPool.transaction_pooling`) there is no session
+    to hold a lock: each transaction opened on the yielded connection takes the same key with
+    `pg_try_advisory_xact_lock` instead (same back-off and deadline), so writers must do their
+    locked work inside transactions (they do: one transaction per attempt).
     """
     if isinstance(pool, SyncPool):
         timeout, turns = pool.user_lock_timeout, pool.user_turns
@@ -157,6 +163,10 @@ async def user_lock(pool: asyncpg.Pool, user_id: str) -> AsyncIterator[Connectio
     try:
         async with turns.turn(user_id, timeout):
             waiting = False
+            if getattr(pool, "transaction_pooling", False):
+                async with _transaction_lock(pool, user_id, deadline, timeout) as connection:
+                    yield connection
+                return
             connection = await _try_lock_until(pool, user_id, deadline, timeout)
             try:
                 yield connection
@@ -167,6 +177,24 @@ async def user_lock(pool: asyncpg.Pool, user_id: str) -> AsyncIterator[Connectio
         if not waiting:  # raised by the operation, not by the wait for the turn
             raise
         raise _lock_busy(user_id, timeout) from error
+
+
+@contextlib.asynccontextmanager
+async def _transaction_lock(
+    pool: asyncpg.Pool, user_id: str, deadline: float | None, timeout: float | None
+) -> AsyncIterator[Connection]:
+    """Behind a transaction-pooling PgBouncer: a connection whose every top-level transaction
+    takes the user's transaction-scoped advisory lock (`engine.txpool`). Each transaction of the
+    operation holds the lock from its first statement to its end."""
+    connection = await pool.acquire()
+    pooled = cast(TransactionPooledConnection, connection)  # the proxy forwards to it
+    try:
+        pooled.hold_user_lock(user_id, deadline, timeout)
+        yield connection
+    finally:
+        if not connection.is_closed():
+            pooled.hold_user_lock(None, None, None)
+        await pool.release(connection)
 
 
 def _lock_busy(user_id: str, timeout: float | None) -> SyncError:
