@@ -66,6 +66,8 @@ DESCRIPTIONS: dict[str, str] = {
     "max_watch_streams_per_user": "Open watch streams per user (429 beyond; 0 = unlimited).",
     "max_watch_streams_per_process": "Open watch streams per server process (429 beyond;"
     " 0 = unlimited).",
+    "inspector_token": "Admin token of the read-only sync inspector at `/inspector`"
+    " (off when empty; see [the inspector](inspector.md)).",
     "min_client_schema_version": "Lowest app schema version a client may declare and still sync.",
     "max_client_schema_version": "Highest app schema version served (0 = no upper bound).",
 }
