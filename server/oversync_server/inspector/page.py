@@ -43,6 +43,10 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], empty: str) ->
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def _section(anchor: str, title: str, content: str) -> str:
     return f'<section id="{anchor}"><h2>{h(title)}</h2>{content}</section>'
 
@@ -151,7 +155,7 @@ def _bundles(base: str, inspection: Inspection, query: Query) -> str:
         parts.append(
             f'<div class="bundle"><h3>{title} · {h(bundle["user_id"])} · '
             f"<code>{h(bundle['source_id'])}</code> #{h(bundle['source_bundle_id'])} · "
-            f"{h(bundle['row_count'])} rows, {h(bundle['byte_count'])} bytes · "
+            f"{h(_count(bundle['row_count'], 'row'))}, {h(bundle['byte_count'])} bytes · "
             f'{h(when(bundle["committed_at"]))} · <span class="muted mono">'
             f"{h(bundle['bundle_hash'][:16])}…</span></h3>{_bundle_rows(rows)}"
         )
