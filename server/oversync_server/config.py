@@ -131,7 +131,7 @@ class ServiceConfig:
     max_client_schema_version: int = 0
     # The sync inspector (`/inspector`, a read-only HTML page for operators) is on only when
     # this admin token is set; it is its own credential, not a sync user's JWT.
-    inspector_token: str = ""
+    inspector_token: str | None = None
 
     def __post_init__(self) -> None:
         tables = tuple(

@@ -82,7 +82,7 @@ def router(runtime: SyncRuntime) -> APIRouter:
         return str(request.scope.get("root_path", "")) + BASE_PATH
 
     def token() -> str:
-        return runtime.config.inspector_token
+        return runtime.config.inspector_token or ""
 
     @routes.get(BASE_PATH)
     async def inspector(request: Request) -> Response:
