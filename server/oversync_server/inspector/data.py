@@ -85,17 +85,20 @@ class _Counted:
         return await self.conn.fetchrow(sql, *args)
 
 
+# Each count stops at $1 rows; retired sources are counted among those same rows.
 _COUNTS = """
 SELECT
   (SELECT count(*) FROM (SELECT 1 FROM sync.user_state LIMIT $1) t) AS users,
   (SELECT count(*) FROM (SELECT 1 FROM sync.source_state LIMIT $1) t) AS sources,
-  (SELECT count(*) FROM (SELECT 1 FROM sync.source_state WHERE state = 'retired' LIMIT $1) t)
-    AS retired_sources,
+  (SELECT count(*) FILTER (WHERE state = 'retired')
+     FROM (SELECT state FROM sync.source_state LIMIT $1) t) AS retired_sources,
   (SELECT count(*) FROM (SELECT 1 FROM sync.push_sessions LIMIT $1) t) AS push_sessions,
   (SELECT count(*) FROM (SELECT 1 FROM sync.snapshot_sessions LIMIT $1) t) AS snapshot_sessions
 """
 
-_USERS = f"""
+# One statement text per case (a page of users, or one user), never `$n IS NULL OR ...`:
+# a generic plan of such a condition cannot use the index the case needs.
+_USER_COLUMNS = f"""
 SELECT u.user_pk, u.user_id, u.next_bundle_seq - 1 AS latest,
        u.retained_bundle_floor AS floor, s.state_code, s.initializer_source_id,
        s.lease_expires_at, s.initialized_at, s.initialized_by_source_id,
@@ -103,16 +106,14 @@ SELECT u.user_pk, u.user_id, u.next_bundle_seq - 1 AS latest,
                               WHERE ss.user_pk = u.user_pk LIMIT {SOURCES_OF_ONE_USER + 1}) x)
          AS sources
 FROM sync.user_state u LEFT JOIN sync.scope_state s ON s.user_pk = u.user_pk
-WHERE u.user_pk > $1 AND ($2::text IS NULL OR u.user_id = $2)
-ORDER BY u.user_pk
-LIMIT $3
 """
+_USERS_PAGE = _USER_COLUMNS + "WHERE u.user_pk > $1 ORDER BY u.user_pk LIMIT $2"
+_ONE_USER = _USER_COLUMNS + "WHERE u.user_id = $1"
 
 _SOURCES = """
-SELECT u.user_id, s.source_id, s.state, s.max_committed_source_bundle_id,
+SELECT p.user_id, s.source_id, s.state, s.max_committed_source_bundle_id,
        s.replaced_by_source_id, s.retirement_reason
 FROM unnest($1::bigint[], $2::text[]) AS p(user_pk, user_id)
-JOIN sync.user_state u ON u.user_pk = p.user_pk
 CROSS JOIN LATERAL (
     SELECT * FROM sync.source_state ss WHERE ss.user_pk = p.user_pk
     ORDER BY ss.source_id LIMIT $3
@@ -120,18 +121,29 @@ CROSS JOIN LATERAL (
 ORDER BY p.user_pk, s.source_id
 """
 
-_BUNDLES = """
+_BUNDLE_COLUMNS = """
 SELECT b.user_pk, p.user_id, b.bundle_seq, b.source_id, b.source_bundle_id, b.row_count,
        b.byte_count, encode(b.bundle_hash, 'hex') AS bundle_hash, b.committed_at
 FROM unnest($1::bigint[], $2::text[]) AS p(user_pk, user_id)
+"""
+# The latest $3 bundles of each user, then the newest $4 of them all.
+_LATEST_BUNDLES = (
+    _BUNDLE_COLUMNS
+    + """
 CROSS JOIN LATERAL (
-    SELECT * FROM sync.bundle_log l
-    WHERE l.user_pk = p.user_pk AND ($4::bigint IS NULL OR l.bundle_seq = $4)
+    SELECT * FROM sync.bundle_log l WHERE l.user_pk = p.user_pk
     ORDER BY l.bundle_seq DESC LIMIT $3
 ) b
 ORDER BY b.committed_at DESC, b.user_pk, b.bundle_seq DESC
-LIMIT $5
+LIMIT $4
 """
+)
+_ONE_BUNDLE = (
+    _BUNDLE_COLUMNS
+    + """
+JOIN sync.bundle_log b ON b.user_pk = p.user_pk AND b.bundle_seq = $3
+"""
+)
 
 _KEY_TEXT = """CASE c.sync_key_kind
     WHEN 1 THEN encode(r.key_bytes, 'hex')::uuid::text
@@ -150,24 +162,30 @@ JOIN sync.table_catalog c ON c.table_id = r.table_id
 ORDER BY p.user_pk, p.bundle_seq, r.row_ordinal
 """
 
-_PUSH_SESSIONS = """
+_PUSH_COLUMNS = """
 SELECT ps.push_id::text AS push_id, u.user_id, ps.source_id, ps.source_bundle_id,
        ps.planned_row_count, ps.next_expected_row_ordinal, ps.expires_at,
        ps.expires_at <= now() AS expired
 FROM sync.push_sessions ps JOIN sync.user_state u ON u.user_pk = ps.user_pk
-WHERE ($1::bigint IS NULL OR ps.user_pk = $1)
-ORDER BY ps.expires_at DESC
-LIMIT $2
 """
+# All users: the ps_expires_at_idx index; one user: the (user_pk, source_id, ...) unique index.
+_PUSH_SESSIONS = _PUSH_COLUMNS + "ORDER BY ps.expires_at DESC LIMIT $1"
+_PUSH_SESSIONS_OF_USER = (
+    _PUSH_COLUMNS + "WHERE ps.user_pk = $1 ORDER BY ps.expires_at DESC LIMIT $2"
+)
 
-_SNAPSHOT_SESSIONS = """
+_SNAPSHOT_COLUMNS = """
 SELECT ss.snapshot_id::text AS snapshot_id, u.user_id, ss.snapshot_bundle_seq, ss.row_count,
        ss.byte_count, ss.expires_at, ss.expires_at <= now() AS expired
 FROM sync.snapshot_sessions ss JOIN sync.user_state u ON u.user_pk = ss.user_pk
-WHERE ($1::bigint IS NULL OR ss.user_pk = $1)
-ORDER BY ss.expires_at DESC
-LIMIT $2
 """
+# snapshot_sessions has no user index (reference layout): one user's sessions are found by
+# walking the expiry index, which reads at most every live snapshot session (a few per user,
+# `max_snapshot_sessions_per_user`, deleted by the janitor once expired).
+_SNAPSHOT_SESSIONS = _SNAPSHOT_COLUMNS + "ORDER BY ss.expires_at DESC LIMIT $1"
+_SNAPSHOT_SESSIONS_OF_USER = (
+    _SNAPSHOT_COLUMNS + "WHERE ss.user_pk = $1 ORDER BY ss.expires_at DESC LIMIT $2"
+)
 
 _USER_IDS = "SELECT user_pk, user_id FROM sync.user_state WHERE user_pk = ANY($1::bigint[])"
 
@@ -206,7 +224,7 @@ def _process_figures(runtime: SyncRuntime) -> list[tuple[str, str]]:
 def _storage_figures(counts: Any, counters: StatusCounters) -> list[tuple[str, str]]:
     return [
         ("users", capped(counts["users"])),
-        ("sources (retired)", f"{capped(counts['sources'])} ({capped(counts['retired_sources'])})"),
+        ("sources (retired)", f"{capped(counts['sources'])} ({counts['retired_sources']})"),
         ("open push sessions", capped(counts["push_sessions"])),
         ("open snapshot sessions", capped(counts["snapshot_sessions"])),
         ("retained bundles", str(counters.committed_bundle_count)),
@@ -257,55 +275,52 @@ async def read_inspection(runtime: SyncRuntime, query: Query) -> Inspection:
         counts = await conn.fetchrow(_COUNTS, COUNT_CAP + 1)
         counters = await read_counters(raw)
         conn.count += 4  # read_counters: at most 4 bounded statements (engine.status)
-        users = await conn.fetch(
-            _USERS, query.users_after, query.user_id, 1 if one_user else USERS_PAGE + 1
-        )
-        if not one_user and len(users) > USERS_PAGE:
-            users = users[:USERS_PAGE]
-            result.next_users_after = users[-1]["user_pk"]
+        if one_user:
+            users = await conn.fetch(_ONE_USER, query.user_id)
+        else:
+            users = await conn.fetch(_USERS_PAGE, query.users_after, USERS_PAGE + 1)
+            if len(users) > USERS_PAGE:
+                users = users[:USERS_PAGE]
+                result.next_users_after = users[-1]["user_pk"]
         result.users = [_user(record) for record in users]
         pks = [user["user_pk"] for user in result.users]
         ids = [user["user_id"] for user in result.users]
-        focus_pk = pks[0] if one_user and pks else None
+        detail = one_user and query.bundle_seq is not None
         if pks:
             per_user = SOURCES_OF_ONE_USER if one_user else SOURCES_PER_USER
             result.sources = [_row(r) for r in await conn.fetch(_SOURCES, pks, ids, per_user)]
-            bundles = await conn.fetch(
-                _BUNDLES,
-                pks,
-                ids,
-                BUNDLES_OF_ONE_USER if one_user else BUNDLES_PER_USER,
-                query.bundle_seq if one_user else None,
-                RECENT_BUNDLES,
-            )
+            if detail:
+                bundles = await conn.fetch(_ONE_BUNDLE, pks, ids, query.bundle_seq)
+            else:
+                per_user = BUNDLES_OF_ONE_USER if one_user else BUNDLES_PER_USER
+                bundles = await conn.fetch(_LATEST_BUNDLES, pks, ids, per_user, RECENT_BUNDLES)
             result.bundles = [_row(record) for record in bundles]
         if result.bundles:
-            detail = one_user and query.bundle_seq is not None
-            limit = BUNDLE_ROWS_PAGE + 1 if detail else ROWS_PER_BUNDLE
             rows = await conn.fetch(
                 _ROWS,
                 [b["user_pk"] for b in result.bundles],
                 [b["bundle_seq"] for b in result.bundles],
-                limit,
+                BUNDLE_ROWS_PAGE + 1 if detail else ROWS_PER_BUNDLE,
                 query.rows_after if detail else 0,
             )
             for record in rows:
                 key = (record["user_pk"], record["bundle_seq"])
                 result.rows.setdefault(key, []).append(_bundle_row(record))
             if detail:
-                page = result.rows.get((result.bundles[0]["user_pk"], query.bundle_seq or 0), [])
+                page = result.rows.get((pks[0], query.bundle_seq or 0), [])
                 if len(page) > BUNDLE_ROWS_PAGE:
                     del page[BUNDLE_ROWS_PAGE:]
                     result.next_rows_after = page[-1]["row_ordinal"]
-        if one_user and focus_pk is None:
-            pass  # an unknown user: nothing of theirs to show
-        else:
-            result.push_sessions = [
-                _row(r) for r in await conn.fetch(_PUSH_SESSIONS, focus_pk, SESSIONS_SHOWN)
-            ]
-            result.snapshot_sessions = [
-                _row(r) for r in await conn.fetch(_SNAPSHOT_SESSIONS, focus_pk, SESSIONS_SHOWN)
-            ]
+        if not one_user:
+            push = await conn.fetch(_PUSH_SESSIONS, SESSIONS_SHOWN)
+            snapshots = await conn.fetch(_SNAPSHOT_SESSIONS, SESSIONS_SHOWN)
+        elif pks:
+            push = await conn.fetch(_PUSH_SESSIONS_OF_USER, pks[0], SESSIONS_SHOWN)
+            snapshots = await conn.fetch(_SNAPSHOT_SESSIONS_OF_USER, pks[0], SESSIONS_SHOWN)
+        else:  # an unknown user: nothing of theirs to show
+            push = snapshots = []
+        result.push_sessions = [_row(record) for record in push]
+        result.snapshot_sessions = [_row(record) for record in snapshots]
         watched = bundle_watch(runtime).hub.user_pks()[:WATCHED_USERS_SHOWN]
         if watched:
             hub = bundle_watch(runtime).hub
