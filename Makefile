@@ -33,7 +33,8 @@ generate-server: $(STAMP)
 # attrs + httpx client, pip-installable on its own; --overwrite drops stale modules
 generate-client: $(STAMP)
 	openapi-python-client generate --path $(SPEC) --config codegen/openapi-python-client.yaml \
-	  --meta setup --output-path generated/oversync_client --overwrite --fail-on-warning > /dev/null
+	  --meta setup --output-path generated/oversync_client --overwrite --fail-on-warning \
+	  --custom-template-path codegen/client-templates > /dev/null
 
 # regenerate, then fail if anything tracked changed or anything new appeared
 check-generated: generate
@@ -49,7 +50,8 @@ lint: $(STAMP)
 	ruff format --no-cache --check $(LINTED) --exclude server/oversync_server/api
 
 typecheck: $(STAMP)
-	mypy common/oversync_wire server/oversync_server client/oversqlite conformance/oversync_conformance
+	mypy common/oversync_wire server/oversync_server client/oversqlite client/oversync_client_helpers \
+	  conformance/oversync_conformance
 
 # Debian packages the tests need (.ci/system-packages.txt), installed when missing
 system-packages:

@@ -70,6 +70,8 @@ DESCRIPTIONS: dict[str, str] = {
     "max_watch_streams_per_user": "Open watch streams per user (429 beyond; 0 = unlimited).",
     "max_watch_streams_per_process": "Open watch streams per server process (429 beyond;"
     " 0 = unlimited).",
+    "inspector_token": "Admin token of the read-only sync inspector at `/inspector`"
+    " (off when unset; see [the inspector](inspector.md)).",
     "min_client_schema_version": "Lowest app schema version a client may declare and still sync.",
     "max_client_schema_version": "Highest app schema version served (0 = no upper bound).",
 }
@@ -142,7 +144,7 @@ def render() -> str:
     ]
     for item in settings:
         default = item.default if item.default is not MISSING else None
-        kind = getattr(hints[item.name], "__name__", str(hints[item.name]))
+        kind = getattr(hints[item.name], "__name__", str(hints[item.name])).replace("|", "\\|")
         note = " See the [note](#notes-from-the-code)." if item.name in comments else ""
         out.append(
             f"| `{item.name}` | {kind} | {_shown(default)} | `{env_name(item.name)}` |"

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.security import HTTPAuthorizationCredentials
 
-from oversync_server import devendpoints
+from oversync_server import devendpoints, inspector
 from oversync_server.api import Credentials, RequirementSets, create_app
 from oversync_server.auth import Authenticator, Principal
 from oversync_server.config import ServiceConfig
@@ -71,6 +71,8 @@ def create_application(
     )
     if runtime.dev_endpoints:  # development/test endpoints: never on by default
         app.include_router(devendpoints.router(runtime, authenticator))
+    if runtime.config.inspector_token:  # the read-only operator page, behind its own token
+        app.include_router(inspector.router(runtime))
     app.add_middleware(SyncMiddleware, runtime=runtime)
     app.state.runtime = runtime
     return app

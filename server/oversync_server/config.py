@@ -135,6 +135,9 @@ class ServiceConfig:
     # upgrade before it syncs. 0 as the maximum means no upper bound.
     min_client_schema_version: int = 0
     max_client_schema_version: int = 0
+    # The sync inspector (`/inspector`, a read-only HTML page for operators) is on only when
+    # this admin token is set; it is its own credential, not a sync user's JWT.
+    inspector_token: str | None = None
 
     def __post_init__(self) -> None:
         tables = tuple(
