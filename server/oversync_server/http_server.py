@@ -326,6 +326,10 @@ def serve(app: Any, runtime: SyncRuntime, *, host: str, port: int, log_level: st
         host=host,
         port=port,
         log_level=log_level,
+        # behind a reverse proxy (docs/server/deployment.md)
+        root_path=config.root_path,
+        proxy_headers=config.proxy_headers,
+        forwarded_allow_ips=config.forwarded_allow_ips,
         http=protocol_class(limits),
         # uvicorn annotates int; the value only reaches loop.call_later, which takes a float
         timeout_keep_alive=config.keep_alive_timeout_seconds,  # type: ignore[arg-type]
