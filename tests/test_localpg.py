@@ -156,6 +156,17 @@ def test_start_failure_shows_the_server_log(scratch: Path) -> None:
     assert not pg.running
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the server user matters only as root")
+def test_unreachable_data_dir_is_reported() -> None:
+    private = Path(tempfile.mkdtemp(prefix="oversync-private-"))  # 0700, owned by root
+    try:
+        assert stat.S_IMODE(private.stat().st_mode) == 0o700
+        with pytest.raises(LocalPostgresError, match=r"cannot reach data dir .* not traversable"):
+            LocalPostgres(private / "pgdata", ephemeral=True).start()
+    finally:
+        shutil.rmtree(private)
+
+
 def _sql(dsn: str, query: str) -> object:
     """Run ``query`` in a short event loop in a worker thread; return the first value."""
 
