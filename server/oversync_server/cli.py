@@ -146,6 +146,9 @@ def _start_local_database(config: ServiceConfig) -> tuple[LocalPostgres, str]:
         raise LocalPostgresError(f"local PostgreSQL: {error}{hint}") from None
 
 
+NO_TABLES = "registered_tables must be a non-empty list: the config file lists the tables to sync"
+
+
 def _fail(message: str) -> int:
     print(f"oversync-server: error: {message}", file=sys.stderr)
     return 2
@@ -202,7 +205,7 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as error:
         return _fail(str(error))
     if not config.registered_tables:
-        return _fail("registered_tables is empty: the config file must list the tables to sync")
+        return _fail(NO_TABLES)
     database_url = config.database_url
     local = not database_url
     if not local and not os.environ.get("OVERSYNC_JWT_SECRET") and not config.dev_endpoints:
@@ -262,6 +265,8 @@ def schema_check(args: argparse.Namespace) -> int:
         config = _settings(args, None)
     except ConfigError as error:
         return _fail(str(error))
+    if not config.registered_tables:
+        return _fail(NO_TABLES)
     if not config.database_url:
         return _fail(
             "schema check needs a database: pass --database-url or set DATABASE_URL"
