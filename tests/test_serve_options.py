@@ -174,3 +174,38 @@ def test_dev_allows_the_development_secret(database_url: str, tmp_path: Path) ->
         assert response.status_code == 200
     finally:
         server.stop()
+
+
+def test_cors_allowed_origins_and_root_path_reach_the_running_server(
+    database_url: str, tmp_path: Path
+) -> None:
+    server = ServerProcess(
+        database_url,
+        extra_args=("--example-schema", "--root-path", "/oversync"),
+        env={"OVERSYNC_CORS_ALLOWED_ORIGINS": "https://app.example, https://admin.example"},
+    ).start(tmp_path)
+    try:
+        listed = httpx.get(
+            f"{server.base_url}/syncx/health", headers={"Origin": "https://app.example"}
+        )
+        assert listed.headers["access-control-allow-origin"] == "https://app.example"
+        assert listed.headers["vary"] == "Origin"
+        other = httpx.get(
+            f"{server.base_url}/syncx/health", headers={"Origin": "https://evil.example"}
+        )
+        assert "access-control-allow-origin" not in other.headers
+        preflight = httpx.options(
+            f"{server.base_url}/sync/pull", headers={"Origin": "https://admin.example"}
+        )
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == "https://admin.example"
+        assert "Oversync-Source-ID" in preflight.headers["access-control-allow-headers"]
+        document = httpx.get(f"{server.base_url}/openapi.json").json()
+        assert {"url": "/oversync"} in document.get("servers", []), document.get("servers")
+    finally:
+        server.stop()
+
+
+def test_cors_defaults_to_any_origin(server: ServerProcess) -> None:
+    response = httpx.get(f"{server.base_url}/syncx/health", headers={"Origin": "https://x"})
+    assert response.headers["access-control-allow-origin"] == "*"
