@@ -29,15 +29,18 @@ import urllib.parse
 from pathlib import Path
 
 from oversync_server.auth import JWTAuthenticator, sign_token
-from oversync_server.config import (
+from oversync_server.config import (  # apply_env, env_name: for callers of this module
     ConfigError,
     ServiceConfig,
+    apply_env,
     default_text,
     env_name,
     load_settings,
     settings,
 )
 from oversync_server.localpg import LocalPostgres, LocalPostgresError, default_data_dir
+
+__all__ = ["apply_env", "env_name", "main"]
 
 DEV_SECRET = "oversync-dev-secret-change-me"
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -439,6 +439,16 @@ def load_config(path: Path) -> ServiceConfig:
     return config_from_mapping(data, {key: f"{path}: {key}" for key in data})
 
 
+def apply_env(config: ServiceConfig, environ: Mapping[str, str]) -> ServiceConfig:
+    """`config` with `environ`'s `OVERSYNC_*` settings over it; errors name the variables."""
+    values = environment_settings(environ)
+    token = _SOURCES.set({key: env_name(key) for key in values})
+    try:
+        return config.with_changes(**values)
+    finally:
+        _SOURCES.reset(token)
+
+
 def load_settings(
     path: Path | None = None,
     *,
