@@ -209,3 +209,11 @@ def test_cors_allowed_origins_and_root_path_reach_the_running_server(
 def test_cors_defaults_to_any_origin(server: ServerProcess) -> None:
     response = httpx.get(f"{server.base_url}/syncx/health", headers={"Origin": "https://x"})
     assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_the_config_file_can_be_named_by_oversync_config(tmp_path: Path) -> None:
+    path = tmp_path / "from-env.yaml"
+    path.write_text("registered_tables: [app.t]\nretained_bundles: 10\n")
+    result = _serve(env={**os.environ, "OVERSYNC_CONFIG": str(path)})
+    assert result.returncode == 2
+    assert f"{path}: retained_bundles: unknown setting" in result.stderr
