@@ -4,6 +4,7 @@ a clean Ctrl-C; `db-url` for psql, `db-stop`."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -137,6 +138,7 @@ def test_db_url_starts_the_local_database_on_its_stable_port_for_psql() -> None:
     assert stopped.returncode == 0 and "stopped the local PostgreSQL" in stopped.stdout
     assert not _postmaster_running(pgdata)
     assert "no local PostgreSQL is running" in _cli("db-stop", env=env).stdout
+    shutil.rmtree(Path(pgdata).parent)
 
 
 def test_db_url_prints_the_configured_database() -> None:
@@ -152,6 +154,7 @@ def test_a_busy_local_database_port_stops_serve_with_a_clear_error() -> None:
         taken = busy.getsockname()[1]
         env = {"OVERSYNC_PGDATA": pgdata, "OVERSYNC_PGPORT": str(taken)}
         result = _cli("serve", "--port", str(free_port()), env=env)
+    shutil.rmtree(Path(pgdata).parent)
     assert result.returncode == 2
     assert f"port {taken} on 127.0.0.1 is in use by another program" in result.stderr
     assert "set OVERSYNC_PGPORT to a free port" in result.stderr
