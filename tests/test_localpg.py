@@ -130,7 +130,7 @@ def test_pg_bin_env_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     assert found is not None and (found / "initdb").is_file()
 
 
-def test_start_failure_shows_the_server_log(scratch: Path) -> None:
+def test_a_busy_port_is_refused_with_a_clear_error(scratch: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -138,9 +138,21 @@ def test_start_failure_shows_the_server_log(scratch: Path) -> None:
         pg = LocalPostgres(scratch / "pgdata", taken, ephemeral=True)
         with pytest.raises(LocalPostgresError) as info:
             pg.start()
+    assert f"port {taken} on 127.0.0.1 is in use by another program" in str(info.value)
+    assert not pg.running
+
+
+def test_start_failure_shows_the_server_log(scratch: Path) -> None:
+    pg = LocalPostgres(scratch / "pgdata", ephemeral=True)
+    pg.start()
+    pg.stop()
+    with (scratch / "pgdata" / "postgresql.conf").open("a") as conf:
+        conf.write("\nno_such_setting = 1\n")
+    with pytest.raises(LocalPostgresError) as info:
+        pg.start()
     message = str(info.value)
-    assert f"starting PostgreSQL in {scratch / 'pgdata'} on port {taken} failed" in message
-    assert "--- tail of" in message and "could not bind" in message
+    assert f"starting PostgreSQL in {scratch / 'pgdata'} on port" in message
+    assert "--- tail of" in message and "no_such_setting" in message
     assert not pg.running
 
 

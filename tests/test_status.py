@@ -53,7 +53,7 @@ async def test_the_status_document(server: ServerProcess) -> None:
     ]
     assert set(body) - set(list(body)[:8]) == COUNTERS
     assert body["status"] == "healthy" and body["version"] == "v1"
-    assert body["app_name"] == "nethttp-server-example"
+    assert body["app_name"] == "oversync-py"
     assert body["lifecycle"] == "running" and body["accepting_operations"] is True
     assert body["inflight_operations"] == 0
     assert isinstance(body["registered_tables"], list) and len(body["registered_tables"]) == 8

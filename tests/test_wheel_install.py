@@ -1,10 +1,15 @@
 """The wheel stands alone: built from this tree, installed into a fresh venv with the `server`
-extra, `oversync-server serve` runs outside the repository against a real database, with the
-example schema it carries as package data."""
+extra by deploy/Containerfile's own pip line, `oversync-server serve` runs outside the
+repository against a real database, with the example schema it carries as package data; and
+deploy/oversync-server.service verifies with that install (`systemd-analyze verify`, its
+ExecStart answering `--help`)."""
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -13,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import pytest
 
 from oversync_server.auth import sign_token
 from oversync_server.localpg import free_port
@@ -32,16 +38,37 @@ def _build_wheel(out: Path) -> Path:
     return wheel
 
 
-def test_the_installed_wheel_serves_a_real_database(tmp_path: Path, database_url: str) -> None:
-    wheel = _build_wheel(tmp_path / "dist")
+DEPLOY = REPO_ROOT / "deploy"
+
+
+def _containerfile_pip_line() -> str:
+    """The Containerfile's `RUN pip install ...` command."""
+    text = (DEPLOY / "Containerfile").read_text(encoding="utf-8")
+    (line,) = [line for line in text.splitlines() if line.startswith("RUN pip install")]
+    return line.removeprefix("RUN ")
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the built wheel installed by the Containerfile's pip line: its bin."""
+    root = tmp_path_factory.mktemp("wheel")
+    wheel = _build_wheel(root / "dist")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "oversync_server/examples/business/schema.sql" in names
     assert "oversync_server/examples/business/config.yaml" in names
+    venv.EnvBuilder(with_pip=True).create(root / "venv")
+    bin_dir = root / "venv" / "bin"
+    command = _containerfile_pip_line().replace("/tmp/dist", str(root / "dist"))
+    environment = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    subprocess.run(["bash", "-ec", command], check=True, timeout=900, env=environment)
+    assert not (root / "dist").exists()  # the line cleans up after itself
+    return bin_dir
 
-    venv.EnvBuilder(with_pip=True).create(tmp_path / "venv")
-    bin_dir = tmp_path / "venv" / "bin"
-    pip = [bin_dir / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, f"{wheel}[server]"], check=True, timeout=900)
+
+def test_the_installed_wheel_serves_a_real_database(
+    installed: Path, tmp_path: Path, database_url: str
+) -> None:
+    bin_dir = installed
     port = free_port()
     workdir = tmp_path / "elsewhere"  # not the repository: nothing may be read from it
     workdir.mkdir()
@@ -82,3 +109,28 @@ def test_the_installed_wheel_serves_a_real_database(tmp_path: Path, database_url
         server.wait(timeout=30)
         log.close()
     assert server.returncode == 0, (tmp_path / "server.log").read_text()
+
+
+def test_the_systemd_unit_verifies_and_its_command_runs(installed: Path, tmp_path: Path) -> None:
+    unit = (DEPLOY / "oversync-server.service").read_text(encoding="utf-8")
+    (exec_start,) = re.findall(r"^ExecStart=(.+)$", unit, flags=re.M)
+    program, *arguments = shlex.split(exec_start)
+    assert program == "/opt/oversync/bin/oversync-server" and arguments[0] == "serve"
+    local = unit.replace(program, str(installed / "oversync-server"))
+    (tmp_path / "oversync-server.service").write_text(local, encoding="utf-8")
+    analyze = shutil.which("systemd-analyze")
+    if analyze is not None:  # Debian's systemd; not in every container
+        verified = subprocess.run(
+            [analyze, "verify", str(tmp_path / "oversync-server.service")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert verified.returncode == 0, verified.stderr
+    helped = subprocess.run(
+        [installed / "oversync-server", *arguments, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert helped.returncode == 0 and "OVERSYNC_DATABASE_URL" in helped.stdout, helped.stderr

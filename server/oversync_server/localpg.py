@@ -8,7 +8,9 @@ Used in two places:
   ``fsync=off`` and friends because their data is never needed after a crash.
 
 Binaries are found by :func:`find_pg_bindir`. The server always listens on ``127.0.0.1`` only,
-on a port chosen at start (or the given one), and keeps its Unix socket in its data directory
+on the given port (``serve`` gives a stable one, so ``psql`` and scripts can reach it; a port
+another program holds is refused with a clear error) or on one chosen at start (``port=None``,
+the test clusters), and keeps its Unix socket in its data directory
 (so it never needs ``/var/run/postgresql``). Authentication is ``trust`` for the ``postgres``
 role: any local user who can reach 127.0.0.1 can connect as superuser. That is fine for a
 development or test cluster, but do not use it on a shared multi-user host.
@@ -164,6 +166,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         s.bind((host, 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def _port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether nothing listens on ``host:port`` (the check PostgreSQL's own bind would fail)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # as PostgreSQL binds: closed connections in TIME_WAIT do not make the port busy
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def database_dsn(dsn: str, database: str) -> str:
@@ -388,6 +402,27 @@ class LocalPostgres:
                 shutil.rmtree(self._socket_dir, ignore_errors=True)
                 self._own_socket_dir = False
 
+    def stop_running(self) -> bool:
+        """Stop the server running in ``data_dir``, whoever started it (``pg_ctl stop -m fast``);
+        False when none is running."""
+        info = _PostmasterPid.read(self.data_dir)
+        if info is None or not info.alive():
+            return False
+        self._user = _server_user() if os.geteuid() == 0 else None
+        self._run(
+            "pg_ctl",
+            "stop",
+            "-D",
+            str(self.data_dir),
+            "-m",
+            "fast",
+            "-w",
+            what="stopping PostgreSQL",
+            timeout=self.start_timeout + 30,
+        )
+        self._running = self._started_here = False
+        return True
+
     # -- databases -----------------------------------------------------------------------
 
     def create_database(self, name: str, *, exist_ok: bool = False) -> str:
@@ -482,7 +517,7 @@ class LocalPostgres:
             raise LocalPostgresError(
                 f"the PostgreSQL server in {self.data_dir} (pid {info.pid}) is already running"
                 f" on port {info.port}, not the requested {self._requested_port}; stop it"
-                f" (pg_ctl -D {self.data_dir} stop) or omit the port"
+                " (`oversync-server db-stop`, or pg_ctl -D DATA_DIR stop) or ask for its port"
             )
         if info.listen in ("127.0.0.1", "*", "0.0.0.0", "localhost"):
             self._host = "127.0.0.1"
@@ -542,6 +577,8 @@ class LocalPostgres:
         self._socket_dir = self._choose_socket_dir()
         for attempt in range(1, _START_RETRIES + 1):
             port = self._requested_port or free_port()
+            if self._requested_port and not _port_free(port):
+                raise self._port_in_use(port)
             opts = [
                 f"-p {port}",
                 f"-k {shlex.quote(str(self._socket_dir))}",
@@ -576,11 +613,19 @@ class LocalPostgres:
                     continue
                 if self._own_socket_dir:
                     shutil.rmtree(self._socket_dir, ignore_errors=True)
+                if port_taken:
+                    raise self._port_in_use(port) from exc
                 raise
             self._host, self._port = "127.0.0.1", port
             self._running = self._started_here = True
             log.info("started PostgreSQL (%s) on port %s in %s", self.version, port, self.data_dir)
             return
+
+    def _port_in_use(self, port: int) -> LocalPostgresError:
+        return LocalPostgresError(
+            f"port {port} on 127.0.0.1 is in use by another program, so the PostgreSQL of"
+            f" {self.data_dir} cannot listen there; choose another port"
+        )
 
     def _choose_socket_dir(self) -> Path:
         probe = self.data_dir / ".s.PGSQL.65535.lock"

@@ -1,4 +1,5 @@
-"""ASGI middleware: CORS as the reference example server answers it, in-flight accounting, and
+"""ASGI middleware: CORS (the reference example server answers `*`; `cors_allowed_origins`
+narrows it), in-flight accounting, and
 the cheap refusals that must come before FastAPI decodes a body.
 
 Every request body is read here, in full, before the application sees it, against a limit:
@@ -24,15 +25,28 @@ from oversync_server.engine.errors import SyncError
 from oversync_server.errors import error_json
 from oversync_server.runtime import SyncRuntime
 
-CORS_HEADERS = [
-    (b"access-control-allow-origin", b"*"),
+_CORS_COMMON = [
     (b"access-control-allow-headers", b"Authorization, Content-Type, Oversync-Source-ID"),
     (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
     (b"access-control-max-age", b"600"),
 ]
+# The answer to any origin (`cors_allowed_origins` `*`, the default).
+CORS_HEADERS = [(b"access-control-allow-origin", b"*"), *_CORS_COMMON]
 # The body limit of every operation but the push chunk upload (their bodies are tiny).
 SMALL_BODY_BYTES = 64 * 1024
 _CHUNK_PATH = re.compile(r"^/sync/push-sessions/[^/]+/chunks$")
+
+
+def cors_headers(allowed: tuple[str, ...], origin: bytes | None) -> list[tuple[bytes, bytes]]:
+    """The CORS headers of a response to a request from `origin`: `*` when any origin is
+    allowed, the origin itself when it is listed, none when the list is empty or lacks it."""
+    if not allowed:
+        return []
+    if "*" in allowed:
+        return CORS_HEADERS
+    if origin is not None and origin.decode("latin-1") in allowed:
+        return [(b"access-control-allow-origin", origin), (b"vary", b"Origin"), *_CORS_COMMON]
+    return [(b"vary", b"Origin")]
 
 
 def too_large(limit: int) -> SyncError:
@@ -123,18 +137,19 @@ class SyncMiddleware:
             return
         counted = False
         ends_at_start = False
+        cors = cors_headers(self.runtime.config.cors_allowed_origins, _header(scope, b"origin"))
 
         async def send_with_cors(message: Message) -> None:
             nonlocal counted
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *CORS_HEADERS]}
+                message = {**message, "headers": [*message.get("headers", []), *cors]}
                 if ends_at_start and counted:
                     counted = False
                     self.runtime.inflight_operations -= 1
             await send(message)
 
         if scope["method"] == "OPTIONS":
-            await send({"type": "http.response.start", "status": 204, "headers": CORS_HEADERS})
+            await send({"type": "http.response.start", "status": 204, "headers": cors})
             await send({"type": "http.response.body", "body": b""})
             return
 
