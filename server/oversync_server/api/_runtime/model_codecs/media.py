@@ -75,9 +75,7 @@ __all__ = (
     "unquoted",
 )
 
-JSONValue = TypeAliasType(
-    "JSONValue", "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"
-)
+JSONValue = TypeAliasType("JSONValue", "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None")
 JSONScalar = TypeAliasType("JSONScalar", "bool | int | float | str | None")
 
 JSONKind = Literal["object", "array", "string", "number", "boolean"]
@@ -146,23 +144,14 @@ def json_text(
     beyond the recursion limit, and TypeError for a value or key that is not JSON.
     """
     try:
-        return json.dumps(
-            value,
-            sort_keys=sort_keys,
-            separators=(",", ":"),
-            ensure_ascii=ascii_only,
-            allow_nan=False,
-        )
+        return json.dumps(value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=ascii_only, allow_nan=False)
     except _JSON_ERRORS as error:
         if isinstance(error, TypeError):
             raise TypeError(_NOT_JSON) from None
         message = (
             _NESTING
             if isinstance(error, RecursionError)
-            else next(
-                (text for prefix, text in _VALUE_ERRORS if str(error).startswith(prefix)),
-                _TOO_LARGE,
-            )
+            else next((text for prefix, text in _VALUE_ERRORS if str(error).startswith(prefix)), _TOO_LARGE)
         )
         raise ValueError(message) from None
 
@@ -223,13 +212,10 @@ def plain(value: object, *, strict: bool = False) -> JSONValue:
         return cast("JSONValue", value)
     if isinstance(value, Mapping):
         return {
-            cast("str", key): plain(item, strict=strict)
-            for key, item in cast("Mapping[object, object]", value).items()
+            cast("str", key): plain(item, strict=strict) for key, item in cast("Mapping[object, object]", value).items()
         }
     if isinstance(value, (list, tuple)):
-        return [
-            plain(item, strict=strict) for item in cast("list[object] | tuple[object, ...]", value)
-        ]
+        return [plain(item, strict=strict) for item in cast("list[object] | tuple[object, ...]", value)]
     if not isinstance(value, Unparsed):
         return cast("JSONValue", value)
     if strict:
@@ -258,9 +244,7 @@ def bodyless(status: int, *, head: bool = False) -> bool:
     return head or status in BODYLESS_STATUSES or status < SUCCESS_STATUSES.start
 
 
-def media_parts(
-    value: str, errors: tuple[str, str] = _MEDIA_ERRORS
-) -> tuple[str, str, list[tuple[str, str]]]:
+def media_parts(value: str, errors: tuple[str, str] = _MEDIA_ERRORS) -> tuple[str, str, list[tuple[str, str]]]:
     """Split a media type into lowercase type and subtype and its lowercase parameter names with their raw values.
 
     `errors` holds the ValueError messages for a malformed essence and for a malformed parameter.
@@ -282,9 +266,7 @@ def is_token(text: str) -> bool:
     return TOKEN.fullmatch(text) is not None
 
 
-def fields_without(
-    fields: Iterable[tuple[str, str]], names: Container[str]
-) -> list[tuple[str, str]]:
+def fields_without(fields: Iterable[tuple[str, str]], names: Container[str]) -> list[tuple[str, str]]:
     """Return header fields in order without those whose name, in lowercase, is one of the given lowercase names."""
     return [(name, value) for name, value in fields if name.lower() not in names]
 
@@ -328,11 +310,7 @@ def most_specific(received: str, declared: Iterable[str]) -> str | None:
         return received
     bare = essence(received)
     candidates = (bare, f"{bare.partition('/')[0]}/*", "*/*")
-    return min(
-        (media for media in declared if essence(media) in candidates),
-        key=_specificity,
-        default=None,
-    )
+    return min((media for media in declared if essence(media) in candidates), key=_specificity, default=None)
 
 
 def _specificity(media_type: str) -> tuple[int, bool]:
@@ -524,17 +502,11 @@ def encode_form(
             continue
         if styled and (style := styled.get(name)) is not None:
             written = list(style(item))
-            keys = [
-                percent_decode(pair.partition("=")[0].encode("ascii"), plus=True)
-                for pair in written
-            ]
+            keys = [percent_decode(pair.partition("=")[0].encode("ascii"), plus=True) for pair in written]
         else:
             field = declared.get(name, additional)
             kind = "string" if field is None else field.kind
-            written = [
-                f"{form_encode(name)}={form_encode(lexical(member, kind))}"
-                for member in _members(item)
-            ]
+            written = [f"{form_encode(name)}={form_encode(lexical(member, kind))}" for member in _members(item)]
             keys = [name]
         if styled and any(owners.setdefault(key, name) != name for key in keys):
             msg = "Two URL-encoded form members write the same name"
@@ -544,32 +516,20 @@ def encode_form(
 
 
 def _members(value: object) -> tuple[object, ...]:
-    return (
-        tuple(cast("list[object] | tuple[object, ...]", value))
-        if isinstance(value, (list, tuple))
-        else (value,)
-    )
+    return tuple(cast("list[object] | tuple[object, ...]", value)) if isinstance(value, (list, tuple)) else (value,)
 
 
 def split_form(raw: bytes) -> tuple[tuple[bytes, bytes], ...]:
     """Split URL-encoded bytes into ordered raw name/value pairs, skipping empty sequences."""
-    return tuple(
-        (name, value)
-        for name, _, value in (part.partition(b"=") for part in raw.split(b"&") if part)
-    )
+    return tuple((name, value) for name, _, value in (part.partition(b"=") for part in raw.split(b"&") if part))
 
 
 def form_pairs(raw: bytes) -> tuple[tuple[str, str], ...]:
     """Split URL-encoded bytes into ordered name/value pairs, each percent-decoded with a plus sign as a space."""
-    return tuple(
-        (percent_decode(name, plus=True), percent_decode(value, plus=True))
-        for name, value in split_form(raw)
-    )
+    return tuple((percent_decode(name, plus=True), percent_decode(value, plus=True)) for name, value in split_form(raw))
 
 
-def decode_form(
-    raw: bytes, fields: tuple[FieldPlan, ...], additional: FieldPlan | None
-) -> JSONValue:
+def decode_form(raw: bytes, fields: tuple[FieldPlan, ...], additional: FieldPlan | None) -> JSONValue:
     """Split URL-encoded text for native model conversion: repeated fields as lists, a single value by its last."""
     declared = {field.name: field for field in fields}
     result: dict[str, JSONValue] = {}

@@ -23,10 +23,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_DELIMITERS: Final = {
-    "spaceDelimited": re.compile(rb"%20|\+| "),
-    "pipeDelimited": re.compile(rb"%7[Cc]|\|"),
-}
+_DELIMITERS: Final = {"spaceDelimited": re.compile(rb"%20|\+| "), "pipeDelimited": re.compile(rb"%7[Cc]|\|")}
 _COMMA: Final = re.compile(rb",")
 _DOT: Final = re.compile(rb"\.")
 _PREFIXES: Final = {"label": b".", "matrix": b";"}
@@ -110,11 +107,7 @@ def _decode_path(plan: ParameterPlan, raw: bytes) -> JSONValue:
         return _paired(
             plan,
             [
-                (
-                    percent_decode(name, plus=False),
-                    equals.decode(),
-                    percent_decode(text, plus=False),
-                )
+                (percent_decode(name, plus=False), equals.decode(), percent_decode(text, plus=False))
                 for name, equals, text in (part.partition(b"=") for part in _parts(body, delimiter))
             ],
         )
@@ -122,10 +115,7 @@ def _decode_path(plan: ParameterPlan, raw: bytes) -> JSONValue:
 
 
 def _decode_matrix(plan: ParameterPlan, parts: list[bytes]) -> JSONValue:
-    members = [
-        (percent_decode(name, plus=False), value)
-        for name, _, value in (part.partition(b"=") for part in parts)
-    ]
+    members = [(percent_decode(name, plus=False), value) for name, _, value in (part.partition(b"=") for part in parts)]
     if plan.shape == "object" and plan.explode:
         return _object(plan, [(name, percent_decode(value, plus=False)) for name, value in members])
     if any(name != plan.name for name, _ in members):
@@ -147,25 +137,17 @@ def _members(plan: ParameterPlan, pairs: list[tuple[str, T]]) -> list[tuple[str,
     """Return the pairs an exploded object parameter takes as its members, by their names."""
     declared = {item.name for item in plan.fields}
     others = plan.additional is not None
-    return [
-        (name, item)
-        for name, item in pairs
-        if name in declared or (others and name not in plan.reserved_names)
-    ]
+    return [(name, item) for name, item in pairs if name in declared or (others and name not in plan.reserved_names)]
 
 
 def _decode_query(plan: ParameterPlan, pairs: list[tuple[str, bytes]]) -> JSONValue | UNSET:
     match plan.style, plan.shape, plan.explode:
         case "form", "array", True:
             return [
-                typed(percent_decode(value, plus=True), plan.kind)
-                for name, value in pairs
-                if name == plan.name
+                typed(percent_decode(value, plus=True), plan.kind) for name, value in pairs if name == plan.name
             ] or UNSET
         case "form", "object", True:
-            members = _members(
-                plan, [(name, percent_decode(value, plus=True)) for name, value in pairs]
-            )
+            members = _members(plan, [(name, percent_decode(value, plus=True)) for name, value in pairs])
             return _object(plan, members) if members else UNSET
         case "deepObject", _, _:
             prefix = f"{plan.name}["
@@ -187,9 +169,7 @@ def _decode_query(plan: ParameterPlan, pairs: list[tuple[str, bytes]]) -> JSONVa
 
 def _decode_header(plan: ParameterPlan, values: list[bytes]) -> JSONValue | UNSET:
     """Decode the first value of a scalar header, as Starlette reads one, or every value of a container."""
-    texts = [
-        value.decode().strip(OWS) for value in (values[:1] if plan.shape == "scalar" else values)
-    ]
+    texts = [value.decode().strip(OWS) for value in (values[:1] if plan.shape == "scalar" else values)]
     if not texts:
         return UNSET
     if plan.shape == "scalar":
@@ -197,9 +177,7 @@ def _decode_header(plan: ParameterPlan, values: list[bytes]) -> JSONValue | UNSE
     if not (combined := ",".join(texts)):
         msg = "An empty header value cannot represent a container"
         raise MalformedError(msg)
-    return _collection(
-        plan, [part.strip(OWS) for part in combined.split(",")], exploded_pairs=plan.explode
-    )
+    return _collection(plan, [part.strip(OWS) for part in combined.split(",")], exploded_pairs=plan.explode)
 
 
 def _decode_cookie(plan: ParameterPlan, pairs: list[tuple[str, str]]) -> JSONValue | UNSET:
@@ -219,9 +197,7 @@ def _decode_querystring(plan: ParameterPlan, raw: bytes | None) -> JSONValue | U
     return percent_decode(raw, plus=False)
 
 
-def _decode_path_value(
-    plan: ParameterPlan, fragments: tuple[ParameterFragment, ...]
-) -> JSONValue | UNSET:
+def _decode_path_value(plan: ParameterPlan, fragments: tuple[ParameterFragment, ...]) -> JSONValue | UNSET:
     if not fragments:
         return UNSET
     if plan.content_media_type is not None:
@@ -229,9 +205,7 @@ def _decode_path_value(
     return _decode_path(plan, fragments[0].value)
 
 
-def _decode_query_value(
-    plan: ParameterPlan, fragments: tuple[ParameterFragment, ...]
-) -> JSONValue | UNSET:
+def _decode_query_value(plan: ParameterPlan, fragments: tuple[ParameterFragment, ...]) -> JSONValue | UNSET:
     pairs = [(percent_decode(item.name or b"", plus=True), item.value) for item in fragments]
     if plan.content_media_type is None:
         return _decode_query(plan, pairs)
@@ -240,9 +214,7 @@ def _decode_query_value(
     return percent_decode(value, plus=True)
 
 
-def _decode_header_value(
-    plan: ParameterPlan, fragments: tuple[ParameterFragment, ...]
-) -> JSONValue | UNSET:
+def _decode_header_value(plan: ParameterPlan, fragments: tuple[ParameterFragment, ...]) -> JSONValue | UNSET:
     """Decode a header from every occurrence of its name, each of which must be ASCII, as RFC 9110 writes header text.
 
     JSON content is JSON text in ASCII, its escapes standing for any other character.
@@ -259,37 +231,22 @@ def _decode_header_value(
     return values[0].decode().strip(OWS)
 
 
-def _decode_cookie_value(
-    plan: ParameterPlan, fragments: tuple[ParameterFragment, ...]
-) -> JSONValue | UNSET:
+def _decode_cookie_value(plan: ParameterPlan, fragments: tuple[ParameterFragment, ...]) -> JSONValue | UNSET:
     """Decode a cookie parameter from the cookies it reads, each of which must be ASCII, as RFC 6265 writes cookies.
 
     Other cookies are left unread. Arrays and objects keep the `form` style's percent-encoding, of UTF-8 text.
     """
     form = plan.style == "form" and plan.shape != "scalar"
     named = [
-        (
-            percent_decode(item.name or b"", plus=False)
-            if form
-            else (item.name or b"").decode("latin-1"),
-            item,
-        )
+        (percent_decode(item.name or b"", plus=False) if form else (item.name or b"").decode("latin-1"), item)
         for item in fragments
     ]
-    read = (
-        _members(plan, named)
-        if plan.shape == "object"
-        else [pair for pair in named if pair[0] == plan.name]
-    )
+    read = _members(plan, named) if plan.shape == "object" else [pair for pair in named if pair[0] == plan.name]
     if not all((item.name or b"").isascii() and item.value.isascii() for _, item in read):
         msg = "A cookie must be ASCII"
         raise MalformedError(msg)
     return _decode_cookie(
-        plan,
-        [
-            (name, percent_decode(item.value, plus=False) if form else item.value.decode())
-            for name, item in read
-        ],
+        plan, [(name, percent_decode(item.value, plus=False) if form else item.value.decode()) for name, item in read]
     )
 
 
@@ -323,9 +280,7 @@ def split_cookies(headers: tuple[tuple[bytes, bytes], ...]) -> tuple[ParameterFr
         ParameterFragment(name, value)
         for header, line in headers
         if header.lower() == b"cookie"
-        for name, _, value in (
-            pair.strip(b" \t").partition(b"=") for pair in line.split(b";") if pair.strip(b" \t")
-        )
+        for name, _, value in (pair.strip(b" \t").partition(b"=") for pair in line.split(b";") if pair.strip(b" \t"))
     )
 
 
@@ -333,22 +288,14 @@ def raw_parameter(plan: ParameterPlan, raw: RawParameters) -> RawParameter:
     """Select one plan's location view from an operation's raw parameters."""
     match plan.location:
         case "path":
-            fragments = (
-                ()
-                if (captured := raw.path.get(plan.name)) is None
-                else (ParameterFragment(None, captured),)
-            )
+            fragments = () if (captured := raw.path.get(plan.name)) is None else (ParameterFragment(None, captured),)
             return RawParameter(location="path", fragments=fragments)
         case "query":
-            return RawParameter(
-                location="query", fragments=split_query(raw.query), raw_query=raw.query
-            )
+            return RawParameter(location="query", fragments=split_query(raw.query), raw_query=raw.query)
         case "querystring":
             return RawParameter(location="querystring", raw_query=raw.query)
         case "header":
-            return RawParameter(
-                location="header", fragments=tuple(starmap(ParameterFragment, raw.headers))
-            )
+            return RawParameter(location="header", fragments=tuple(starmap(ParameterFragment, raw.headers)))
         case _:
             pass
     return RawParameter(location="cookie", fragments=split_cookies(raw.headers))

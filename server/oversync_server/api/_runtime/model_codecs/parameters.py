@@ -92,21 +92,13 @@ class ParameterPlan:
         style.
         """
         if not _reversible(self):
-            content = (
-                ""
-                if self.content_media_type is None
-                else f" with content {self.content_media_type!r}"
-            )
+            content = "" if self.content_media_type is None else f" with content {self.content_media_type!r}"
             msg = f"{self.location} parameter style {self.style!r}{content} has no builtin form for {self.shape} values"
             raise ValueError(msg)
         if self.location == "header" and not is_token(self.name):
             msg = f"header name {self.name!r} is not a token, which every header field name must be"
             raise ValueError(msg)
-        if (
-            self.location == "cookie"
-            and (self.style == "cookie" or self.shape == "scalar")
-            and not is_token(self.name)
-        ):
+        if self.location == "cookie" and (self.style == "cookie" or self.shape == "scalar") and not is_token(self.name):
             msg = f"cookie parameter name {self.name!r} is not a token, which a cookie sent as it is needs"
             raise ValueError(msg)
 
@@ -160,9 +152,7 @@ def _entries(plan: ParameterPlan, value: JSONValue) -> list[_Entry]:
         case "array", tuple() | list():
             return [(None, lexical(item, plan.kind)) for item in value]
         case "object", Mapping():
-            return [
-                (key, lexical(item, "string")) for key, item in value.items() if item is not None
-            ]
+            return [(key, lexical(item, "string")) for key, item in value.items() if item is not None]
         case _:
             pass
     msg = "The value does not have the parameter's declared shape"
@@ -171,10 +161,7 @@ def _entries(plan: ParameterPlan, value: JSONValue) -> list[_Entry]:
 
 def percent_encoded(text: str, safe: str) -> str:
     """Return a text percent-encoded but for unreserved and safe characters, keeping its percent-encoded octets."""
-    return "".join(
-        part if index % 2 else quote(part, safe=safe)
-        for index, part in enumerate(_TRIPLET.split(text))
-    )
+    return "".join(part if index % 2 else quote(part, safe=safe) for index, part in enumerate(_TRIPLET.split(text)))
 
 
 def _percent(plan: ParameterPlan, kept: str) -> Callable[[str], str]:
@@ -189,11 +176,7 @@ def _encoded(entries: list[_Entry], encode: Callable[[str], str]) -> list[_Entry
 
 
 def _joined(entries: list[_Entry], *, separator: str = ",", pair: str = ",") -> str:
-    if not (
-        joined := separator.join(
-            text if key is None else f"{key}{pair}{text}" for key, text in entries
-        )
-    ):
+    if not (joined := separator.join(text if key is None else f"{key}{pair}{text}" for key, text in entries)):
         msg = "An empty delimited value cannot be distinguished from an empty container"
         raise ParameterEncodingError(msg)
     return joined
@@ -250,13 +233,8 @@ def _encode_query(plan: ParameterPlan, entries: list[_Entry], *, raw: bool = Fal
             separator = character if raw else delimiter
             return [(name, _joined(encoded, separator=separator, pair=separator))]
         case "deepObject", _, _:
-            return [
-                (encode(f"{plan.name}[{key}]"), text)
-                for (key, _), (_, text) in zip(entries, encoded, strict=True)
-            ]
-        case _ if raw and any(
-            "," in part for entry in entries for part in entry if part is not None
-        ):
+            return [(encode(f"{plan.name}[{key}]"), text) for (key, _), (_, text) in zip(entries, encoded, strict=True)]
+        case _ if raw and any("," in part for entry in entries for part in entry if part is not None):
             msg = "A comma-delimited form-data value cannot contain a comma"
             raise ParameterEncodingError(msg)
         case _:
@@ -291,8 +269,7 @@ def _encode_header(plan: ParameterPlan, entries: list[_Entry]) -> str:
     if plan.shape == "scalar":
         return _header_text(entries[0][1], item=False)
     checked = [
-        (None if key is None else _header_text(key, item=True), _header_text(text, item=True))
-        for key, text in entries
+        (None if key is None else _header_text(key, item=True), _header_text(text, item=True)) for key, text in entries
     ]
     if plan.explode and any("=" in key for key, _ in checked if key is not None):
         msg = "An exploded header member name cannot contain '='"
@@ -318,9 +295,7 @@ def _content(plan: ParameterPlan, value: JSONValue) -> str:
             text = data.decode()
             if plan.location != "header":
                 return text
-            return (
-                text if data.isascii() else json_bytes(value, ascii_only=True).decode()
-            ).replace("\x7f", "\\u007f")
+            return (text if data.isascii() else json_bytes(value, ascii_only=True).decode()).replace("\x7f", "\\u007f")
         case "text", str():
             return value
         case _:
@@ -389,9 +364,7 @@ def pairs(plan: ParameterPlan, value: object) -> list[tuple[str | None, str]]:
     content cannot write does.
     """
     try:
-        return (_style_pairs if plan.content_media_type is None else _content_pairs)(
-            plan, cast("JSONValue", value)
-        )
+        return (_style_pairs if plan.content_media_type is None else _content_pairs)(plan, cast("JSONValue", value))
     except UnicodeEncodeError:
         raise ParameterEncodingError(_UNENCODABLE) from None
 
@@ -410,7 +383,4 @@ def part_pairs(plan: ParameterPlan, value: object) -> tuple[tuple[str, str], ...
     """Return a query parameter's ordered names and values as form-data parts carry them, without percent-encoding."""
     if not (entries := _entries(plan, cast("JSONValue", value))):
         return ()
-    return tuple(
-        (plan.name if key is None else key, text)
-        for key, text in _encode_query(plan, entries, raw=True)
-    )
+    return tuple((plan.name if key is None else key, text) for key, text in _encode_query(plan, entries, raw=True))

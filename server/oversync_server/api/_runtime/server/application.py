@@ -7,15 +7,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import (
-    Awaitable,
-    Callable,
-    Coroutine,
-    Iterable,
-    Mapping,
-    MutableMapping,
-    Sequence,
-)
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias, TypeGuard, TypeVar, cast
@@ -143,9 +135,7 @@ class RawPathRoute(APIRoute):
         endpoint = self.dependant  # codespell:ignore dependant
         headers = _names(endpoint.header_params, lower=True)
         cookies = _names(endpoint.cookie_params, lower=False)
-        readers = any(
-            isinstance(dependency.call, ParameterReader) for dependency in endpoint.dependencies
-        )
+        readers = any(isinstance(dependency.call, ParameterReader) for dependency in endpoint.dependencies)
         if not (headers or cookies or readers):
             return handler
 
@@ -155,14 +145,10 @@ class RawPathRoute(APIRoute):
             try:
                 return await handler(request)
             except RequestValidationError as error:
-                if not isinstance(left := request.scope.get(_REJECTED), Rejected) or not (
-                    records := left.take()
-                ):
+                if not isinstance(left := request.scope.get(_REJECTED), Rejected) or not (records := left.take()):
                     raise
                 merged = sorted([*error.errors(), *records], key=_location)
-                raise RequestValidationError(
-                    merged, body=error.body, endpoint_ctx=error.endpoint_ctx
-                ) from None
+                raise RequestValidationError(merged, body=error.body, endpoint_ctx=error.endpoint_ctx) from None
 
         return reported
 
@@ -195,9 +181,7 @@ def wire_named(names: Mapping[str, str]) -> type[RawPathRoute]:
                 except RequestValidationError as error:
                     for record in error.errors():
                         match record:
-                            case {"loc": ("path", str(), *_)} if (
-                                wire := names.get(record["loc"][1])
-                            ) is not None:
+                            case {"loc": ("path", str(), *_)} if (wire := names.get(record["loc"][1])) is not None:
                                 record["loc"] = ("path", wire, *record["loc"][2:])
                             case _:
                                 pass
@@ -210,15 +194,10 @@ def wire_named(names: Mapping[str, str]) -> type[RawPathRoute]:
 
 def _names(fields: Iterable[Any], *, lower: bool) -> frozenset[bytes]:
     """Return the names FastAPI reads parameters by, as raw header bytes: header names compare case-insensitively."""
-    return frozenset(
-        (field.alias.lower() if lower else field.alias).encode("latin-1", "replace")
-        for field in fields
-    )
+    return frozenset((field.alias.lower() if lower else field.alias).encode("latin-1", "replace") for field in fields)
 
 
-def _ascii(
-    lines: Iterable[tuple[bytes, bytes]], headers: frozenset[bytes], cookies: frozenset[bytes]
-) -> bool:
+def _ascii(lines: Iterable[tuple[bytes, bytes]], headers: frozenset[bytes], cookies: frozenset[bytes]) -> bool:
     """Return whether the request's values of the named headers and cookies are ASCII, as RFC 9110 and 6265 write them.
 
     A cookie is found as Starlette finds it: a `;`-separated pair of a `Cookie` header, its name stripped.
@@ -264,9 +243,7 @@ def _segmented(scope: Scope) -> str | None:
 
 def _coroutine_function(value: object) -> TypeGuard[Callable[..., Awaitable[object]]]:
     """Return whether calling a value, a function or an object with an async __call__, returns a coroutine."""
-    return inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(
-        getattr(value, "__call__", None)
-    )  # noqa: B004
+    return inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(getattr(value, "__call__", None))  # noqa: B004
 
 
 def _awaitable(authorize: Callable[..., object]) -> Callable[..., Awaitable[object]]:
@@ -311,10 +288,7 @@ async def validation_error_handler(  # noqa: RUF029 - Starlette runs a synchrono
     The error is the RequestValidationError the handler is registered for; Starlette types every handler's as Exception.
     """
     errors = cast("RequestValidationError", error).errors()
-    records = [
-        {key: value for key, value in record.items() if key not in _REQUEST_VALUES}
-        for record in errors
-    ]
+    records = [{key: value for key, value in record.items() if key not in _REQUEST_VALUES} for record in errors]
     return JSONResponse({"detail": jsonable_encoder(records)}, status_code=422)
 
 
@@ -324,11 +298,7 @@ def error_handlers(exception_handlers: Mapping[Any, Any] | None) -> dict[Any, An
 
 
 def checked(
-    method: MethodT,
-    label: str,
-    keywords: tuple[str, ...] | None = None,
-    *,
-    asynchronous: bool = False,
+    method: MethodT, label: str, keywords: tuple[str, ...] | None = None, *, asynchronous: bool = False
 ) -> MethodT:
     """Return a service method for its operation, refusing one that its route cannot call as the route calls it.
 
@@ -381,21 +351,12 @@ def missing_implementation(error: ImportError, implementations: Mapping[str, str
     name = error.name or ""
     if isinstance(error, ModuleNotFoundError):
         missing = {
-            module: item
-            for module, item in implementations.items()
-            if name in {module, module.rpartition(".")[0]}
+            module: item for module, item in implementations.items() if name in {module, module.rpartition(".")[0]}
         }
         if not missing:
             return
-        files = (
-            []
-            if name in missing
-            else [_shown(_file(root, package, name).with_suffix("") / "__init__.py")]
-        )
-        files.extend(
-            f"{_shown(_file(root, package, module))} defining {item}"
-            for module, item in missing.items()
-        )
+        files = [] if name in missing else [_shown(_file(root, package, name).with_suffix("") / "__init__.py")]
+        files.extend(f"{_shown(_file(root, package, module))} defining {item}" for module, item in missing.items())
         msg = (
             f"No module named {name!r}: create {', '.join(files)}, which {entrypoint} imports. Generating the "
             f"server again writes missing modules with stubs; {readme}"
@@ -406,9 +367,7 @@ def missing_implementation(error: ImportError, implementations: Mapping[str, str
         and not hasattr(module := sys.modules.get(name), item)
     ):
         where = _shown(Path(str(getattr(module, "__file__", None) or _file(root, package, name))))
-        msg = (
-            f"{name} defines no {item}, which {entrypoint} imports: define it in {where}; {readme}"
-        )
+        msg = f"{name} defines no {item}, which {entrypoint} imports: define it in {where}; {readme}"
     else:
         return
     raise ImportError(msg, name=name) from error
@@ -417,9 +376,7 @@ def missing_implementation(error: ImportError, implementations: Mapping[str, str
 def _file(root: Path, package: str, module: str) -> Path:
     """Return the file a module of the package's parent package would have, beside the package's directory."""
     parent = package.rpartition(".")[0]
-    return root.parent.joinpath(
-        *module.removeprefix(f"{parent}." if parent else "").split(".")
-    ).with_suffix(".py")
+    return root.parent.joinpath(*module.removeprefix(f"{parent}." if parent else "").split(".")).with_suffix(".py")
 
 
 def _shown(path: Path) -> str:

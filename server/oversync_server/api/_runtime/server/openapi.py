@@ -23,33 +23,23 @@ _INFO: Final = {
 }
 _PATHS: Final = "#/paths/"
 _LITERALS: Final = frozenset({"value", "example", "default", "enum", "const"})
-_NAMES: Final = frozenset(
-    {
-        "properties",
-        "patternProperties",
-        "$defs",
-        "definitions",
-        "dependentSchemas",
-        "dependencies",
-        "callbacks",
-        "headers",
-        "links",
-        "examples",
-        "encoding",
-        "variables",
-        "webhooks",
-    }
-)
-_KINDS: Final = {
-    "components": "components",
-    "responses": "responses",
-    **dict.fromkeys(_NAMES, "names"),
-}
-_ROOT: Final = {
-    "servers": "servers",
-    "openapi_tags": "tags",
-    "openapi_external_docs": "externalDocs",
-}
+_NAMES: Final = frozenset({
+    "properties",
+    "patternProperties",
+    "$defs",
+    "definitions",
+    "dependentSchemas",
+    "dependencies",
+    "callbacks",
+    "headers",
+    "links",
+    "examples",
+    "encoding",
+    "variables",
+    "webhooks",
+})
+_KINDS: Final = {"components": "components", "responses": "responses", **dict.fromkeys(_NAMES, "names")}
+_ROOT: Final = {"servers": "servers", "openapi_tags": "tags", "openapi_external_docs": "externalDocs"}
 
 
 def serve_openapi(
@@ -74,9 +64,7 @@ def serve_openapi(
             document = load()
             if prefix:
                 document = cast("dict[str, Any]", _prefixed(document, prefix))
-                document["paths"] = {
-                    f"{prefix}{path}": item for path, item in document.get("paths", {}).items()
-                }
+                document["paths"] = {f"{prefix}{path}": item for path, item in document.get("paths", {}).items()}
             if info := {key: given[name] for name, key in _INFO.items() if given.get(name)}:
                 document["info"] = {**document.get("info", {}), **info}
             document.update({key: given[name] for name, key in _ROOT.items() if given.get(name)})
@@ -107,9 +95,7 @@ def _prefixed(value: object, prefix: str, kind: str = "object") -> object:
         return prefixed
     for key in ("$ref", "operationRef"):
         if isinstance(ref := prefixed.get(key), str) and ref.startswith(_PATHS):
-            prefixed[key] = (
-                _PATHS + prefix.replace("~", "~0").replace("/", "~1") + ref[len(_PATHS) :]
-            )
+            prefixed[key] = _PATHS + prefix.replace("~", "~0").replace("/", "~1") + ref[len(_PATHS) :]
     return prefixed
 
 
@@ -127,6 +113,4 @@ def _literal(key: str, value: object, kind: str) -> bool:
     """
     if kind == "names" or (kind == "responses" and key == "default"):
         return False
-    return (
-        key in _LITERALS or key.startswith("x-") or (key == "examples" and isinstance(value, list))
-    )
+    return key in _LITERALS or key.startswith("x-") or (key == "examples" and isinstance(value, list))

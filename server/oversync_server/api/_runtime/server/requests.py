@@ -81,9 +81,7 @@ class RawPath:
 
     template: str
     names: frozenset[str]
-    patterns: tuple[re.Pattern[bytes], re.Pattern[bytes]] = field(
-        init=False, repr=False, compare=False
-    )
+    patterns: tuple[re.Pattern[bytes], re.Pattern[bytes]] = field(init=False, repr=False, compare=False)
     slots: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -91,9 +89,7 @@ class RawPath:
         pieces = PLACEHOLDER.split(self.template)
         patterns = tuple(_pattern(pieces[::2], literal) for literal in (_encoded, _any_encoding))
         object.__setattr__(self, "patterns", patterns)
-        slots = tuple(
-            (f"s{index}", name) for index, name in enumerate(pieces[1::2]) if name in self.names
-        )
+        slots = tuple((f"s{index}", name) for index, name in enumerate(pieces[1::2]) if name in self.names)
         object.__setattr__(self, "slots", slots)
 
     def search(self, raw: bytes) -> re.Match[bytes] | None:
@@ -115,10 +111,7 @@ def _encoded(text: str) -> bytes:
 def _any_encoding(text: str) -> bytes:
     return b"".join(
         b"(?:%s|%%%s)"
-        % (
-            re.escape(bytes((byte,))),
-            "".join(_HEX.get(digit, digit) for digit in f"{byte:02X}").encode(),
-        )
+        % (re.escape(bytes((byte,))), "".join(_HEX.get(digit, digit) for digit in f"{byte:02X}").encode())
         for byte in text.encode()
     )
 
@@ -174,8 +167,7 @@ class ParameterAdapter(ParameterReader):
             try:
                 values[argument.name] = (
                     (argument.adapter or _ANY).validate_json(cast("str", wire))
-                    if plan.content_media_type is not None
-                    and media_kind(plan.content_media_type) == "json"
+                    if plan.content_media_type is not None and media_kind(plan.content_media_type) == "json"
                     else _validated(argument.adapter, plain(wire))
                 )
             except ValidationError as error:
@@ -183,9 +175,7 @@ class ParameterAdapter(ParameterReader):
         return values
 
     @staticmethod
-    def _path(
-        scope: Mapping[str, object], path: RawPath, records: list[Record]
-    ) -> dict[str, bytes]:
+    def _path(scope: Mapping[str, object], path: RawPath, records: list[Record]) -> dict[str, bytes]:
         """Return the raw value of each named slot, adding the record of a repeated slot whose values differ."""
         if not isinstance(raw := scope.get("raw_path"), bytes):
             decoded = scope.get("path")
@@ -195,9 +185,9 @@ class ParameterAdapter(ParameterReader):
         captured: dict[str, bytes] = {}
         for group, name in path.slots:
             value = found.group(group)
-            if (first := captured.setdefault(name, value)) is not value and unquote_to_bytes(
-                first
-            ) != unquote_to_bytes(value):
+            if (first := captured.setdefault(name, value)) is not value and unquote_to_bytes(first) != unquote_to_bytes(
+                value
+            ):
                 records.append(invalid(("path", name)))
         return captured
 
@@ -224,9 +214,7 @@ def field_adapter(model: type[object], name: str) -> TypeAdapter[object]:
     owner: Any = model
     found: FieldInfo = owner.__pydantic_fields__[name]
     annotated: Any = Annotated
-    return TypeAdapter[object](
-        annotated[(found.annotation, *found.metadata, Field(discriminator=found.discriminator))]
-    )
+    return TypeAdapter[object](annotated[(found.annotation, *found.metadata, Field(discriminator=found.discriminator))])
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,9 +259,7 @@ class BodyMedia:
         """Index the members of a multipart form by name once, and keep the text plan of any other member."""
         members: tuple[FieldPlan | JsonPart, ...] = (*self.fields, *self.json_parts)
         object.__setattr__(self, "members", {item.name: item for item in members})
-        object.__setattr__(
-            self, "other", self.additional if isinstance(self.additional, FieldPlan) else _TEXT
-        )
+        object.__setattr__(self, "other", self.additional if isinstance(self.additional, FieldPlan) else _TEXT)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -327,11 +313,7 @@ class BodyAdapter:
         if (declared := most_specific(wanted, (media.media_type for media in self.media))) is None:
             return None
         media = next(media for media in self.media if media.media_type == declared)
-        return (
-            media,
-            essence(wanted) if declared != wanted and media_range(declared) else declared,
-            wanted,
-        )
+        return media, essence(wanted) if declared != wanted and media_range(declared) else declared, wanted
 
 
 async def _read(media: BodyMedia, media_type: str, body: bytes, request: Request) -> object:
@@ -349,16 +331,10 @@ async def _read(media: BodyMedia, media_type: str, body: bytes, request: Request
         case "form" if media.encoded:
             return _validated(adapter, _checked(media, plain(_styled_form(media, body))))
         case "form":
-            return _validated(
-                adapter, _checked(media, plain(decode_form(body, media.fields, media.other)))
-            )
+            return _validated(adapter, _checked(media, plain(decode_form(body, media.fields, media.other))))
         case "multipart":
             return _validated(
-                adapter,
-                _checked(
-                    media,
-                    plain(await _parts(request, media.members, media.additional, media.encoded)),
-                ),
+                adapter, _checked(media, plain(await _parts(request, media.members, media.additional, media.encoded)))
             )
         case "binary" if adapter is not None:
             adapter.validate_python(body)
@@ -373,11 +349,7 @@ def _checked(media: BodyMedia, values: JSONValue) -> JSONValue:
         return values
     members = cast("dict[str, object]", values)
     encoded = {plan.name for plan in media.encoded}
-    others = {
-        name: value
-        for name, value in members.items()
-        if name not in media.members and name not in encoded
-    }
+    others = {name: value for name, value in members.items() if name not in media.members and name not in encoded}
     members.update(cast("dict[str, object]", checked.validate_python(others)))
     return values
 
@@ -443,25 +415,16 @@ async def _parts(
             member = members.get(name, additional)
             received = form.getlist(name)
             if encoded and any(_claims(plan, name) for plan in encoded):
-                styled.extend(
-                    [
-                        ParameterFragment(
-                            quote(name, safe="").encode(),
-                            quote(await _text(value), safe=",|").encode(),
-                        )
-                        for value in received
-                    ]
-                )
+                styled.extend([
+                    ParameterFragment(quote(name, safe="").encode(), quote(await _text(value), safe=",|").encode())
+                    for value in received
+                ])
                 continue
             if isinstance(member, JsonPart):
-                values = await _json(
-                    name, member, received if member.repeated else received[-1:], records
-                )
+                values = await _json(name, member, received if member.repeated else received[-1:], records)
             else:
                 values = [
-                    await value.read()
-                    if isinstance(value, UploadFile)
-                    else typed(value, member.kind)
+                    await value.read() if isinstance(value, UploadFile) else typed(value, member.kind)
                     for value in received
                 ]
             parts[name] = values if member.repeated else values[-1]
@@ -478,9 +441,7 @@ async def _text(value: UploadFile | str) -> str:
     return decode_text(await value.read()) if isinstance(value, UploadFile) else value
 
 
-async def _json(
-    name: str, member: JsonPart, received: list[UploadFile | str], records: list[Record]
-) -> list[object]:
+async def _json(name: str, member: JsonPart, received: list[UploadFile | str], records: list[Record]) -> list[object]:
     """Return the parts of a JSON member, sent as fields or as files, parsed by its adapter as a JSON body is.
 
     A part the adapter rejects leaves its records, located at the parts' name and, when it repeats, the part's index,

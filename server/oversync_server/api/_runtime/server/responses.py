@@ -16,14 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 from typing_extensions import TypeIs, TypeVar
 
-from ..model_codecs.media import (
-    JSON_MEDIA_TYPE,
-    REDIRECT_STATUSES,
-    bodyless,
-    declaring,
-    is_token,
-    json_text,
-)
+from ..model_codecs.media import JSON_MEDIA_TYPE, REDIRECT_STATUSES, bodyless, declaring, is_token, json_text
 from ..model_codecs.parameters import header_text
 
 BodyT_co = TypeVar("BodyT_co", covariant=True)
@@ -59,9 +52,7 @@ class Declared:
     model: object = None
     null: bool = False
     dump: Callable[[TypeAdapter[object], object], bytes] | None = None
-    _adapter: TypeAdapter[object] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
+    _adapter: TypeAdapter[object] | None = field(default=None, init=False, repr=False, compare=False)
 
     def adapter(self) -> TypeAdapter[object] | None:
         """Return the adapter of the body model, building and keeping it on first use, or None without a model."""
@@ -141,9 +132,7 @@ def _respond(
         return Response(status_code=status, headers=headers)
     media_type = declared.media_type or JSON_MEDIA_TYPE
     if isinstance(content := _content(declared, body), str):
-        return Response(
-            _encoded(declared, content), status_code=status, media_type=media_type, headers=headers
-        )
+        return Response(_encoded(declared, content), status_code=status, media_type=media_type, headers=headers)
     if declared.kind == "json" or not media_type.startswith("text/"):
         return Response(content, status_code=status, media_type=media_type, headers=headers)
     response = Response(content, status_code=status, headers=headers)
@@ -170,9 +159,7 @@ def _unawaited(body: object) -> TypeError:
     """Return the error for an awaitable result that a response without a body would drop before it ran."""
     if isinstance(body, Coroutine):
         body.close()
-    return TypeError(
-        "The method returned an awaitable for a response without a body; nothing awaited it"
-    )
+    return TypeError("The method returned an awaitable for a response without a body; nothing awaited it")
 
 
 def _content(declared: Declared, body: object) -> str | bytes:
@@ -182,11 +169,7 @@ def _content(declared: Declared, body: object) -> str | bytes:
     """
     json_media = declared.kind == "json"
     if (adapter := declared.adapter()) is None:
-        payload = (
-            json_text(jsonable_encoder(body, by_alias=True, exclude_unset=True))
-            if json_media
-            else body
-        )
+        payload = json_text(jsonable_encoder(body, by_alias=True, exclude_unset=True)) if json_media else body
     else:
         try:
             value = adapter.validate_python(body)
@@ -196,9 +179,7 @@ def _content(declared: Declared, body: object) -> str | bytes:
             if (dump := declared.dump) is None:
                 return adapter.dump_json(value, by_alias=True, exclude_unset=True)
             return dump(adapter, value)
-        payload = adapter.dump_python(
-            value, mode="json" if declared.kind == "text" else "python", by_alias=True
-        )
+        payload = adapter.dump_python(value, mode="json" if declared.kind == "text" else "python", by_alias=True)
     if isinstance(payload, (str, bytes)):
         return payload
     msg = f"A {declared.media_type} body must be a string or bytes"

@@ -67,11 +67,7 @@ class _ASCIIAuthorization(HTTPBase):
     async def __call__(self, request: Request) -> HTTPAuthorizationCredentials | None:
         """Return the credentials of the scheme's `Authorization` header, or None without ASCII ones."""
         credentials = await super().__call__(request)
-        return (
-            credentials
-            if credentials is not None and _text(credentials.credentials) is not None
-            else None
-        )
+        return credentials if credentials is not None and _text(credentials.credentials) is not None else None
 
 
 class ASCIIHTTPBearer(_ASCIIAuthorization, HTTPBearer):
@@ -94,9 +90,7 @@ class OptionalHTTPBasic(HTTPBasic):
         if scheme.lower() != "basic":
             return None
         try:
-            username, separator, password = (
-                b64decode(credential, validate=True).decode().partition(":")
-            )
+            username, separator, password = b64decode(credential, validate=True).decode().partition(":")
         except ValueError:
             return None
         return HTTPBasicCredentials(username=username, password=password) if separator else None
@@ -136,11 +130,8 @@ async def authenticate(
     )
     if eligible:
         return await authorize(
-            eligible,
-            {name: credentials[name] for requirement in eligible for name, _ in requirement},
+            eligible, {name: credentials[name] for requirement in eligible for name, _ in requirement}
         )
     if not all(requirements):
         return None
-    raise HTTPException(
-        status_code=401, detail="Not authenticated", headers={"WWW-Authenticate": challenge}
-    )
+    raise HTTPException(status_code=401, detail="Not authenticated", headers={"WWW-Authenticate": challenge})
