@@ -129,6 +129,23 @@ class ServiceConfig:
     # upgrade before it syncs. 0 as the maximum means no upper bound.
     min_client_schema_version: int = 0
     max_client_schema_version: int = 0
+    # ---- authentication (docs/server/auth.md): the shared secret is OVERSYNC_JWT_SECRET; the
+    # rest verifies tokens of an identity provider. Lists are comma-separated ("" = not checked;
+    # no algorithms = every one the configured keys can verify).
+    jwt_algorithms: str = ""
+    jwt_public_key_file: str = ""
+    jwt_jwks_url: str = ""
+    jwt_jwks_cache_seconds: float = 300.0
+    jwt_jwks_refetch_seconds: float = 30.0
+    jwt_jwks_timeout_seconds: float = 5.0
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_user_claim: str = "sub"
+    jwt_leeway_seconds: float = 0.0
+    # ---- observability (docs/server/monitoring.md): one log line per request, text or json;
+    # Prometheus metrics at GET /metrics.
+    log_format: str = "text"
+    metrics_enabled: bool = True
 
     def __post_init__(self) -> None:
         tables = tuple(
@@ -164,6 +181,10 @@ class ServiceConfig:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"log_format must be text or json, got {self.log_format!r}")
+        if self.jwt_jwks_timeout_seconds <= 0:
+            raise ConfigError("jwt_jwks_timeout_seconds must be > 0")
         if self.pool_min_size > self.pool_max_size:
             raise ConfigError("pool_min_size must be <= pool_max_size")
         if 0 < self.max_client_schema_version < self.min_client_schema_version:
