@@ -28,6 +28,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
     multiprocess,
 )
@@ -40,6 +41,7 @@ log = logging.getLogger("oversync_server")
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 POOL_REFRESH_SECONDS = 5.0
+disable_created_metrics()  # no `_created` series beside every counter and histogram
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 REQUESTS = Counter(

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oversync_server import metrics
@@ -87,7 +87,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         fields = getattr(record, "request", None)
-        if isinstance(fields, dict):
+        if isinstance(fields, dict):  # a request line: the fields say it all
+            entry["message"] = f"{fields['method']} {fields['path']} {fields['status']}"
             entry.update(fields)
         elif (request_id := current_request_id()) is not None:
             entry["request_id"] = request_id
@@ -134,15 +135,24 @@ class _Operations:
     def __init__(self, routes: list[BaseRoute]) -> None:
         self.literal: dict[tuple[str, str], str] = {}
         self.templated: list[tuple[str, re.Pattern[str], str]] = []
+        self._add(routes, "")
+
+    def _add(self, routes: list[BaseRoute], prefix: str) -> None:
         for route in routes:
+            included = getattr(route, "original_router", None)  # FastAPI's include_router
+            if included is not None:
+                context = getattr(route, "include_context", None)
+                self._add(included.routes, prefix + str(getattr(context, "prefix", "")))
+                continue
             if not isinstance(route, Route):
                 continue
             name = getattr(route, "operation_id", None) or route.name
+            path = prefix + route.path
             for method in route.methods or ():
-                if "{" in route.path:
-                    self.templated.append((method, route.path_regex, name))
+                if "{" in path:
+                    self.templated.append((method, compile_path(path)[0], name))
                 else:
-                    self.literal[(method, route.path)] = name
+                    self.literal[(method, path)] = name
 
     def of(self, method: str, path: str) -> str:
         found = self.literal.get((method, path))
@@ -174,7 +184,7 @@ def _error_of(body: bytes) -> tuple[str, str]:
     return str(document.get("error", "")), str(document.get("message", ""))
 
 
-def _record_figures(operation: str, status: int, body: bytes, duration: float) -> None:
+def _record_figures(operation: str, body: bytes, duration: float) -> None:
     """The metrics of what a successful commit, push session creation or connect said."""
     try:
         document = json.loads(body)
@@ -314,7 +324,7 @@ class ObservabilityMiddleware:
         if operation != "watchBundles":
             metrics.REQUEST_SECONDS.labels(operation).observe(duration)
         if status == 200 and operation in _FIGURES_OPERATIONS:
-            _record_figures(operation, status, body, duration)
+            _record_figures(operation, body, duration)
         elif code:
             metrics.ERRORS.labels(operation, code).inc()
             if code == "push_conflict":
