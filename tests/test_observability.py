@@ -37,7 +37,7 @@ from protocol_helpers import (
     snapshot_create,
     start_server,
 )
-from push_support import commit, create, staging, upload
+from push_support import create, staging, upload
 from serverproc import JWT_SECRET, REPO_ROOT, ServerProcess
 
 
@@ -70,9 +70,7 @@ def request_lines(server: ServerProcess) -> list[dict[str, Any]]:
 
 
 def test_metrics_and_json_logs_of_a_busy_server(database_url: str, tmp_path: Path) -> None:
-    server = start_server(
-        database_url, tmp_path, retained_bundles_per_user=1, log_format="json"
-    )
+    server = start_server(database_url, tmp_path, retained_bundles_per_user=1, log_format="json")
     try:
         with server.client("alice") as client:
             attach(client, "dev-a")
@@ -135,9 +133,7 @@ def test_metrics_and_json_logs_of_a_busy_server(database_url: str, tmp_path: Pat
         errors = "oversync_request_errors_total"
         assert value(samples, errors, operation="pull", code="history_pruned") == 1
         assert value(samples, errors, operation="uploadPushChunk", code="push_chunk_invalid") == 1
-        assert (
-            value(samples, "oversync_request_duration_seconds_count", operation="connect") == 1
-        )
+        assert value(samples, "oversync_request_duration_seconds_count", operation="connect") == 1
         # connect, 4 creates (3 + the replay) + 1 for the conflicted one, 4 chunks, 4 commits
         assert value(samples, "oversync_user_lock_wait_seconds_count") >= 1 + 5 + 4 + 4
         assert value(samples, "oversync_db_pool_connections", state="max") == 10
