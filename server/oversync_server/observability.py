@@ -239,7 +239,7 @@ class ObservabilityMiddleware:
         record = RequestRecord(
             request_id=request_id.decode("ascii"),
             method=method,
-            path=path,
+            path=scope["path"],  # as the client sent it (with a mount's root path)
             operation="metrics" if metrics_request else self._operation(method, path),
             source=source.decode("utf-8", "replace")[:_MAX_SOURCE_CHARS],
         )
