@@ -62,6 +62,9 @@ PUBLIC_KEY_ALGORITHMS = (
 # The JWK key type (and EC curve) each asymmetric algorithm needs.
 _KEY_TYPE = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 _CURVE = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+# Verified tokens are remembered (bounded) and verified again after this, or once expired.
+VERIFIED_TOKENS_CACHED = 4096
+VERIFIED_TOKEN_SECONDS = 60.0
 # A JWKS document beyond this is refused (real ones are a few KiB).
 MAX_JWKS_BYTES = 1024 * 1024
 
@@ -284,6 +287,11 @@ class JWTAuthenticator:
     user_claim: str = "sub"
     leeway_seconds: float = 0.0
     _decoder: jwt.PyJWT = field(default_factory=jwt.PyJWT, repr=False, compare=False)
+    # Tokens verified lately -> (principal, when to verify again): a client sends the same
+    # token with every request, and PyJWT's checks cost far more than the lookup.
+    _verified: dict[str, tuple[Principal, float]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         asymmetric = self.public_key is not None or self.jwks is not None
@@ -310,12 +318,23 @@ class JWTAuthenticator:
             raise ValueError("the user id claim must not be empty")
 
     async def authenticate(self, token: str) -> Principal:
+        now = time.time()
+        cached = self._verified.get(token)
+        if cached is not None and now < cached[1]:
+            return cached[0]
         try:
             claims = await self.verify(token)
         except InvalidToken as error:
             raise authentication_failed(f"Invalid token: {error}") from error
         expires = _expiry(claims)
-        return Principal(user_id=str(claims[self.user_claim]).strip(), expires_at=expires)
+        principal = Principal(user_id=str(claims[self.user_claim]).strip(), expires_at=expires)
+        recheck = now + VERIFIED_TOKEN_SECONDS
+        if expires is not None:
+            recheck = min(recheck, expires + self.leeway_seconds)
+        if len(self._verified) >= VERIFIED_TOKENS_CACHED:
+            del self._verified[next(iter(self._verified))]  # the oldest entry
+        self._verified[token] = (principal, recheck)
+        return principal
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The claims of a valid token; raises `InvalidToken` saying why it is not."""

@@ -41,7 +41,7 @@ log = logging.getLogger("oversync_server")
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 POOL_REFRESH_SECONDS = 5.0
-disable_created_metrics()  # no `_created` series beside every counter and histogram
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series beside every counter and histogram
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 REQUESTS = Counter(
@@ -90,6 +90,26 @@ POOL_CONNECTIONS = Gauge(
     ["state"],
     multiprocess_mode="livesum",
 )
+
+# The labelled children of the per-request metrics, looked up once (`labels()` locks and
+# builds its key on every call).
+_request_counters: dict[tuple[str, int], Any] = {}
+_request_timers: dict[str, Any] = {}
+
+
+def request_counter(operation: str, status: int) -> Any:
+    child = _request_counters.get((operation, status))
+    if child is None:
+        child = _request_counters[(operation, status)] = REQUESTS.labels(operation, str(status))
+    return child
+
+
+def request_timer(operation: str) -> Any:
+    child = _request_timers.get(operation)
+    if child is None:
+        child = _request_timers[operation] = REQUEST_SECONDS.labels(operation)
+    return child
+
 
 _OPEN_SESSIONS = """
 SELECT (SELECT count(*) FROM sync.push_sessions WHERE expires_at > now()),

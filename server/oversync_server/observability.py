@@ -77,11 +77,21 @@ def current_request_id() -> str | None:
 
 # ------------------------------------------------------------------ logging
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and the request's fields."""
+    """One JSON object per line: time (UTC), level, logger, message and the request's fields."""
+
+    _second = -1
+    _second_text = ""
+
+    def _time(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:  # strftime once per second, not per line
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._second_text}.{int(record.msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "time": self._time(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -96,8 +106,6 @@ class JsonFormatter(logging.Formatter):
             entry["traceback"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
 
-
-JsonFormatter.converter = time.gmtime
 
 TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
@@ -317,12 +325,17 @@ class ObservabilityMiddleware:
         if code or message:
             text += f" error={code}: {message}"
         level = logging.WARNING if status >= 500 else logging.INFO
-        request_log.log(level, "%s", text, extra={"request": fields})
+        if request_log.isEnabledFor(level):
+            # makeRecord + handle: `log()` would also look up the caller's frame, per request
+            entry = request_log.makeRecord(
+                request_log.name, level, __file__, 0, text, (), None, extra={"request": fields}
+            )
+            request_log.handle(entry)
 
     def _count(self, operation: str, status: int, code: str, body: bytes, duration: float) -> None:
-        metrics.REQUESTS.labels(operation, str(status)).inc()
+        metrics.request_counter(operation, status).inc()
         if operation != "watchBundles":
-            metrics.REQUEST_SECONDS.labels(operation).observe(duration)
+            metrics.request_timer(operation).observe(duration)
         if status == 200 and operation in _FIGURES_OPERATIONS:
             _record_figures(operation, body, duration)
         elif code:
