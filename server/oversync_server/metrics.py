@@ -41,7 +41,8 @@ log = logging.getLogger("oversync_server")
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 POOL_REFRESH_SECONDS = 5.0
-disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series beside every counter and histogram
+# no `_created` series beside every counter and histogram
+disable_created_metrics()  # type: ignore[no-untyped-call]
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 REQUESTS = Counter(
