@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -138,6 +139,31 @@ async def test_sync_api_mounted_in_a_host_app(database_url: str, tmp_path: Path)
         )
         assert pull.status_code == 200 and pull.json()["bundles"] == []
         assert pull.headers["x-request-id"]
+        # a push with a chunk beyond the 64 KiB of small requests: the chunk limit applies
+        created = sync(
+            "push-sessions", "session-of-alice", source_bundle_id=1, planned_row_count=200
+        )
+        push_id = created.json()["push_id"]
+        rows = [
+            {
+                "schema": "business",
+                "table": "users",
+                "key": {"id": str(uuid.uuid4())},
+                "op": "INSERT",
+                "base_row_version": 0,
+                "payload": {"name": "n" * 400, "email": f"u{number}@example.com"},
+            }
+            for number in range(200)
+        ]
+        for row in rows:
+            row["payload"]["id"] = row["key"]["id"]  # type: ignore[index]
+        uploaded = sync(
+            f"push-sessions/{push_id}/chunks", "session-of-alice", start_row_ordinal=0, rows=rows
+        )
+        assert uploaded.status_code == 200, uploaded.text
+        assert int(uploaded.request.headers["content-length"]) > 64 * 1024
+        committed = sync(f"push-sessions/{push_id}/commit", "session-of-alice")
+        assert committed.status_code == 200 and committed.json()["row_count"] == 200
         metrics = httpx.get(f"{url}/api/metrics", timeout=15)
         assert 'oversync_requests_total{operation="connect",status="200"} 1.0' in metrics.text
     finally:

@@ -172,7 +172,7 @@ class _Operations:
         return "none"
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
     """The path inside this application (without a mount's or proxy's root path)."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
@@ -242,7 +242,7 @@ class ObservabilityMiddleware:
             incoming_id if _VALID_REQUEST_ID.match(incoming_id) else os.urandom(8).hex().encode()
         )
         method: str = scope["method"]
-        path = _route_path(scope)
+        path = route_path(scope)
         metrics_request = path == "/metrics" and self.metrics_enabled and method == "GET"
         record = RequestRecord(
             request_id=request_id.decode("ascii"),
