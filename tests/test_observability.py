@@ -98,6 +98,15 @@ def test_metrics_and_json_logs_of_a_busy_server(database_url: str, tmp_path: Pat
             # a device behind the retained history (1 bundle kept)
             expect_error(pull_page(client, "dev-b", after=1), 409, "history_pruned")
             parsed(snapshot_create(client, "dev-a"), SnapshotSession)
+        watch_headers = {
+            "Authorization": f"Bearer {server.token('alice')}",
+            "Oversync-Source-ID": "w",
+        }
+        with httpx.stream(
+            "GET", f"{server.base_url}/sync/watch", headers=watch_headers, timeout=10
+        ) as stream:
+            assert stream.status_code == 200
+            assert value(scrape(server), "oversync_watch_subscribers") == 1
         # without an incoming id the server makes one; an unusable one is replaced
         health = httpx.get(f"{server.base_url}/syncx/health", timeout=10)
         generated = health.headers["x-request-id"]
@@ -138,7 +147,6 @@ def test_metrics_and_json_logs_of_a_busy_server(database_url: str, tmp_path: Pat
         assert value(samples, "oversync_user_lock_wait_seconds_count") >= 1 + 5 + 4 + 4
         assert value(samples, "oversync_db_pool_connections", state="max") == 10
         assert value(samples, "oversync_db_pool_connections", state="open") >= 1
-        assert value(samples, "oversync_watch_subscribers") == 0
 
         lines = request_lines(server)
         rejected = [line for line in lines if line["request_id"] == "rejected-push-1"]

@@ -76,6 +76,7 @@ def test_serve_help_lists_every_setting_with_its_default_and_variable() -> None:
         line = next((line for line in lines if line.split()[:1] == [item.name]), None)
         assert line is not None, item.name
         default = str(item.default).lower() if isinstance(item.default, bool) else item.default
+        default = default if default != "" else '""'  # an empty text setting
         assert line.split()[1:] == [str(default), env_name(item.name)], line
 
 

@@ -129,7 +129,7 @@ def settings_epilog() -> str:
         if item.name == "registered_tables":
             continue
         default = item.default if item.default is not MISSING else ""
-        shown = str(default).lower() if isinstance(default, bool) else str(default)
+        shown = str(default).lower() if isinstance(default, bool) else str(default) or '""'
         rows.append((item.name, shown, env_name(item.name)))
     width = max(len(name) for name, _, _ in rows)
     value_width = max(len(value) for _, value, _ in rows)
