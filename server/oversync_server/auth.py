@@ -65,6 +65,7 @@ _CURVE = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 # Verified tokens are remembered (bounded) and verified again after this, or once expired.
 VERIFIED_TOKENS_CACHED = 4096
 VERIFIED_TOKEN_SECONDS = 60.0
+MAX_CACHED_TOKEN_CHARS = 4096  # bigger tokens are verified every time (bounded memory)
 # A JWKS document beyond this is refused (real ones are a few KiB).
 MAX_JWKS_BYTES = 1024 * 1024
 
@@ -331,6 +332,8 @@ class JWTAuthenticator:
         recheck = now + VERIFIED_TOKEN_SECONDS
         if expires is not None:
             recheck = min(recheck, expires + self.leeway_seconds)
+        if len(token) > MAX_CACHED_TOKEN_CHARS:
+            return principal
         if len(self._verified) >= VERIFIED_TOKENS_CACHED:
             del self._verified[next(iter(self._verified))]  # the oldest entry
         self._verified[token] = (principal, recheck)
@@ -414,8 +417,6 @@ def authenticator_from_config(config: ServiceConfig, secret: str | None) -> JWTA
             refetch_seconds=config.jwt_jwks_refetch_seconds,
             timeout_seconds=config.jwt_jwks_timeout_seconds,
         )
-    if secret and len(secret.encode()) < 32:
-        log.warning("OVERSYNC_JWT_SECRET is shorter than 32 bytes: use a longer random secret")
     return JWTAuthenticator(
         secret=secret or None,
         algorithms=split_list(config.jwt_algorithms),

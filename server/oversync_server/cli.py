@@ -184,6 +184,8 @@ def serve(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as error:
         return _fail(str(error))
     secret = os.environ.get("OVERSYNC_JWT_SECRET", "")
+    if secret and len(secret.encode()) < 32:
+        log.warning("OVERSYNC_JWT_SECRET is shorter than 32 bytes: use a longer random secret")
     if not local and not secret and not uses_public_keys(config) and not args.dev:
         return _fail(
             "OVERSYNC_JWT_SECRET is not set: refusing to serve a real database"
