@@ -93,6 +93,24 @@ DESCRIPTIONS: dict[str, str] = {
     " `/var/lib/oversync/pgdata` as root).",
     "pgport": "Port of the local development PostgreSQL on 127.0.0.1 (0 = a free one at each"
     " start); `oversync-server db-url` prints its URL.",
+    "jwt_algorithms": "Accepted JWT algorithms, comma-separated (e.g. `RS256,ES256`); empty ="
+    " HS256/384/512 with `OVERSYNC_JWT_SECRET` plus the RSA/EC/EdDSA ones with a public key or"
+    " JWKS URL.",
+    "jwt_public_key_file": "PEM file of the issuer's public key (or X.509 certificate) for"
+    " RS/PS/ES/EdDSA tokens.",
+    "jwt_jwks_url": "The issuer's JWKS URL (Auth0, Supabase, Keycloak, Firebase...): keys by"
+    " `kid`, cached, refetched on an unknown `kid`.",
+    "jwt_jwks_cache_seconds": "How long fetched JWKS keys are used before they are fetched again.",
+    "jwt_jwks_refetch_seconds": "Least time between two JWKS fetches caused by unknown `kid`s"
+    " (rate limit).",
+    "jwt_jwks_timeout_seconds": "Longest time one JWKS fetch may take.",
+    "jwt_issuer": "Required `iss` of every token (empty = not checked).",
+    "jwt_audience": "Accepted `aud` values, comma-separated; a token must name one (empty = not"
+    " checked).",
+    "jwt_user_claim": "The claim that holds the user id (e.g. `sub`, `user_id`, `email`).",
+    "jwt_leeway_seconds": "Clock skew allowed on `exp` and `nbf`.",
+    "log_format": "`text` or `json`: the format of the server's log lines, one per request.",
+    "metrics_enabled": "Serve Prometheus metrics at `GET /metrics`.",
 }
 
 

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.security import HTTPAuthorizationCredentials
 
-from oversync_server import devendpoints, inspector
+from oversync_server import devendpoints, inspector, observability
 from oversync_server.api import Credentials, RequirementSets, create_app
 from oversync_server.auth import Authenticator, Principal
 from oversync_server.config import ServiceConfig
@@ -44,7 +44,9 @@ def create_application(
         bearer = credentials.get("bearerAuth")
         if not isinstance(bearer, HTTPAuthorizationCredentials) or not bearer.credentials:
             raise authentication_failed("Authorization header required")
-        return await authenticator.authenticate(bearer.credentials)
+        principal = await authenticator.authenticate(bearer.credentials)
+        observability.note_user(principal.user_id)  # for the request's log line
+        return principal
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -74,6 +76,7 @@ def create_application(
     if runtime.config.inspector_token:  # the read-only operator page, behind its own token
         app.include_router(inspector.router(runtime))
     app.add_middleware(SyncMiddleware, runtime=runtime)
+    observability.install(app, runtime)  # outermost: request ids, request log lines, /metrics
     app.state.runtime = runtime
     return app
 

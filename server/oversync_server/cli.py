@@ -28,7 +28,13 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-from oversync_server.auth import JWTAuthenticator, sign_token
+from oversync_server.auth import (
+    TOKEN_ISSUER,
+    authenticator_from_config,
+    sign_token,
+    split_list,
+    uses_public_keys,
+)
 from oversync_server.config import (  # apply_env, env_name: for callers of this module
     ConfigError,
     ServiceConfig,
@@ -211,13 +217,23 @@ def serve(args: argparse.Namespace) -> int:
         return _fail(NO_TABLES)
     database_url = config.database_url
     local = not database_url
-    if not local and not os.environ.get("OVERSYNC_JWT_SECRET") and not config.dev_endpoints:
+    secret = os.environ.get("OVERSYNC_JWT_SECRET", "")
+    if secret and len(secret.encode()) < 32:
+        log.warning("OVERSYNC_JWT_SECRET is shorter than 32 bytes: use a longer random secret")
+    public_keys = uses_public_keys(config)
+    if not local and not secret and not public_keys and not config.dev_endpoints:
         return _fail(
             "OVERSYNC_JWT_SECRET is not set: refusing to serve a real database"
             " (--database-url, OVERSYNC_DATABASE_URL or DATABASE_URL) with the built-in"
-            " development secret, with which anyone can sign tokens. Set OVERSYNC_JWT_SECRET,"
-            " or pass --dev for a development server."
+            " development secret, with which anyone can sign tokens. Set OVERSYNC_JWT_SECRET"
+            " (or jwt_jwks_url / jwt_public_key_file), or pass --dev for a development server."
         )
+    if not secret and not public_keys:
+        secret = jwt_secret()  # the development secret (warned)
+    try:
+        authenticator = authenticator_from_config(config, secret)
+    except ValueError as error:
+        return _fail(str(error))
     cluster: LocalPostgres | None = None
     if local:
         try:
@@ -229,7 +245,7 @@ def serve(args: argparse.Namespace) -> int:
         if args.example_schema or (local and _config_path(args) is None):
             runtime.start_hooks.insert(0, _install_example_schema)
         runtime.dev_endpoints = config.dev_endpoints
-        app = create_application(runtime, JWTAuthenticator(jwt_secret()))
+        app = create_application(runtime, authenticator)
         print(
             f"oversync server on http://{config.host}:{config.port}{config.root_path}"
             f"  (database {_shown_url(database_url)})"
@@ -279,7 +295,41 @@ def schema_check(args: argparse.Namespace) -> int:
 
 
 def token(args: argparse.Namespace) -> int:
-    print(sign_token(jwt_secret(), args.user, lifetime_seconds=args.lifetime))
+    """An HS256 token that a server with the same secret and `jwt_*` settings accepts."""
+    try:
+        config = _settings(args, EXAMPLE_DIR / "config.yaml")
+    except ConfigError as error:
+        return _fail(str(error))
+    algorithms = split_list(config.jwt_algorithms)
+    if (algorithms and "HS256" not in algorithms) or (
+        not algorithms and uses_public_keys(config) and not os.environ.get("OVERSYNC_JWT_SECRET")
+    ):
+        return _fail(
+            "this server verifies tokens of an identity provider (jwt_algorithms /"
+            " jwt_jwks_url / jwt_public_key_file), not HS256 tokens signed with"
+            " OVERSYNC_JWT_SECRET: get a token from your identity provider"
+        )
+    secret = os.environ.get("OVERSYNC_JWT_SECRET", "")
+    if not secret:
+        print(
+            "oversync-server: warning: OVERSYNC_JWT_SECRET is not set: this token is signed"
+            " with the built-in development secret, which only a server without"
+            " OVERSYNC_JWT_SECRET accepts (serve on its own local database, or --dev). Set"
+            " OVERSYNC_JWT_SECRET to the server's secret for a token it accepts.",
+            file=sys.stderr,
+        )
+        secret = DEV_SECRET
+    audience = split_list(config.jwt_audience)
+    print(
+        sign_token(
+            secret,
+            args.user,
+            lifetime_seconds=args.lifetime,
+            issuer=config.jwt_issuer or TOKEN_ISSUER,
+            audience=audience[0] if audience else None,
+            user_claim=config.jwt_user_claim.strip() or "sub",
+        )
+    )
     return 0
 
 
@@ -350,9 +400,18 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--config", required=True, help="service config file (JSON or YAML)")
     check.add_argument("--database-url", help="PostgreSQL URL (default: DATABASE_URL)")
     check.set_defaults(handler=schema_check)
-    issue = commands.add_parser("token", help="print a development JWT for a user")
+    issue = commands.add_parser(
+        "token",
+        help="print a development JWT for a user",
+        description="Print an HS256 JWT for --user, signed with OVERSYNC_JWT_SECRET and shaped by"
+        " the server's jwt_* settings (--config, OVERSYNC_JWT_*), so that server accepts it."
+        " Without OVERSYNC_JWT_SECRET it warns and signs with the development secret.",
+    )
     issue.add_argument("--user", required=True)
     issue.add_argument("--lifetime", type=int, default=24 * 3600, help="seconds")
+    issue.add_argument(
+        "--config", default="", help="the server's config file (its jwt_* settings shape the token)"
+    )
     issue.set_defaults(handler=token)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

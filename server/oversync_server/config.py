@@ -228,6 +228,23 @@ class ServiceConfig(BaseSettings):
     database_url: str = ""
     pgdata: str = ""
     pgport: int = 15432
+    # ---- authentication (docs/server/auth.md): the shared secret is OVERSYNC_JWT_SECRET; the
+    # rest verifies tokens of an identity provider. Lists are comma-separated ("" = not checked;
+    # no algorithms = every one the configured keys can verify).
+    jwt_algorithms: str = ""
+    jwt_public_key_file: str = ""
+    jwt_jwks_url: str = ""
+    jwt_jwks_cache_seconds: float = 300.0
+    jwt_jwks_refetch_seconds: float = 30.0
+    jwt_jwks_timeout_seconds: float = 5.0
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_user_claim: str = "sub"
+    jwt_leeway_seconds: float = 0.0
+    # ---- observability (docs/server/monitoring.md): one log line per request, text or json;
+    # Prometheus metrics at GET /metrics.
+    log_format: Literal["text", "json"] = "text"
+    metrics_enabled: bool = True
 
     def __init__(self, *tables: Any, **values: Any) -> None:
         # `ServiceConfig(tables, ...)`: the table list may come first, unnamed
@@ -314,6 +331,8 @@ class ServiceConfig(BaseSettings):
                 " does not work through a transaction-pooling PgBouncer; give it a direct or"
                 " session-mode URL (or set bundle_change_watch: false)"
             )
+        if self.jwt_jwks_timeout_seconds <= 0:
+            raise ConfigError("jwt_jwks_timeout_seconds must be > 0")
         if self.pool_min_size > self.pool_max_size:
             raise ConfigError("pool_min_size must be <= pool_max_size")
         if 0 < self.max_client_schema_version < self.min_client_schema_version:

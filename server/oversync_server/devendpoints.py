@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from oversync_server import watch
-from oversync_server.auth import Authenticator, JWTAuthenticator, sign_token
+from oversync_server.auth import TOKEN_ISSUER, Authenticator, JWTAuthenticator, sign_token
 from oversync_server.engine import schema
 from oversync_server.engine.errors import SyncError
 from oversync_server.errors import error_json, error_response
@@ -101,12 +101,17 @@ def router(runtime: SyncRuntime, authenticator: Authenticator) -> APIRouter:
                 raise SyncError("invalid_request", "user required")
         except SyncError as error:
             return _problem(error)
-        if not isinstance(authenticator, JWTAuthenticator):
+        if not isinstance(authenticator, JWTAuthenticator) or not authenticator.secret:
             return error_response(
-                "token_error", "dummy sign-in needs the built-in JWT authenticator"
+                "token_error", "dummy sign-in needs the built-in JWT authenticator with a secret"
             )
         token = sign_token(
-            authenticator.secret, user, lifetime_seconds=DUMMY_TOKEN_LIFETIME_SECONDS
+            authenticator.secret,
+            user,
+            lifetime_seconds=DUMMY_TOKEN_LIFETIME_SECONDS,
+            issuer=authenticator.issuer or TOKEN_ISSUER,
+            audience=authenticator.audience[0] if authenticator.audience else None,
+            user_claim=authenticator.user_claim,
         )
         return JSONResponse(
             {"token": token, "expires_in": DUMMY_TOKEN_LIFETIME_SECONDS, "user": user}

@@ -338,6 +338,7 @@ def serve(app: Any, runtime: SyncRuntime, *, host: str, port: int, log_level: st
         root_path=config.root_path,
         proxy_headers=config.proxy_headers,
         forwarded_allow_ips=config.forwarded_allow_ips,
+        access_log=False,  # observability logs one line per request, with its reason
         http=protocol_class(limits),
         # uvicorn annotates int; the value only reaches loop.call_later, which takes a float
         timeout_keep_alive=config.keep_alive_timeout_seconds,  # type: ignore[arg-type]

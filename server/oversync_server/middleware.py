@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from oversync_server.chunk_guard import check_chunk
 from oversync_server.engine.errors import SyncError
 from oversync_server.errors import error_json
+from oversync_server.observability import route_path
 from oversync_server.runtime import SyncRuntime
 
 _CORS_COMMON = [
@@ -168,9 +169,10 @@ class SyncMiddleware:
             await error_json(refusal)(scope, receive, send_with_cors)
             return
 
-        counted = scope["path"].startswith("/sync/")
+        path = route_path(scope)  # without a mount's root path (a host app's `/api`)
+        counted = path.startswith("/sync/")
         # A watch stream is an operation only until it is subscribed (as in Go), not for its life.
-        ends_at_start = scope["path"] == "/sync/watch"
+        ends_at_start = path == "/sync/watch"
         if counted:
             self.runtime.inflight_operations += 1
         try:
@@ -188,7 +190,7 @@ class SyncMiddleware:
         if length_header is None and _header(scope, b"transfer-encoding") is None:
             return None, receive  # no body
         config = self.runtime.config
-        chunk = scope["method"] == "POST" and _CHUNK_PATH.match(scope["path"]) is not None
+        chunk = scope["method"] == "POST" and _CHUNK_PATH.match(route_path(scope)) is not None
         limit = config.max_request_body_bytes
         if not chunk:
             limit = min(limit, SMALL_BODY_BYTES) if limit else SMALL_BODY_BYTES

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -216,6 +216,8 @@ class SyncPool(_Pool):
         self.acquire_timeout = acquire_timeout
         self.user_lock_timeout = user_lock_timeout
         self.user_turns = UserTurns()
+        # Called with each writer's wait for its user's lock, in seconds (metrics).
+        self.on_user_lock_wait: Callable[[float], None] | None = None
 
     def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext[asyncpg.Record]:
         return _BoundedAcquire(self, self.acquire_timeout if timeout is None else timeout)

@@ -158,7 +158,8 @@ async def user_lock(pool: asyncpg.Pool, user_id: str) -> AsyncIterator[Connectio
         timeout, turns = pool.user_lock_timeout, pool.user_turns
     else:
         timeout, turns = DEFAULT_USER_LOCK_TIMEOUT_SECONDS, UserTurns()
-    deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+    started = asyncio.get_running_loop().time()
+    deadline = None if timeout is None else started + timeout
     waiting = True
     try:
         async with turns.turn(user_id, timeout):
@@ -168,6 +169,8 @@ async def user_lock(pool: asyncpg.Pool, user_id: str) -> AsyncIterator[Connectio
                     yield connection
                 return
             connection = await _try_lock_until(pool, user_id, deadline, timeout)
+            if observe := getattr(pool, "on_user_lock_wait", None):  # metrics: the wait
+                observe(asyncio.get_running_loop().time() - started)
             try:
                 yield connection
             finally:
