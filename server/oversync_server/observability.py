@@ -57,6 +57,8 @@ class RequestRecord:
     operation: str
     source: str
     user: str = ""
+    # the peer's address, or the client's from X-Forwarded-For when the peer is a trusted proxy
+    client: str = ""
 
 
 _current: ContextVar[RequestRecord | None] = ContextVar("oversync_request", default=None)
@@ -250,6 +252,7 @@ class ObservabilityMiddleware:
             path=scope["path"],  # as the client sent it (with a mount's root path)
             operation="metrics" if metrics_request else self._operation(method, path),
             source=source.decode("utf-8", "replace")[:_MAX_SOURCE_CHARS],
+            client=str(scope["client"][0]) if scope.get("client") else "",
         )
         status = 0
         captured: list[bytes] | None = None
@@ -313,6 +316,7 @@ class ObservabilityMiddleware:
             "duration_ms": round(duration * 1000, 3),
             "user": record.user or None,
             "source": record.source or None,
+            "client": record.client or None,
         }
         if code or message:
             fields["error"] = code
@@ -320,7 +324,8 @@ class ObservabilityMiddleware:
         text = (
             f"{record.method} {record.path} {status} {fields['duration_ms']}ms"
             f" operation={record.operation} user={record.user or '-'}"
-            f" source={record.source or '-'} request_id={record.request_id}"
+            f" source={record.source or '-'} client={record.client or '-'}"
+            f" request_id={record.request_id}"
         )
         if code or message:
             text += f" error={code}: {message}"
