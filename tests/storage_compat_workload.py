@@ -217,6 +217,10 @@ def pushes(base: str, dsn: str) -> None:
             row("teams", "INSERT", "t1", {"name": "team"}),
             row("team_members", "INSERT", "m1", {"name": "m one", "team_id": key("t1")}),
             row("team_members", "INSERT", "m2", {"name": "m two", "team_id": key("t1")}),
+            row("teams", "INSERT", "t2", {"name": "team 2"}),
+            row("teams", "INSERT", "t3", {"name": "team 3"}),
+            row("team_members", "INSERT", "m3", {"name": "m three", "team_id": key("t2")}),
+            row("team_members", "INSERT", "m4", {"name": "m four", "team_id": key("t3")}),
             row("files", "INSERT", "f1", {"name": "f", "data": "AAECAwT/"}),
             row("file_reviews", "INSERT", "r1", {"review": "ok", "file_id": key("f1")}),
             row(
@@ -256,7 +260,10 @@ def pushes(base: str, dsn: str) -> None:
     v = asyncio.run(versions(dsn, "alice"))
     alice_a.push(
         [
+            row("teams", "DELETE", "t3", base=v[key("t3")]),
             row("teams", "DELETE", "t1", base=v[key("t1")]),
+            row("team_members", "UPDATE", "m3", {"name": "m3 renamed"}, v[key("m3")]),
+            row("teams", "DELETE", "t2", base=v[key("t2")]),
             row("posts", "DELETE", "p3", base=v[key("p3")]),
             row("users", "DELETE", "u3", base=v[key("u3")]),
             row("categories", "INSERT", "c1", {"name": "root again"}, v[key("c1")]),
