@@ -260,6 +260,11 @@ CREATE INDEX IF NOT EXISTS ss_user_source_idx ON sync.snapshot_sessions (user_pk
     + REGISTERED_COLUMNS_DDL
 )
 
+# Transaction-local: the id of a registered table whose rows the running top-level statement
+# stages itself (the push commit's apply, `engine.push_commit`); the row triggers' WHEN condition
+# (`engine.schema.trigger_ddl`) skips those rows. Empty or unset otherwise.
+CAPTURE_DIRECT_GUC: Final = "oversync.capture_direct"
+
 # The owner guard (BEFORE, row level) and the capture trigger (AFTER, row level), server.md §1.6.
 # Both read the transaction-local bundle context (§1.7) through NULLIF(..., ''): once a transaction
 # that set a placeholder GUC ends, the placeholder survives in the session with value ''.

@@ -46,8 +46,16 @@ from oversync_server.engine.capture import (
     CommittedBundle,
     bundle_transaction,
 )
-from oversync_server.engine.catalog import Catalog, KeyKind, TableInfo, quote_ident, quote_literal
+from oversync_server.engine.catalog import (
+    SCOPE_COLUMN,
+    Catalog,
+    KeyKind,
+    TableInfo,
+    quote_ident,
+    quote_literal,
+)
 from oversync_server.engine.db import Connection
+from oversync_server.engine.ddl import CAPTURE_DIRECT_GUC
 from oversync_server.engine.errors import SyncError
 from oversync_server.engine.push_sessions import PushSession, delete_session
 from oversync_server.engine.values import key_from_bytes, wire_key, wire_payload_from_db_text
@@ -144,22 +152,55 @@ def _staged_filter(group: _Group) -> str:
     return where
 
 
+SCOPE_SQL = quote_ident(SCOPE_COLUMN)
+
+
+def _key_bytes_sql(table: TableInfo, row: str) -> str:
+    """SQL of the `key_bytes` of a business row's sync key (what the capture trigger stages)."""
+    key = f"{row}.{quote_ident(table.key_column)}"
+    if table.key_kind is KeyKind.UUID:
+        return f"uuid_send({key})"
+    return f"convert_to({key}, 'UTF8')"
+
+
+_STAGE_INSERT = (
+    "INSERT INTO sync.bundle_capture_stage"
+    " (txid, user_pk, table_id, op_code, key_bytes, payload_db)"
+)
+# Parameters of the INSERT and UPDATE apply statements: $1 push_id, $2 user_id, $3 user_pk.
+
+
+def _direct(value: str) -> str:
+    """A condition evaluated once, before the statement writes its first row (an InitPlan),
+    setting `CAPTURE_DIRECT_GUC` (the row triggers' WHEN condition, `schema.trigger_ddl`) to
+    `value`: a table id while an INSERT or UPDATE stages its own rows, '' for a DELETE."""
+    return f"(SELECT set_config('{CAPTURE_DIRECT_GUC}', '{value}', true)) IS NOT NULL"
+
+
 def _insert_sql(group: _Group) -> str:
     """One INSERT of the staged rows that sent exactly this group's columns (the others take
-    their column defaults)."""
+    their column defaults), staging each inserted row's after-image in insertion order."""
     table = group.table
     columns = group.column_sets[0]
     names = ", ".join(quote_ident(c) for c in columns)
     values = ", ".join(f"r.{quote_ident(c)}" for c in columns)
     return (
-        f"INSERT INTO {table.sql_name} ({names}) SELECT {values}"
+        f"WITH applied AS (INSERT INTO {table.sql_name} ({SCOPE_SQL}, {names})"
+        f" SELECT $2, {values}"
         f" FROM sync.push_session_rows p,"
         f" jsonb_populate_record(NULL::{table.sql_name}, p.payload_apply::jsonb) AS r"
-        f" WHERE {_staged_filter(group)} ORDER BY p.row_ordinal"
+        f" WHERE {_staged_filter(group)} AND {_direct(str(table.table_id))}"
+        f" ORDER BY p.row_ordinal RETURNING {table.sql_name}.*)"
+        f" {_STAGE_INSERT} SELECT txid_current(), $3, {table.table_id}, 1,"
+        f" {_key_bytes_sql(table, 'a')}, to_jsonb(a) - '{SCOPE_COLUMN}' FROM applied AS a"
     )
 
 
 def _update_sql(group: _Group) -> str:
+    """One UPDATE of the group's rows (columns a row did not send keep their value), staging
+    each updated row's after-image in update order; a row whose key a trigger changed is
+    staged as the delete of the old key and the insert of the new one, as the capture trigger
+    does."""
     table = group.table
     every = set(group.column_sets[0]).intersection(*group.column_sets[1:])
     assignments = []
@@ -176,23 +217,39 @@ def _update_sql(group: _Group) -> str:
         key = quote_ident(table.key_column)
         assignments.append(f"{key} = dst.{key}")
     key = quote_ident(table.key_column)
+    new_key = _key_bytes_sql(table, "a")
     return (
-        f"UPDATE {table.sql_name} AS dst SET {', '.join(assignments)}"
-        f" FROM (SELECT p.row_ordinal, p.payload_apply::jsonb AS __oversync_doc, r.*"
+        f"WITH applied AS (UPDATE {table.sql_name} AS dst SET {', '.join(assignments)}"
+        f" FROM (SELECT p.row_ordinal, p.key_bytes AS __oversync_key,"
+        f" p.payload_apply::jsonb AS __oversync_doc, r.*"
         f" FROM sync.push_session_rows p,"
         f" jsonb_populate_record(NULL::{table.sql_name}, p.payload_apply::jsonb) AS r"
-        f" WHERE {_staged_filter(group)} OFFSET 0) AS src"
+        f" WHERE {_staged_filter(group)} AND {_direct(str(table.table_id))} OFFSET 0) AS src"
         f" WHERE dst._sync_scope_id = $2 AND dst.{key} = src.{key}"
+        f" RETURNING dst.*, src.__oversync_key)"
+        f" {_STAGE_INSERT} SELECT txid_current(), $3, {table.table_id},"
+        f" CASE WHEN s.part = 1 THEN 3 WHEN a.__oversync_key = {new_key} THEN 2 ELSE 1 END,"
+        f" CASE WHEN s.part = 1 THEN a.__oversync_key ELSE {new_key} END,"
+        f" CASE WHEN s.part = 1 THEN NULL"
+        f" ELSE to_jsonb(a) - '{SCOPE_COLUMN}' - '__oversync_key' END"
+        f" FROM applied AS a CROSS JOIN LATERAL (VALUES (1), (2)) AS s(part)"
+        f" WHERE s.part = 2 OR a.__oversync_key <> {new_key}"
     )
 
 
 def _delete_sql(group: _Group) -> str:
+    """One DELETE of the group's rows ($1 push_id, $2 user_id), captured by the row trigger like
+    the cascades it sets off, which keeps their order."""
     table = group.table
     return (
         f"DELETE FROM {table.sql_name} AS dst USING sync.push_session_rows p"
         f" WHERE {_staged_filter(group)} AND dst._sync_scope_id = $2"
         f" AND dst.{quote_ident(table.key_column)} = {_key_sql(table, 'p.key_bytes')}"
+        f" AND {_direct('')}"
     )
+
+
+_APPLY_SQL = {OP_INSERT: _insert_sql, OP_UPDATE: _update_sql}
 
 
 async def _check_staged(conn: Connection, catalog: Catalog, session: PushSession) -> None:
@@ -332,12 +389,15 @@ async def commit_session(
     ) as capture:
         await _raise_first_conflict(conn, catalog, session)
         for group in groups:
-            if group.op_code == OP_INSERT:
-                await conn.execute(_insert_sql(group), session.push_id)
-            elif group.op_code == OP_UPDATE:
-                await conn.execute(_update_sql(group), session.push_id, session.user_id)
-            elif group.op_code == OP_DELETE:
+            if group.op_code == OP_DELETE:
                 await conn.execute(_delete_sql(group), session.push_id, session.user_id)
+            else:
+                await conn.execute(
+                    _APPLY_SQL[group.op_code](group),
+                    session.push_id,
+                    session.user_id,
+                    session.user_pk,
+                )
     bundle = capture.bundle
     if bundle is None:
         raise commit_invalid("push session produced no captured business-table effects")
