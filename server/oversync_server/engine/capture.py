@@ -49,7 +49,7 @@ from oversync_server.engine import retention, sources
 from oversync_server.engine.bundle_encoding import BundleEncoder
 from oversync_server.engine.catalog import Catalog
 from oversync_server.engine.db import Connection
-from oversync_server.engine.ddl import CAPTURE_DIRECT_GUC
+from oversync_server.engine.ddl import CAPTURE_DIRECT_GUC, DIRECT_STAGE
 from oversync_server.engine.errors import SyncError
 
 OP_INSERT, OP_UPDATE, OP_DELETE = 1, 2, 3
@@ -82,8 +82,8 @@ _SET_CONTEXT = (
 )
 
 # This transaction's staged changes, coalesced per (table, key) in first-capture order, with
-# their count (every row carries it; the sort needs the whole set anyway).
-_COALESCED_STAGE = """
+# their count (every row carries it; the sort needs the whole set anyway). `{rows}` is the stage.
+_COALESCE_TEMPLATE = """
 SELECT c.table_id, c.key_bytes,
        CASE WHEN c.last_op = 3 THEN 3 WHEN c.first_op = 1 THEN 1 ELSE 2 END AS op_code,
        CASE WHEN c.last_op = 3 THEN NULL ELSE c.last_payload::text END AS payload,
@@ -93,13 +93,21 @@ FROM (
            (array_agg(op_code ORDER BY capture_ordinal))[1] AS first_op,
            (array_agg(op_code ORDER BY capture_ordinal DESC))[1] AS last_op,
            (array_agg(payload_db ORDER BY capture_ordinal DESC))[1] AS last_payload
-    FROM sync.bundle_capture_stage
-    WHERE txid = txid_current() AND user_pk = $1
+    FROM ({rows}) AS staged
     GROUP BY table_id, key_bytes
 ) c
 WHERE NOT (c.first_op = 1 AND c.last_op = 3)
 ORDER BY c.first_ordinal
 """
+_TRIGGER_STAGE = """
+    SELECT capture_ordinal, table_id, key_bytes, op_code, payload_db
+    FROM sync.bundle_capture_stage WHERE txid = txid_current() AND user_pk = $1"""
+_COALESCED_STAGE = _COALESCE_TEMPLATE.format(rows=_TRIGGER_STAGE)
+# ... and with the rows the push commit's apply statements staged themselves (ddl.DIRECT_STAGE).
+_COALESCED_STAGES = _COALESCE_TEMPLATE.format(
+    rows=_TRIGGER_STAGE
+    + f" UNION ALL SELECT capture_ordinal, table_id, key_bytes, op_code, payload_db FROM {DIRECT_STAGE}"
+)
 
 _DROP_STAGE = """
 DELETE FROM sync.bundle_capture_stage WHERE txid = txid_current() AND user_pk = $1
@@ -278,9 +286,11 @@ async def finalize_bundle(
     user_pk: int,
     source_id: str,
     source_bundle_id: int,
+    direct: bool = False,
 ) -> CommittedBundle | None:
-    """Turn this transaction's captured changes into the committed bundle (see module doc)."""
-    cursor = await conn.cursor(_COALESCED_STAGE, user_pk)
+    """Turn this transaction's captured changes into the committed bundle (see module doc);
+    `direct`: the transaction has the push commit's direct stage (`ddl.DIRECT_STAGE`) too."""
+    cursor = await conn.cursor(_COALESCED_STAGES if direct else _COALESCED_STAGE, user_pk)
     records = await cursor.fetch(FINALIZE_BATCH_ROWS)
     if not records:
         await conn.execute(_DROP_STAGE, user_pk)
@@ -347,12 +357,15 @@ async def bundle_transaction(
     source_id: str,
     source_bundle_id: int,
     initialization_id: str | None = None,
+    direct: bool = False,
 ) -> AsyncIterator[BundleCapture]:
     """Run business SQL under a bundle context, then finalize it (see the module docstring).
 
     Must be entered inside a transaction on `conn`. An exception in the block skips the
     finalizer and propagates (the caller's transaction rolls back). Raises `SyncError`
     409 `source_retired` if the source was retired under the caller (it should be locked).
+    `direct`: the block also stages rows in `ddl.DIRECT_STAGE` (the push commit, which creates
+    it); the finalizer then reads both stages.
     """
     if not conn.is_in_transaction():
         raise BundleContextError("bundle_transaction needs an open transaction on the connection")
@@ -374,6 +387,7 @@ async def bundle_transaction(
         user_pk=user_pk,
         source_id=source_id,
         source_bundle_id=source_bundle_id,
+        direct=direct,
     )
 
 

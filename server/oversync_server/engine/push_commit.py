@@ -17,9 +17,14 @@ the session row locked by `push_sessions.lock_session`):
    row did not send keep their value), one DELETE per table, in order of each group's first row.
    Every (table, key) occurs once per session and FKs are deferred, so this equals applying the
    rows one by one in upload order, except that rows of one group are applied together (visible
-   only to non-deferrable secondary unique constraints that rows of one push swap between them);
-7. `capture.bundle_transaction` turns the captured effects (cascades and trigger writes
-   included) into the bundle; no effects -> 400 `push_commit_invalid`;
+   only to non-deferrable secondary unique constraints that rows of one push swap between them).
+   The INSERT and UPDATE statements stage their rows' after-images themselves, set-based, in
+   the same statement (`ddl.DIRECT_STAGE`, ordinals from the stage's sequence); the row triggers'
+   WHEN condition skips exactly those rows (`schema.direct_apply_condition`), so they are not
+   staged twice. DELETEs, the cascades they set off and rows written by other triggers go
+   through the reference's capture trigger, in the order it stages them;
+7. `capture.bundle_transaction` turns the captured effects (both stages: cascades and trigger
+   writes included) into the bundle; no effects -> 400 `push_commit_invalid`;
 8. the session is deleted; a seeding commit marks the scope INITIALIZED.
 
 Statement budget, whatever the row count: user lock 1, BEGIN 1, session lock 1, staged checks 2,
@@ -55,7 +60,12 @@ from oversync_server.engine.catalog import (
     quote_literal,
 )
 from oversync_server.engine.db import Connection
-from oversync_server.engine.ddl import CAPTURE_DIRECT_GUC
+from oversync_server.engine.ddl import (
+    CAPTURE_DIRECT_GUC,
+    DIRECT_STAGE,
+    DIRECT_STAGE_DDL,
+    STAGE_ORDINAL_SQL,
+)
 from oversync_server.engine.errors import SyncError
 from oversync_server.engine.push_sessions import PushSession, delete_session
 from oversync_server.engine.values import key_from_bytes, wire_key, wire_payload_from_db_text
@@ -116,7 +126,9 @@ LIMIT 1
 # set-based inserts that these settings do not slow down.
 _TRANSACTION_SETTINGS = (
     "SET CONSTRAINTS ALL DEFERRED; SET LOCAL enable_hashjoin = off;"
-    " SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off"
+    " SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off;"
+    " SET LOCAL client_min_messages = warning;"  # no notice when the direct stage exists
+    + DIRECT_STAGE_DDL
 )
 
 
@@ -164,10 +176,9 @@ def _key_bytes_sql(table: TableInfo, row: str) -> str:
 
 
 _STAGE_INSERT = (
-    "INSERT INTO sync.bundle_capture_stage"
-    " (txid, user_pk, table_id, op_code, key_bytes, payload_db)"
+    f"INSERT INTO {DIRECT_STAGE} (capture_ordinal, table_id, op_code, key_bytes, payload_db)"
 )
-# Parameters of the INSERT and UPDATE apply statements: $1 push_id, $2 user_id, $3 user_pk.
+# Parameters of every apply statement: $1 push_id, $2 user_id.
 
 
 def _direct(value: str) -> str:
@@ -191,7 +202,7 @@ def _insert_sql(group: _Group) -> str:
         f" jsonb_populate_record(NULL::{table.sql_name}, p.payload_apply::jsonb) AS r"
         f" WHERE {_staged_filter(group)} AND {_direct(str(table.table_id))}"
         f" ORDER BY p.row_ordinal RETURNING {table.sql_name}.*)"
-        f" {_STAGE_INSERT} SELECT txid_current(), $3, {table.table_id}, 1,"
+        f" {_STAGE_INSERT} SELECT {STAGE_ORDINAL_SQL}, {table.table_id}, 1,"
         f" {_key_bytes_sql(table, 'a')}, to_jsonb(a) - '{SCOPE_COLUMN}' FROM applied AS a"
     )
 
@@ -227,7 +238,7 @@ def _update_sql(group: _Group) -> str:
         f" WHERE {_staged_filter(group)} AND {_direct(str(table.table_id))} OFFSET 0) AS src"
         f" WHERE dst._sync_scope_id = $2 AND dst.{key} = src.{key}"
         f" RETURNING dst.*, src.__oversync_key)"
-        f" {_STAGE_INSERT} SELECT txid_current(), $3, {table.table_id},"
+        f" {_STAGE_INSERT} SELECT {STAGE_ORDINAL_SQL}, {table.table_id},"
         f" CASE WHEN s.part = 1 THEN 3 WHEN a.__oversync_key = {new_key} THEN 2 ELSE 1 END,"
         f" CASE WHEN s.part = 1 THEN a.__oversync_key ELSE {new_key} END,"
         f" CASE WHEN s.part = 1 THEN NULL"
@@ -249,7 +260,7 @@ def _delete_sql(group: _Group) -> str:
     )
 
 
-_APPLY_SQL = {OP_INSERT: _insert_sql, OP_UPDATE: _update_sql}
+_APPLY_SQL = {OP_INSERT: _insert_sql, OP_UPDATE: _update_sql, OP_DELETE: _delete_sql}
 
 
 async def _check_staged(conn: Connection, catalog: Catalog, session: PushSession) -> None:
@@ -386,18 +397,11 @@ async def commit_session(
         source_id=session.source_id,
         source_bundle_id=session.source_bundle_id,
         initialization_id=str(session.initialization_id) if session.initialization_id else None,
+        direct=True,
     ) as capture:
         await _raise_first_conflict(conn, catalog, session)
         for group in groups:
-            if group.op_code == OP_DELETE:
-                await conn.execute(_delete_sql(group), session.push_id, session.user_id)
-            else:
-                await conn.execute(
-                    _APPLY_SQL[group.op_code](group),
-                    session.push_id,
-                    session.user_id,
-                    session.user_pk,
-                )
+            await conn.execute(_APPLY_SQL[group.op_code](group), session.push_id, session.user_id)
     bundle = capture.bundle
     if bundle is None:
         raise commit_invalid("push session produced no captured business-table effects")
