@@ -10,8 +10,10 @@ import uuid
 import asyncpg
 import pytest
 
+from oversync_server.engine import push_commit
 from oversync_server.engine.schema import UnsupportedSchemaError, require_temporary_tables
-from protocol_helpers import attach, insert_user, push_rows, row
+from oversync_wire import bundle_hash
+from protocol_helpers import attach, committed_rows, insert_user, push_rows, row
 from serverproc import ServerProcess
 
 HOST_TRIGGERS = """
@@ -107,3 +109,75 @@ async def test_bootstrap_needs_the_temporary_privilege(
     finally:
         await pg_pool.execute(f'GRANT TEMPORARY ON DATABASE "{database}" TO PUBLIC')
         await pg_pool.execute(f'DROP ROLE "{role}"')
+
+
+async def test_a_large_push_stages_in_the_temporary_table_with_the_same_bundle_shape(
+    server: ServerProcess, pg_pool: asyncpg.Pool
+) -> None:
+    ids = {name: str(uuid.uuid4()) for name in ("u0", "c1", "c2", "c3", "t1", "m1")}
+    with server.client("alice") as client:
+        attach(client, "dev-a")
+        seeded = push_rows(
+            client,
+            "dev-a",
+            1,
+            [
+                insert_user("u0", user_id=ids["u0"]),
+                row("categories", "INSERT", ids["c1"], {"id": ids["c1"], "name": "root"}),
+                row(
+                    "categories",
+                    "INSERT",
+                    ids["c2"],
+                    {"id": ids["c2"], "name": "mid", "parent_id": ids["c1"]},
+                ),
+                row(
+                    "categories",
+                    "INSERT",
+                    ids["c3"],
+                    {"id": ids["c3"], "name": "leaf", "parent_id": ids["c2"]},
+                ),
+                row("teams", "INSERT", ids["t1"], {"id": ids["t1"], "name": "team"}),
+                row(
+                    "team_members",
+                    "INSERT",
+                    ids["m1"],
+                    {"id": ids["m1"], "name": "m", "team_id": ids["t1"]},
+                ),
+            ],
+        )
+        base = seeded.bundle_seq
+        new_users = [insert_user(f"n{i}") for i in range(push_commit.DIRECT_STAGE_MIN_ROWS)]
+        big = push_rows(
+            client,
+            "dev-a",
+            2,
+            [
+                *new_users,
+                row("users", "UPDATE", ids["u0"], {"name": "u0 again"}, base=base),
+                row("categories", "DELETE", ids["c1"], base=base),
+                row("teams", "DELETE", ids["t1"], base=base),
+            ],
+        )
+        fetched = committed_rows(client, "dev-a", big.bundle_seq)
+    stored = await pg_pool.fetch(
+        "SELECT c.table_name, r.op_code, encode(r.key_bytes, 'hex') AS k"
+        " FROM sync.bundle_rows r JOIN sync.table_catalog c USING (table_id)"
+        " JOIN sync.user_state u USING (user_pk)"
+        " WHERE u.user_id = 'alice' AND r.bundle_seq = $1 ORDER BY r.row_ordinal",
+        big.bundle_seq,
+    )
+    hexed = {name: uuid.UUID(value).hex for name, value in ids.items()}
+    expected = [("users", 1, uuid.UUID(r.to_dict()["key"]["id"]).hex) for r in new_users] + [
+        ("users", 2, hexed["u0"]),
+        ("categories", 3, hexed["c1"]),
+        ("categories", 3, hexed["c2"]),  # cascades follow the statement's own rows
+        ("categories", 3, hexed["c3"]),
+        ("teams", 3, hexed["t1"]),
+        ("team_members", 3, hexed["m1"]),
+    ]
+    assert [(r["table_name"], r["op_code"], r["k"]) for r in stored] == expected
+    assert big.row_count == len(expected)
+    assert (
+        bundle_hash([r.to_dict() for r in fetched])[0] == big.bundle_hash
+    )  # what a client verifies
+    assert await pg_pool.fetchval("SELECT count(*) FROM sync.bundle_capture_stage") == 0

@@ -126,10 +126,19 @@ LIMIT 1
 # set-based inserts that these settings do not slow down.
 _TRANSACTION_SETTINGS = (
     "SET CONSTRAINTS ALL DEFERRED; SET LOCAL enable_hashjoin = off;"
-    " SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off;"
-    " SET LOCAL client_min_messages = warning;"  # no notice when the direct stage exists
-    + DIRECT_STAGE_DDL
+    " SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off"
 )
+# ... and for a push that stages its rows in the temporary direct stage (no notice when it
+# exists already).
+_TRANSACTION_SETTINGS_TEMP = (
+    _TRANSACTION_SETTINGS + "; SET LOCAL client_min_messages = warning;" + DIRECT_STAGE_DDL
+)
+
+# Pushes of at least this many rows stage their applied rows in the temporary direct stage
+# (`ddl.DIRECT_STAGE`: no WAL, foreign keys or indexes, a fraction of the cost per row); smaller
+# ones in sync.bundle_capture_stage itself, which spares them the temporary table's truncation
+# at commit (a fixed cost of a few hundred microseconds).
+DIRECT_STAGE_MIN_ROWS = 100
 
 
 def commit_invalid(message: str) -> SyncError:
@@ -175,10 +184,24 @@ def _key_bytes_sql(table: TableInfo, row: str) -> str:
     return f"convert_to({key}, 'UTF8')"
 
 
-_STAGE_INSERT = (
-    f"INSERT INTO {DIRECT_STAGE} (capture_ordinal, table_id, op_code, key_bytes, payload_db)"
-)
-# Parameters of every apply statement: $1 push_id, $2 user_id.
+def _stage_insert(temporary: bool) -> str:
+    """The head of a statement staging applied rows; its SELECT list continues with table_id,
+    op_code, key_bytes, payload_db. In sync.bundle_capture_stage ($3 the user_pk) or in the
+    temporary direct stage (ordinals from the stage's sequence)."""
+    if temporary:
+        return (
+            f"INSERT INTO {DIRECT_STAGE} (capture_ordinal, table_id, op_code, key_bytes,"
+            f" payload_db) SELECT {STAGE_ORDINAL_SQL},"
+        )
+    return (
+        "INSERT INTO sync.bundle_capture_stage"
+        " (txid, user_pk, table_id, op_code, key_bytes, payload_db)"
+        " SELECT txid_current(), $3::bigint,"
+    )
+
+
+# Parameters of every apply statement: $1 push_id, $2 user_id (and $3 user_pk when INSERT and
+# UPDATE stage in sync.bundle_capture_stage).
 
 
 def _direct(value: str) -> str:
@@ -188,7 +211,7 @@ def _direct(value: str) -> str:
     return f"(SELECT set_config('{CAPTURE_DIRECT_GUC}', '{value}', true)) IS NOT NULL"
 
 
-def _insert_sql(group: _Group) -> str:
+def _insert_sql(group: _Group, temporary: bool) -> str:
     """One INSERT of the staged rows that sent exactly this group's columns (the others take
     their column defaults), staging each inserted row's after-image in insertion order."""
     table = group.table
@@ -202,12 +225,12 @@ def _insert_sql(group: _Group) -> str:
         f" jsonb_populate_record(NULL::{table.sql_name}, p.payload_apply::jsonb) AS r"
         f" WHERE {_staged_filter(group)} AND {_direct(str(table.table_id))}"
         f" ORDER BY p.row_ordinal RETURNING {table.sql_name}.*)"
-        f" {_STAGE_INSERT} SELECT {STAGE_ORDINAL_SQL}, {table.table_id}, 1,"
+        f" {_stage_insert(temporary)} {table.table_id}, 1,"
         f" {_key_bytes_sql(table, 'a')}, to_jsonb(a) - '{SCOPE_COLUMN}' FROM applied AS a"
     )
 
 
-def _update_sql(group: _Group) -> str:
+def _update_sql(group: _Group, temporary: bool) -> str:
     """One UPDATE of the group's rows (columns a row did not send keep their value), staging
     each updated row's after-image in update order; a row whose key a trigger changed is
     staged as the delete of the old key and the insert of the new one, as the capture trigger
@@ -238,7 +261,7 @@ def _update_sql(group: _Group) -> str:
         f" WHERE {_staged_filter(group)} AND {_direct(str(table.table_id))} OFFSET 0) AS src"
         f" WHERE dst._sync_scope_id = $2 AND dst.{key} = src.{key}"
         f" RETURNING dst.*, src.__oversync_key)"
-        f" {_STAGE_INSERT} SELECT {STAGE_ORDINAL_SQL}, {table.table_id},"
+        f" {_stage_insert(temporary)} {table.table_id},"
         f" CASE WHEN s.part = 1 THEN 3 WHEN a.__oversync_key = {new_key} THEN 2 ELSE 1 END,"
         f" CASE WHEN s.part = 1 THEN a.__oversync_key ELSE {new_key} END,"
         f" CASE WHEN s.part = 1 THEN NULL"
@@ -248,7 +271,7 @@ def _update_sql(group: _Group) -> str:
     )
 
 
-def _delete_sql(group: _Group) -> str:
+def _delete_sql(group: _Group, temporary: bool) -> str:
     """One DELETE of the group's rows ($1 push_id, $2 user_id), captured by the row trigger like
     the cascades it sets off, which keeps their order."""
     table = group.table
@@ -365,7 +388,8 @@ async def commit_session(
     """Apply and commit a locked session (see the module docstring); the committed bundle."""
     await _check_staged(conn, catalog, session)
     groups = await _load_groups(conn, catalog, session.push_id)
-    await conn.execute(_TRANSACTION_SETTINGS)
+    temporary = session.planned_row_count >= DIRECT_STAGE_MIN_ROWS
+    await conn.execute(_TRANSACTION_SETTINGS_TEMP if temporary else _TRANSACTION_SETTINGS)
     if session.initialization_id is not None:
         await scopes.require_active_lease(
             conn,
@@ -397,11 +421,14 @@ async def commit_session(
         source_id=session.source_id,
         source_bundle_id=session.source_bundle_id,
         initialization_id=str(session.initialization_id) if session.initialization_id else None,
-        direct=True,
+        direct=temporary,
     ) as capture:
         await _raise_first_conflict(conn, catalog, session)
         for group in groups:
-            await conn.execute(_APPLY_SQL[group.op_code](group), session.push_id, session.user_id)
+            args = [session.push_id, session.user_id]
+            if not temporary and group.op_code != OP_DELETE:
+                args.append(session.user_pk)
+            await conn.execute(_APPLY_SQL[group.op_code](group, temporary), *args)
     bundle = capture.bundle
     if bundle is None:
         raise commit_invalid("push session produced no captured business-table effects")
