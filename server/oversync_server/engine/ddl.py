@@ -265,9 +265,9 @@ CREATE INDEX IF NOT EXISTS ss_user_source_idx ON sync.snapshot_sessions (user_pk
 # (`engine.schema.trigger_ddl`) skips those rows. Empty or unset otherwise.
 CAPTURE_DIRECT_GUC: Final = "oversync.capture_direct"
 
-# Where those statements stage their rows: a temporary table of the connection (no WAL, no
-# foreign keys, no indexes; emptied at every commit and by every rollback), read by the finalizer
-# beside sync.bundle_capture_stage. Its ordinals come from the stage's own identity sequence, so
+# Where those statements stage their rows in a large push (`push_commit.DIRECT_STAGE_MIN_ROWS`):
+# a temporary table of the connection (no WAL, no foreign keys, no indexes; emptied at every
+# commit and by every rollback), read by the finalizer beside sync.bundle_capture_stage. Its ordinals come from the stage's own identity sequence, so
 # rows of both keep the order in which they were written. Nothing outside the transaction that
 # wrote them ever sees these rows, as with the stage's.
 DIRECT_STAGE: Final = "pg_temp.oversync_direct_stage"

@@ -19,9 +19,10 @@ the session row locked by `push_sessions.lock_session`):
    rows one by one in upload order, except that rows of one group are applied together (visible
    only to non-deferrable secondary unique constraints that rows of one push swap between them).
    The INSERT and UPDATE statements stage their rows' after-images themselves, set-based, in
-   the same statement (`ddl.DIRECT_STAGE`, ordinals from the stage's sequence); the row triggers'
-   WHEN condition skips exactly those rows (`schema.direct_apply_condition`), so they are not
-   staged twice. DELETEs, the cascades they set off and rows written by other triggers go
+   the same statement (in sync.bundle_capture_stage, or for pushes of `DIRECT_STAGE_MIN_ROWS`
+   rows or more in the temporary `ddl.DIRECT_STAGE`, ordinals from the stage's sequence); the
+   row triggers' WHEN condition skips exactly those rows (`schema.direct_apply_condition`), so
+   they are not staged twice. DELETEs, the cascades they set off and rows written by other triggers go
    through the reference's capture trigger, in the order it stages them;
 7. `capture.bundle_transaction` turns the captured effects (both stages: cascades and trigger
    writes included) into the bundle; no effects -> 400 `push_commit_invalid`;
