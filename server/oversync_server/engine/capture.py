@@ -24,8 +24,8 @@ of the block the finalizer, still inside the caller's transaction:
    (table, key): INSERT..DELETE vanishes, X..DELETE is DELETE, INSERT..X is INSERT, otherwise
    UPDATE, with the last after-image; rows keep their first capture position;
 2. allocates the user's next gapless `bundle_seq` (a row update, so a rollback undoes it);
-3. builds the wire payloads (Go-canonical JSON with exact integers, bytea as base64, see
-   `values.exact_json`), `bundle_hash` and `byte_count` with `oversync_wire`;
+3. builds the wire payloads (Go-canonical JSON with exact integers, bytea as base64),
+   `bundle_hash` and `byte_count`, once per row (`engine.bundle_encoding`);
 4. in one statement: the `bundle_log` row, all `bundle_rows` (unnest arrays), the `row_state`
    upserts (tombstones for deletes), the source's new watermark (`active`), the watch
    `pg_notify` (delivered only if the transaction commits) and the end of the bundle context
@@ -46,11 +46,11 @@ from typing import Any
 
 from oversync_server.config import WATCH_NOTIFY_CHANNEL, ServiceConfig
 from oversync_server.engine import retention, sources
+from oversync_server.engine.bundle_encoding import BundleEncoder
 from oversync_server.engine.catalog import Catalog
 from oversync_server.engine.db import Connection
+from oversync_server.engine.ddl import CAPTURE_DIRECT_GUC, DIRECT_STAGE
 from oversync_server.engine.errors import SyncError
-from oversync_server.engine.values import exact_json, wire_key, wire_payload_from_db_text
-from oversync_wire import BundleHasher
 
 OP_INSERT, OP_UPDATE, OP_DELETE = 1, 2, 3
 OP_NAMES = {OP_INSERT: "INSERT", OP_UPDATE: "UPDATE", OP_DELETE: "DELETE"}
@@ -82,8 +82,8 @@ _SET_CONTEXT = (
 )
 
 # This transaction's staged changes, coalesced per (table, key) in first-capture order, with
-# their count (every row carries it; the sort needs the whole set anyway).
-_COALESCED_STAGE = """
+# their count (every row carries it; the sort needs the whole set anyway). `{rows}` is the stage.
+_COALESCE_TEMPLATE = """
 SELECT c.table_id, c.key_bytes,
        CASE WHEN c.last_op = 3 THEN 3 WHEN c.first_op = 1 THEN 1 ELSE 2 END AS op_code,
        CASE WHEN c.last_op = 3 THEN NULL ELSE c.last_payload::text END AS payload,
@@ -93,13 +93,21 @@ FROM (
            (array_agg(op_code ORDER BY capture_ordinal))[1] AS first_op,
            (array_agg(op_code ORDER BY capture_ordinal DESC))[1] AS last_op,
            (array_agg(payload_db ORDER BY capture_ordinal DESC))[1] AS last_payload
-    FROM sync.bundle_capture_stage
-    WHERE txid = txid_current() AND user_pk = $1
+    FROM ({rows}) AS staged
     GROUP BY table_id, key_bytes
 ) c
 WHERE NOT (c.first_op = 1 AND c.last_op = 3)
 ORDER BY c.first_ordinal
 """
+_TRIGGER_STAGE = """
+    SELECT capture_ordinal, table_id, key_bytes, op_code, payload_db
+    FROM sync.bundle_capture_stage WHERE txid = txid_current() AND user_pk = $1"""
+_COALESCED_STAGE = _COALESCE_TEMPLATE.format(rows=_TRIGGER_STAGE)
+# ... and with the rows the push commit's apply statements staged themselves (ddl.DIRECT_STAGE).
+_COALESCED_STAGES = _COALESCE_TEMPLATE.format(
+    rows=_TRIGGER_STAGE
+    + f" UNION ALL SELECT capture_ordinal, table_id, key_bytes, op_code, payload_db FROM {DIRECT_STAGE}"
+)
 
 _DROP_STAGE = """
 DELETE FROM sync.bundle_capture_stage WHERE txid = txid_current() AND user_pk = $1
@@ -140,7 +148,8 @@ def _rows_ctes(offset: str, first_array: int) -> str:
 # The end of every bundle, after its log CTE: $1 user_pk, $3 source_id, $4 source_bundle_id,
 # $8 the notify channel ('' = off), $9 its payload. Activates the source, drops the stage rows,
 # notifies watchers on COMMIT and closes the bundle context.
-_FINISH = """, activated AS (
+_FINISH = (
+    """, activated AS (
     INSERT INTO sync.source_state (user_pk, source_id, state, max_committed_source_bundle_id)
     VALUES ($1, $3, 'active', $4)
     ON CONFLICT (user_pk, source_id) DO UPDATE
@@ -154,8 +163,12 @@ _FINISH = """, activated AS (
 )
 SELECT (SELECT count(*) FROM activated) AS activated,
        CASE WHEN $8::text <> '' THEN pg_notify($8, $9) END AS notified,
-       set_config('oversync.bundle_user_id', '', true) AS context_closed
+       set_config('oversync.bundle_user_id', '', true) AS context_closed,
+       set_config('"""
+    + CAPTURE_DIRECT_GUC
+    + """', '', true) AS direct_closed
 """
+)
 _INSERT_LOG = f"""log AS (
     INSERT INTO sync.bundle_log {_LOG_COLUMNS} VALUES ($1, $2, $3, $4, $5, $6, $7)
 )"""
@@ -247,35 +260,20 @@ def bundle_too_large(rows: int, limit: int) -> SyncError:
 _BatchArrays = tuple[list[int], list[bytes], list[int], list[str | None]]
 
 
-def _encode_batch(
-    catalog: Catalog, records: list[Any], bundle_seq: int, hasher: BundleHasher
-) -> _BatchArrays:
+def _encode_batch(catalog: Catalog, records: list[Any], encoder: BundleEncoder) -> _BatchArrays:
     """The row arrays (`_rows_ctes`) of one batch of `_COALESCED_STAGE` rows, each row's wire
     form hashed in order."""
     table_ids: list[int] = []
     keys: list[bytes] = []
     op_codes: list[int] = []
     payloads: list[str | None] = []
-    for table_id, key_raw, op_code, text, _total in records:
-        table = catalog.by_id(table_id)
-        key = bytes(key_raw)
-        row: dict[str, Any] = {
-            "schema": table.schema,
-            "table": table.table,
-            "key": wire_key(table, key),
-            "op": OP_NAMES[op_code],
-            "row_version": bundle_seq,
-        }
-        canonical = None
-        if text is not None:
-            payload = wire_payload_from_db_text(table, text)
-            canonical = exact_json(payload)
-            row["payload"] = payload
-        hasher.add(row)
+    add = encoder.add
+    by_id = catalog.by_id
+    for table_id, key, op_code, text, _total in records:
         table_ids.append(table_id)
         keys.append(key)
         op_codes.append(op_code)
-        payloads.append(canonical)
+        payloads.append(add(by_id(table_id), key, op_code, text))
     return table_ids, keys, op_codes, payloads
 
 
@@ -288,9 +286,11 @@ async def finalize_bundle(
     user_pk: int,
     source_id: str,
     source_bundle_id: int,
+    direct: bool = False,
 ) -> CommittedBundle | None:
-    """Turn this transaction's captured changes into the committed bundle (see module doc)."""
-    cursor = await conn.cursor(_COALESCED_STAGE, user_pk)
+    """Turn this transaction's captured changes into the committed bundle (see module doc);
+    `direct`: the transaction has the push commit's direct stage (`ddl.DIRECT_STAGE`) too."""
+    cursor = await conn.cursor(_COALESCED_STAGES if direct else _COALESCED_STAGE, user_pk)
     records = await cursor.fetch(FINALIZE_BATCH_ROWS)
     if not records:
         await conn.execute(_DROP_STAGE, user_pk)
@@ -303,20 +303,20 @@ async def finalize_bundle(
     if bundle_seq is None:
         raise RuntimeError(f"sync.user_state row {user_pk} is missing")
 
-    hasher = BundleHasher()
+    encoder = BundleEncoder(bundle_seq)
     channel = WATCH_NOTIFY_CHANNEL if config.bundle_change_watch else ""
     notify = _notify_payload(user_pk, bundle_seq, source_id, source_bundle_id)
     head = (user_pk, bundle_seq, source_id, source_bundle_id, total)
     if total <= len(records):  # one batch: one statement
-        rows = _encode_batch(catalog, records, bundle_seq, hasher)
-        digest, byte_count = hasher.result()
+        rows = _encode_batch(catalog, records, encoder)
+        digest, byte_count = encoder.result()
         result = await conn.fetchrow(
             _PERSIST_ALL, *head, byte_count, bytes.fromhex(digest), channel, notify, *rows
         )
     else:
         written = 0
         while records:
-            rows = _encode_batch(catalog, records, bundle_seq, hasher)
+            rows = _encode_batch(catalog, records, encoder)
             if written == 0:
                 await conn.execute(_PERSIST_FIRST, *head, 0, b"", *rows)
             else:
@@ -325,7 +325,7 @@ async def finalize_bundle(
             records = await cursor.fetch(FINALIZE_BATCH_ROWS) if written < total else []
         if written != total:
             raise RuntimeError(f"captured {written} rows, expected {total}")
-        digest, byte_count = hasher.result()
+        digest, byte_count = encoder.result()
         result = await conn.fetchrow(
             _FINISH_SEVERAL, *head, byte_count, bytes.fromhex(digest), channel, notify
         )
@@ -357,12 +357,15 @@ async def bundle_transaction(
     source_id: str,
     source_bundle_id: int,
     initialization_id: str | None = None,
+    direct: bool = False,
 ) -> AsyncIterator[BundleCapture]:
     """Run business SQL under a bundle context, then finalize it (see the module docstring).
 
     Must be entered inside a transaction on `conn`. An exception in the block skips the
     finalizer and propagates (the caller's transaction rolls back). Raises `SyncError`
     409 `source_retired` if the source was retired under the caller (it should be locked).
+    `direct`: the block also stages rows in `ddl.DIRECT_STAGE` (the push commit, which creates
+    it); the finalizer then reads both stages.
     """
     if not conn.is_in_transaction():
         raise BundleContextError("bundle_transaction needs an open transaction on the connection")
@@ -384,10 +387,12 @@ async def bundle_transaction(
         user_pk=user_pk,
         source_id=source_id,
         source_bundle_id=source_bundle_id,
+        direct=direct,
     )
 
 
 __all__ = [
+    "CAPTURE_DIRECT_GUC",
     "OP_CODES",
     "OP_NAMES",
     "BundleCapture",

@@ -260,6 +260,28 @@ CREATE INDEX IF NOT EXISTS ss_user_source_idx ON sync.snapshot_sessions (user_pk
     + REGISTERED_COLUMNS_DDL
 )
 
+# Transaction-local: the id of a registered table whose rows the running top-level statement
+# stages itself (the push commit's apply, `engine.push_commit`); the row triggers' WHEN condition
+# (`engine.schema.trigger_ddl`) skips those rows. Empty or unset otherwise.
+CAPTURE_DIRECT_GUC: Final = "oversync.capture_direct"
+
+# Where those statements stage their rows in a large push (`push_commit.DIRECT_STAGE_MIN_ROWS`):
+# a temporary table of the connection (no WAL, no foreign keys, no indexes; emptied at every
+# commit and by every rollback), read by the finalizer beside sync.bundle_capture_stage. Its ordinals come from the stage's own identity sequence, so
+# rows of both keep the order in which they were written. Nothing outside the transaction that
+# wrote them ever sees these rows, as with the stage's.
+DIRECT_STAGE: Final = "pg_temp.oversync_direct_stage"
+DIRECT_STAGE_DDL: Final = """
+CREATE TEMP TABLE IF NOT EXISTS oversync_direct_stage (
+    capture_ordinal BIGINT NOT NULL,
+    table_id INTEGER NOT NULL,
+    op_code SMALLINT NOT NULL,
+    key_bytes BYTEA NOT NULL,
+    payload_db JSONB
+) ON COMMIT DELETE ROWS
+"""
+STAGE_ORDINAL_SQL: Final = "nextval('sync.bundle_capture_stage_capture_ordinal_seq'::regclass)"
+
 # The owner guard (BEFORE, row level) and the capture trigger (AFTER, row level), server.md §1.6.
 # Both read the transaction-local bundle context (§1.7) through NULLIF(..., ''): once a transaction
 # that set a placeholder GUC ends, the placeholder survives in the session with value ''.

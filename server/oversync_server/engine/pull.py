@@ -7,14 +7,16 @@ A page is read in the caller's REPEATABLE READ, READ ONLY transaction in two ste
   (`bundle_log.byte_count`, the canonical size of each bundle; the first bundle is always taken,
   so any bundle can be pulled). Each bundle's JSON head (`{"bundle_seq":...,"rows":[`, fields in
   Go's order) is rendered by PostgreSQL. A page cut by the byte budget says `has_more`.
-* `page_chunks`: one cursor over the page's rows in (bundle_seq, row_ordinal) order, each row
-  rendered as compact JSON by PostgreSQL (stored `payload_wire` values, JSON not JSONB, embedded
-  byte for byte, so served payloads are exactly the ones the bundle hash was computed over),
-  assembled into the PullResponse body and yielded in chunks of about `CHUNK_BYTES`. The server
-  holds one batch of rows at a time, whatever the bundles' sizes.
+* `page_chunks`: the page's rows in (bundle_seq, row_ordinal) order, `ROW_BATCH` at a time (a
+  keyset range of the bundle_rows primary key per statement, in the same snapshot), each row
+  rendered as compact JSON by PostgreSQL and handed over as one comma-joined run per bundle
+  (stored `payload_wire` values, JSON not JSONB, embedded byte for byte, so served payloads are
+  exactly the ones the bundle hash was computed over), assembled into the PullResponse body and
+  yielded in chunks of about `CHUNK_BYTES`. The server holds one batch of rows at a time,
+  whatever the bundles' sizes, and touches each batch a few times rather than each row.
 
-Statements per page, whatever it holds: the scope gate, the plan, the cursor (plus one fetch per
-`ROW_BATCH` rows). The reference runs 3 + 3·bundles statements here.
+Statements per page: the scope gate, the plan, and one per `ROW_BATCH` rows (at least one). The
+reference runs 3 + 3·bundles statements here.
 """
 
 from __future__ import annotations
@@ -25,11 +27,10 @@ from dataclasses import dataclass
 
 from oversync_server.engine.retention import enforce_floor
 from oversync_server.engine.scope import Connection, Scope
-from oversync_server.engine.values import ROW_IDENTITY_JSON_SQL
 
 __all__ = ["CHUNK_BYTES", "ROW_BATCH", "PagePlan", "page_chunks", "plan_page"]
 
-ROW_BATCH = 1000
+ROW_BATCH = 2000
 CHUNK_BYTES = 64 * 1024
 
 # The page's bundles (plus one more, which only sets has_more), each with the bytes of the page
@@ -49,19 +50,45 @@ ORDER BY bundle_seq
 LIMIT $4::bigint + 1
 """
 
-# Every row of the page's bundles as its wire JSON. DELETE rows carry no `payload` key; uuid keys
-# are stored as 16 raw bytes (rendered lowercase dashed), text keys as UTF-8.
+# The next `$5` rows of the page after (bundle_seq, row_ordinal) = ($2, $3), up to bundle `$4`,
+# as one comma-joined run of wire JSON rows per bundle: a keyset page on the bundle_rows primary
+# key (the LIMIT makes it an index range scan that stops after `$5` rows, whatever the planner's
+# statistics, with nothing to sort), rendered by PostgreSQL with each table's constant prefix
+# computed once. DELETE rows carry no `payload` key; uuid keys are stored as 16 raw bytes
+# (rendered lowercase dashed), text keys as UTF-8; stored `payload_wire` values (JSON, not JSONB)
+# are embedded byte for byte, so served payloads are the ones the bundle hash was computed over.
 _ROWS = """
-SELECT r.bundle_seq,
-       {ROW_IDENTITY_JSON_SQL}
-       || ',"op":"' || CASE r.op_code WHEN 1 THEN 'INSERT' WHEN 2 THEN 'UPDATE' ELSE 'DELETE' END
-       || '","row_version":' || r.bundle_seq
-       || CASE WHEN r.op_code = 3 THEN '}' ELSE ',"payload":' || r.payload_wire::text || '}' END
-FROM sync.bundle_rows r
-JOIN sync.table_catalog c ON c.table_id = r.table_id
-WHERE r.user_pk = $1 AND r.bundle_seq > $2 AND r.bundle_seq <= $3
-ORDER BY r.bundle_seq, r.row_ordinal
-""".replace("{ROW_IDENTITY_JSON_SQL}", ROW_IDENTITY_JSON_SQL)
+WITH tables AS MATERIALIZED (
+    SELECT c.table_id, c.sync_key_kind,
+           '{"schema":' || to_json(c.schema_name)::text || ',"table":' || to_json(c.table_name)::text
+           || ',"key":{' || to_json(c.sync_key_column)::text || ':' AS prefix
+    FROM sync.table_catalog c
+)
+SELECT r.bundle_seq, count(*) AS rows, max(r.row_ordinal) AS last_ordinal,
+       string_agg(
+           t.prefix
+           || CASE t.sync_key_kind
+                  WHEN 1 THEN '"' || encode(r.key_bytes, 'hex')::uuid::text || '"'
+                  ELSE to_json(convert_from(r.key_bytes, 'UTF8'))::text
+              END
+           || CASE r.op_code WHEN 1 THEN '},"op":"INSERT","row_version":'
+                             WHEN 2 THEN '},"op":"UPDATE","row_version":'
+                             ELSE '},"op":"DELETE","row_version":' END
+           || r.bundle_seq
+           || CASE WHEN r.op_code = 3 THEN '}' ELSE ',"payload":' || r.payload_wire::text || '}' END,
+           ',' ORDER BY r.row_ordinal) AS docs
+FROM (
+    SELECT b.bundle_seq, b.row_ordinal, b.table_id, b.key_bytes, b.op_code, b.payload_wire
+    FROM sync.bundle_rows b
+    WHERE b.user_pk = $1 AND (b.bundle_seq, b.row_ordinal) > ($2, $3) AND b.bundle_seq <= $4
+    ORDER BY b.bundle_seq, b.row_ordinal
+    LIMIT $5
+) r
+JOIN tables t ON t.table_id = r.table_id
+GROUP BY r.bundle_seq
+ORDER BY r.bundle_seq
+"""
+_MAX_INT8 = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,18 +144,21 @@ async def plan_page(
 
 
 async def page_chunks(conn: Connection, plan: PagePlan) -> AsyncIterator[bytes]:
-    """The PullResponse body of `plan`, in chunks, read through a cursor (in the caller's
-    transaction, which must stay open until the iteration ends)."""
+    """The PullResponse body of `plan`, in chunks of about `CHUNK_BYTES`, read `ROW_BATCH` rows
+    at a time (in the caller's transaction, which must stay open until the iteration ends)."""
     parts = [plan.body_head()]
     size = len(parts[0])
     if plan.bundles:
-        cursor = await conn.cursor(_ROWS, plan.user_pk, plan.lower_bundle_seq, plan.bundles[-1][0])
+        last_seq = plan.bundles[-1][0]
         heads = iter(plan.bundles)
         current, head = next(heads)
         parts.append(head)
         first_row = True
-        while records := await cursor.fetch(ROW_BATCH):
-            for bundle_seq, text in records:
+        after: tuple[int, int] = (plan.lower_bundle_seq, _MAX_INT8)
+        while True:
+            runs = await conn.fetch(_ROWS, plan.user_pk, *after, last_seq, ROW_BATCH)
+            fetched = 0
+            for bundle_seq, rows, last_ordinal, docs in runs:
                 while bundle_seq != current:  # the next bundle (a bundle without rows is empty)
                     current, head = next(heads)
                     parts.append("]},")
@@ -136,12 +166,16 @@ async def page_chunks(conn: Connection, plan: PagePlan) -> AsyncIterator[bytes]:
                     first_row = True
                 if not first_row:
                     parts.append(",")
-                parts.append(text)
+                parts.append(docs)
                 first_row = False
-                size += len(text)
+                size += len(docs)
+                fetched += rows
+                after = (bundle_seq, last_ordinal)
             if size >= CHUNK_BYTES:
                 yield "".join(parts).encode()
                 parts, size = [], 0
+            if fetched < ROW_BATCH:
+                break
         parts.append("]}")
         for _, head in heads:
             parts.append(",")

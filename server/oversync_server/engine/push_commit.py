@@ -17,9 +17,15 @@ the session row locked by `push_sessions.lock_session`):
    row did not send keep their value), one DELETE per table, in order of each group's first row.
    Every (table, key) occurs once per session and FKs are deferred, so this equals applying the
    rows one by one in upload order, except that rows of one group are applied together (visible
-   only to non-deferrable secondary unique constraints that rows of one push swap between them);
-7. `capture.bundle_transaction` turns the captured effects (cascades and trigger writes
-   included) into the bundle; no effects -> 400 `push_commit_invalid`;
+   only to non-deferrable secondary unique constraints that rows of one push swap between them).
+   The INSERT and UPDATE statements stage their rows' after-images themselves, set-based, in
+   the same statement (in sync.bundle_capture_stage, or for pushes of `DIRECT_STAGE_MIN_ROWS`
+   rows or more in the temporary `ddl.DIRECT_STAGE`, ordinals from the stage's sequence); the
+   row triggers' WHEN condition skips exactly those rows (`schema.direct_apply_condition`), so
+   they are not staged twice. DELETEs, the cascades they set off and rows written by other triggers go
+   through the reference's capture trigger, in the order it stages them;
+7. `capture.bundle_transaction` turns the captured effects (both stages: cascades and trigger
+   writes included) into the bundle; no effects -> 400 `push_commit_invalid`;
 8. the session is deleted; a seeding commit marks the scope INITIALIZED.
 
 Statement budget, whatever the row count: user lock 1, BEGIN 1, session lock 1, staged checks 2,
@@ -46,8 +52,21 @@ from oversync_server.engine.capture import (
     CommittedBundle,
     bundle_transaction,
 )
-from oversync_server.engine.catalog import Catalog, KeyKind, TableInfo, quote_ident, quote_literal
+from oversync_server.engine.catalog import (
+    SCOPE_COLUMN,
+    Catalog,
+    KeyKind,
+    TableInfo,
+    quote_ident,
+    quote_literal,
+)
 from oversync_server.engine.db import Connection
+from oversync_server.engine.ddl import (
+    CAPTURE_DIRECT_GUC,
+    DIRECT_STAGE,
+    DIRECT_STAGE_DDL,
+    STAGE_ORDINAL_SQL,
+)
 from oversync_server.engine.errors import SyncError
 from oversync_server.engine.push_sessions import PushSession, delete_session
 from oversync_server.engine.values import key_from_bytes, wire_key, wire_payload_from_db_text
@@ -110,6 +129,17 @@ _TRANSACTION_SETTINGS = (
     "SET CONSTRAINTS ALL DEFERRED; SET LOCAL enable_hashjoin = off;"
     " SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off"
 )
+# ... and for a push that stages its rows in the temporary direct stage (no notice when it
+# exists already).
+_TRANSACTION_SETTINGS_TEMP = (
+    _TRANSACTION_SETTINGS + "; SET LOCAL client_min_messages = warning;" + DIRECT_STAGE_DDL
+)
+
+# Pushes of at least this many rows stage their applied rows in the temporary direct stage
+# (`ddl.DIRECT_STAGE`: no WAL, foreign keys or indexes, a fraction of the cost per row); smaller
+# ones in sync.bundle_capture_stage itself, which spares them the temporary table's truncation
+# at commit (a fixed cost of a few hundred microseconds).
+DIRECT_STAGE_MIN_ROWS = 100
 
 
 def commit_invalid(message: str) -> SyncError:
@@ -144,22 +174,68 @@ def _staged_filter(group: _Group) -> str:
     return where
 
 
-def _insert_sql(group: _Group) -> str:
+SCOPE_SQL = quote_ident(SCOPE_COLUMN)
+
+
+def _key_bytes_sql(table: TableInfo, row: str) -> str:
+    """SQL of the `key_bytes` of a business row's sync key (what the capture trigger stages)."""
+    key = f"{row}.{quote_ident(table.key_column)}"
+    if table.key_kind is KeyKind.UUID:
+        return f"uuid_send({key})"
+    return f"convert_to({key}, 'UTF8')"
+
+
+def _stage_insert(temporary: bool) -> str:
+    """The head of a statement staging applied rows; its SELECT list continues with table_id,
+    op_code, key_bytes, payload_db. In sync.bundle_capture_stage ($3 the user_pk) or in the
+    temporary direct stage (ordinals from the stage's sequence)."""
+    if temporary:
+        return (
+            f"INSERT INTO {DIRECT_STAGE} (capture_ordinal, table_id, op_code, key_bytes,"
+            f" payload_db) SELECT {STAGE_ORDINAL_SQL},"
+        )
+    return (
+        "INSERT INTO sync.bundle_capture_stage"
+        " (txid, user_pk, table_id, op_code, key_bytes, payload_db)"
+        " SELECT txid_current(), $3::bigint,"
+    )
+
+
+# Parameters of every apply statement: $1 push_id, $2 user_id (and $3 user_pk when INSERT and
+# UPDATE stage in sync.bundle_capture_stage).
+
+
+def _direct(value: str) -> str:
+    """A condition evaluated once, before the statement writes its first row (an InitPlan),
+    setting `CAPTURE_DIRECT_GUC` (the row triggers' WHEN condition, `schema.trigger_ddl`) to
+    `value`: a table id while an INSERT or UPDATE stages its own rows, '' for a DELETE."""
+    return f"(SELECT set_config('{CAPTURE_DIRECT_GUC}', '{value}', true)) IS NOT NULL"
+
+
+def _insert_sql(group: _Group, temporary: bool) -> str:
     """One INSERT of the staged rows that sent exactly this group's columns (the others take
-    their column defaults)."""
+    their column defaults), staging each inserted row's after-image in insertion order."""
     table = group.table
     columns = group.column_sets[0]
     names = ", ".join(quote_ident(c) for c in columns)
     values = ", ".join(f"r.{quote_ident(c)}" for c in columns)
     return (
-        f"INSERT INTO {table.sql_name} ({names}) SELECT {values}"
+        f"WITH applied AS (INSERT INTO {table.sql_name} ({SCOPE_SQL}, {names})"
+        f" SELECT $2, {values}"
         f" FROM sync.push_session_rows p,"
         f" jsonb_populate_record(NULL::{table.sql_name}, p.payload_apply::jsonb) AS r"
-        f" WHERE {_staged_filter(group)} ORDER BY p.row_ordinal"
+        f" WHERE {_staged_filter(group)} AND {_direct(str(table.table_id))}"
+        f" ORDER BY p.row_ordinal RETURNING {table.sql_name}.*)"
+        f" {_stage_insert(temporary)} {table.table_id}, 1,"
+        f" {_key_bytes_sql(table, 'a')}, to_jsonb(a) - '{SCOPE_COLUMN}' FROM applied AS a"
     )
 
 
-def _update_sql(group: _Group) -> str:
+def _update_sql(group: _Group, temporary: bool) -> str:
+    """One UPDATE of the group's rows (columns a row did not send keep their value), staging
+    each updated row's after-image in update order; a row whose key a trigger changed is
+    staged as the delete of the old key and the insert of the new one, as the capture trigger
+    does."""
     table = group.table
     every = set(group.column_sets[0]).intersection(*group.column_sets[1:])
     assignments = []
@@ -176,23 +252,39 @@ def _update_sql(group: _Group) -> str:
         key = quote_ident(table.key_column)
         assignments.append(f"{key} = dst.{key}")
     key = quote_ident(table.key_column)
+    new_key = _key_bytes_sql(table, "a")
     return (
-        f"UPDATE {table.sql_name} AS dst SET {', '.join(assignments)}"
-        f" FROM (SELECT p.row_ordinal, p.payload_apply::jsonb AS __oversync_doc, r.*"
+        f"WITH applied AS (UPDATE {table.sql_name} AS dst SET {', '.join(assignments)}"
+        f" FROM (SELECT p.row_ordinal, p.key_bytes AS __oversync_key,"
+        f" p.payload_apply::jsonb AS __oversync_doc, r.*"
         f" FROM sync.push_session_rows p,"
         f" jsonb_populate_record(NULL::{table.sql_name}, p.payload_apply::jsonb) AS r"
-        f" WHERE {_staged_filter(group)} OFFSET 0) AS src"
+        f" WHERE {_staged_filter(group)} AND {_direct(str(table.table_id))} OFFSET 0) AS src"
         f" WHERE dst._sync_scope_id = $2 AND dst.{key} = src.{key}"
+        f" RETURNING dst.*, src.__oversync_key)"
+        f" {_stage_insert(temporary)} {table.table_id},"
+        f" CASE WHEN s.part = 1 THEN 3 WHEN a.__oversync_key = {new_key} THEN 2 ELSE 1 END,"
+        f" CASE WHEN s.part = 1 THEN a.__oversync_key ELSE {new_key} END,"
+        f" CASE WHEN s.part = 1 THEN NULL"
+        f" ELSE to_jsonb(a) - '{SCOPE_COLUMN}' - '__oversync_key' END"
+        f" FROM applied AS a CROSS JOIN LATERAL (VALUES (1), (2)) AS s(part)"
+        f" WHERE s.part = 2 OR a.__oversync_key <> {new_key}"
     )
 
 
-def _delete_sql(group: _Group) -> str:
+def _delete_sql(group: _Group, temporary: bool) -> str:
+    """One DELETE of the group's rows ($1 push_id, $2 user_id), captured by the row trigger like
+    the cascades it sets off, which keeps their order."""
     table = group.table
     return (
         f"DELETE FROM {table.sql_name} AS dst USING sync.push_session_rows p"
         f" WHERE {_staged_filter(group)} AND dst._sync_scope_id = $2"
         f" AND dst.{quote_ident(table.key_column)} = {_key_sql(table, 'p.key_bytes')}"
+        f" AND {_direct('')}"
     )
+
+
+_APPLY_SQL = {OP_INSERT: _insert_sql, OP_UPDATE: _update_sql, OP_DELETE: _delete_sql}
 
 
 async def _check_staged(conn: Connection, catalog: Catalog, session: PushSession) -> None:
@@ -297,7 +389,8 @@ async def commit_session(
     """Apply and commit a locked session (see the module docstring); the committed bundle."""
     await _check_staged(conn, catalog, session)
     groups = await _load_groups(conn, catalog, session.push_id)
-    await conn.execute(_TRANSACTION_SETTINGS)
+    temporary = session.planned_row_count >= DIRECT_STAGE_MIN_ROWS
+    await conn.execute(_TRANSACTION_SETTINGS_TEMP if temporary else _TRANSACTION_SETTINGS)
     if session.initialization_id is not None:
         await scopes.require_active_lease(
             conn,
@@ -329,15 +422,14 @@ async def commit_session(
         source_id=session.source_id,
         source_bundle_id=session.source_bundle_id,
         initialization_id=str(session.initialization_id) if session.initialization_id else None,
+        direct=temporary,
     ) as capture:
         await _raise_first_conflict(conn, catalog, session)
         for group in groups:
-            if group.op_code == OP_INSERT:
-                await conn.execute(_insert_sql(group), session.push_id)
-            elif group.op_code == OP_UPDATE:
-                await conn.execute(_update_sql(group), session.push_id, session.user_id)
-            elif group.op_code == OP_DELETE:
-                await conn.execute(_delete_sql(group), session.push_id, session.user_id)
+            args = [session.push_id, session.user_id]
+            if not temporary and group.op_code != OP_DELETE:
+                args.append(session.user_pk)
+            await conn.execute(_APPLY_SQL[group.op_code](group, temporary), *args)
     bundle = capture.bundle
     if bundle is None:
         raise commit_invalid("push session produced no captured business-table effects")

@@ -39,11 +39,13 @@ from oversync_server.engine.catalog import (
     Catalog,
     ColumnInfo,
     TableInfo,
+    quote_ident,
     quote_literal,
 )
 from oversync_server.engine.db import Connection, run_retrying
 from oversync_server.engine.ddl import (
     BOOTSTRAP_LOCK_KEY,
+    CAPTURE_DIRECT_GUC,
     LAYOUT_NAME,
     PROTOCOL_LABEL,
     SCHEMA_DDL,
@@ -553,20 +555,54 @@ async def validate_foreign_keys(conn: Connection, catalog: Catalog) -> None:
 # ------------------------------------------------------------------------------ triggers
 
 
+def direct_apply_condition(table: TableInfo) -> str:
+    """The WHEN condition of both triggers of `table`: false only for rows written by a
+    top-level statement (trigger depth 0) while the transaction-local `CAPTURE_DIRECT_GUC` names
+    this table: the push commit's INSERT and UPDATE statements, which check the scope and stage
+    their rows themselves (`engine.push_commit`). Referential actions and rows written by other
+    triggers are written at depth >= 1, so they are guarded and captured as always, and a write
+    without a bundle context is refused by the guard whatever the GUC says."""
+    return (
+        f"pg_trigger_depth() > 0 OR current_setting('{CAPTURE_DIRECT_GUC}', true)"
+        f" IS DISTINCT FROM '{table.table_id}'"
+        " OR COALESCE(current_setting('oversync.bundle_user_id', true), '') = ''"
+    )
+
+
 def trigger_ddl(table: TableInfo) -> str:
-    """Drop and recreate the owner guard and the capture trigger of one registered table."""
+    """Drop and recreate the owner guard and the capture trigger of one registered table.
+
+    The names, events and functions are the reference's (server.md §1.6); the WHEN condition
+    (`direct_apply_condition`) is oversync-py's. A Go server bootstrapping the database drops and
+    recreates both triggers without it, and never sets the GUC: either way, host writes and
+    every write the Go server makes are guarded and captured exactly as the reference's."""
     args = ", ".join(
         quote_literal(arg)
         for arg in (table.key_column, str(int(table.key_kind)), str(table.table_id))
     )
+    when = direct_apply_condition(table)
     return f"""
 DROP TRIGGER IF EXISTS oversync_bundle_owner_guard ON {table.sql_name};
 DROP TRIGGER IF EXISTS oversync_bundle_capture_row ON {table.sql_name};
 CREATE TRIGGER oversync_bundle_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON {table.sql_name}
-    FOR EACH ROW EXECUTE FUNCTION sync.enforce_registered_row_owner();
+    FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION sync.enforce_registered_row_owner();
 CREATE TRIGGER oversync_bundle_capture_row AFTER INSERT OR UPDATE OR DELETE ON {table.sql_name}
-    FOR EACH ROW EXECUTE FUNCTION sync.capture_registered_row_change({args});
+    FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION sync.capture_registered_row_change({args});
 """
+
+
+async def require_temporary_tables(conn: Connection) -> None:
+    """The push commit stages its rows in a temporary table (`ddl.DIRECT_STAGE`): refuse to
+    start, naming the fix, when the role may not create one."""
+    if not await conn.fetchval("SELECT has_database_privilege(current_database(), 'TEMPORARY')"):
+        row = await conn.fetchrow("SELECT current_database() AS db, current_user AS role")
+        assert row is not None
+        database, role = row["db"], row["role"]
+        raise UnsupportedSchemaError(
+            f"role {role} may not create temporary tables in database {database}, which push"
+            f" commits need; fix: GRANT TEMPORARY ON DATABASE {quote_ident(database)}"
+            f" TO {quote_ident(role)}"
+        )
 
 
 async def install_triggers(conn: Connection, catalog: Catalog) -> None:
@@ -592,6 +628,7 @@ async def bootstrap(pool: asyncpg.Pool, config: ServiceConfig) -> Catalog:
     async with pool.acquire() as conn:
         catalog = await load_catalog(conn, config)
         await validate_foreign_keys(conn, catalog)
+        await require_temporary_tables(conn)
         state = await run_retrying(lambda: ensure_sync_schema(conn, catalog), backoff=0.05)
         catalog = state.catalog
         await run_retrying(lambda: install_triggers(conn, catalog), backoff=0.05)
