@@ -80,6 +80,11 @@ async def test_two_servers_behind_pgbouncer_push_pull_and_watch(
             "source_bundle_id": 1,
         }
 
+        # A large bundle (its commit stages rows in a temporary table) through the other one.
+        with second.client("alice") as client:
+            big = push_rows(client, "dev-b", 1, [insert_user(f"big-{n}") for n in range(150)])
+        assert big.bundle_seq == 2
+
         # Two devices of one user push concurrently, each alternating between the servers:
         # every bundle commits, and the user's bundle_seq stays gapless (serialised writers).
         errors: list[BaseException] = []
@@ -104,9 +109,9 @@ async def test_two_servers_behind_pgbouncer_push_pull_and_watch(
         for server in (first, second):
             with server.client("alice") as client:
                 stable, bundles = pull_to_stable(client, "dev-b")
-            assert stable == 17
-            assert [bundle.bundle_seq for bundle in bundles] == list(range(1, 18))
-            assert sum(len(bundle.rows) for bundle in bundles) == 1 + 16 * 3
+            assert stable == 18
+            assert [bundle.bundle_seq for bundle in bundles] == list(range(1, 19))
+            assert sum(len(bundle.rows) for bundle in bundles) == 1 + 150 + 16 * 3
 
         # The pooler multiplexed: two servers with up to 6 pooled connections each ran on at
         # most POOL_SIZE PostgreSQL sessions (plus the two direct watch listeners).
