@@ -20,6 +20,7 @@ import enum
 import logging
 import queue
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -145,10 +146,7 @@ class BackgroundSync:
         self._wake.set()
         stream = self._stream
         if stream is not None:
-            try:
-                stream.close()  # ends a blocked read of the watch stream
-            except Exception:
-                pass
+            _interrupt(stream)
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout)
@@ -358,3 +356,15 @@ class BackgroundSync:
         self._stream = response
         if self._stopping.cancelled:
             response.close()
+
+
+def _interrupt(response: httpx.Response) -> None:
+    """End a read blocked on the watch stream from another thread: shut the socket down
+    (closing it alone does not wake a blocked ``recv``)."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    try:
+        if isinstance(sock, socket.socket):
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

@@ -21,6 +21,7 @@ from collections.abc import Callable, Generator, Mapping
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 
 from oversqlite._config import RetryPolicy
 from oversqlite._control import Control, Phase
@@ -320,6 +321,40 @@ class Api:
             ),
             SnapshotChunkResponse,
         )
+
+    def snapshot_chunk_json(
+        self, source_id: str, snapshot_id: str, *, after: int, max_rows: int
+    ) -> dict[str, Any]:
+        """One snapshot page as plain JSON (orjson), skipping the generated models: hydrating
+        large scopes spends most of its client time here (callers validate the fields)."""
+        self._control.check()
+        operation = "get_snapshot_chunk"
+        try:
+            response = self._http.get(
+                f"/sync/snapshot-sessions/{snapshot_id}",
+                params={"after_row_ordinal": after, "max_rows": max_rows},
+                headers={"Oversync-Source-ID": source_id},
+            )
+        except httpx.HTTPError as exc:
+            raise TransportError(operation, f"{type(exc).__name__}: {exc}") from exc
+        status, content = response.status_code, response.content
+        if 200 <= status < 300:
+            try:
+                body = orjson.loads(content)
+            except orjson.JSONDecodeError as exc:
+                raise ProtocolError(f"{operation}: malformed {status} answer: {exc}") from exc
+            if not isinstance(body, dict):
+                raise ProtocolError(f"{operation}: unexpected {status} answer {content[:200]!r}")
+            return body
+        code, message, details = _error_body(None, content)
+        if status in RETRYABLE_STATUSES:
+            raise TransportError(
+                operation,
+                f"HTTP {status} {code}: {message}",
+                status,
+                _retry_after(response.headers),
+            )
+        raise ServerRejectedError(operation, status, code, message, details)
 
     def delete_snapshot(self, source_id: str, snapshot_id: str) -> None:
         """Best effort: failures are logged and ignored (the session expires anyway)."""

@@ -28,3 +28,12 @@ def test_live_sync_example_delivers_writes_without_sync_calls(
     assert "[laptop] watching" in done.stdout and "[phone] watching" in done.stdout
     assert done.stdout.count("(no sync() call)") == 6
     assert "converged: True, 6 users on each device" in done.stdout
+
+
+def test_async_app_example_works_inside_an_event_loop(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    done = _run_example("async_app.py", server, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "desk has 3010 users, tablet has 3010" in done.stdout
+    assert "FAILED" not in done.stdout
