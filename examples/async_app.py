@@ -18,6 +18,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import sqlite3
@@ -125,7 +126,7 @@ async def run(base_url: str, secret: str, folder: Path) -> bool:
         checks["converged"] = count(desk_db) == count(tab_db) == ROWS + 10
         print(f"desk has {count(desk_db)} users, tablet has {count(tab_db)}")
     beat.cancel()
-    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
     print(f"event loop: {len(ticks)} heartbeats, longest gap {max(gaps):.3f}s")
     checks["event loop kept running"] = len(ticks) > 10
     for name, ok in checks.items():
