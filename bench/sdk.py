@@ -26,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import procstat, workloads
-from bench.serving import SECRET, Served, cluster, database, make_tempdir, server
+from bench.report import Figures, Item, Metric
+from bench.serving import SECRET, Served, cluster, database, server
 from oversqlite import Client, ClientConfig
 from oversync_server.auth import sign_token
+from oversync_server.localpg import make_tempdir
 
-__all__ = ["capture_figures", "hydrate_figures", "main"]
+__all__ = ["capture_figures", "hydrate_figures", "main", "steps"]
 
 USERS_DDL = (
     "CREATE TABLE users (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, email TEXT NOT NULL, "
@@ -162,6 +164,56 @@ def capture_figures(rows: int, per_transaction: int, rounds: int) -> dict[str, A
         "plain_us_per_row": plain / rows * 1e6,
         "capture_overhead_ratio": managed / plain,
     }
+
+
+Run = Callable[[Any, int], Figures]
+Baseline = Callable[[int], float]
+
+
+def steps(user: str, rows: int, folder: Path) -> list[tuple[Item, Run, Baseline]]:
+    """The two SDK workloads as `python -m bench` steps (item, run per target, baseline);
+    ``user``'s scope on every target must hold ``rows`` users."""
+    hydrate_item = Item(
+        "sdk.hydrate",
+        f"SDK hydrate, {rows:,}-row scope into a fresh SQLite file (attach)",
+        (
+            Metric("rows_per_s", "rows/s", "higher", vs_baseline=True, chart=True),
+            Metric("client_cpu_us_per_row", "SDK CPU µs/row", "lower"),
+        ),
+        "plain SQLite inserts",
+    )
+
+    def hydrate(target: Any, rnd: int) -> Figures:
+        wall, cpu = hydrate_once(target.served.base, user, folder, rows)
+        return {"rows_per_s": rows / wall, "client_cpu_us_per_row": cpu / rows * 1e6}
+
+    def plain(rnd: int) -> float:
+        return rows / plain_insert_once(folder, rows)
+
+    capture_rows = min(rows, 50_000)
+    capture_item = Item(
+        "sdk.capture",
+        f"SDK write capture, {capture_rows:,} app inserts (1000 per transaction)",
+        (
+            Metric("rows_per_s", "rows/s", "higher", vs_baseline=True),
+            Metric("capture_overhead_ratio", "x plain SQLite (goal <= 2)", "lower"),
+        ),
+        "plain SQLite inserts",
+    )
+    plain_rates: list[float] = []
+
+    def capture(target: Any, rnd: int) -> Figures:
+        managed_s, plain_s = capture_once(folder, capture_rows, 1000)
+        plain_rates.append(capture_rows / plain_s)
+        return {
+            "rows_per_s": capture_rows / managed_s,
+            "capture_overhead_ratio": managed_s / plain_s,
+        }
+
+    def capture_plain(rnd: int) -> float:
+        return plain_rates[-1]
+
+    return [(hydrate_item, hydrate, plain), (capture_item, capture, capture_plain)]
 
 
 @contextmanager
