@@ -3,6 +3,7 @@ real server process."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -234,3 +235,40 @@ def test_hydrate_and_pull_report_progress(server: ServerProcess, tmp_path: Path)
     finally:
         seeder.close()
         fresh.close()
+
+
+async def test_async_client_cancellation_leaves_a_resumable_push(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    from oversqlite import AsyncClient
+
+    a = device(server, tmp_path / "a.db", "ivan")
+    a.client.close()  # the AsyncClient owns the database from here
+    transport = FaultTransport(httpx.HTTPTransport())
+    client = AsyncClient(
+        a.path,
+        business_config(),
+        base_url=server.base_url,
+        token=lambda: server.token("ivan"),
+        transport=transport,
+    )
+    try:
+        await client.open()
+        await client.attach("ivan")
+        insert_user(a, "cancelled mid-push")
+        entered, release = threading.Event(), threading.Event()
+        transport.call("commit", lambda: (entered.set(), release.wait(30)))
+        task = asyncio.create_task(client.sync())
+        assert await asyncio.to_thread(entered.wait, 30)
+        assert (await client.status()).pending_row_count == 1  # answers during the sync
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()  # the commit goes through; the worker stops before fetching its rows
+        report = await client.push_pending()
+        assert report.outcome is PushOutcome.COMMITTED and report.row_count == 1
+        assert await client.pending_row_count() == 0
+        assert "delete_push" not in transport.log
+    finally:
+        await client.close()
+        a.db.close()
