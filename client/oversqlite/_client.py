@@ -312,12 +312,11 @@ class Client:
     def close(self) -> None:
         """Stop background sync, close the SDK's connections and HTTP client. Idempotent."""
         self.stop()
+        with self._read_lock:  # never nested with self._lock: _reading() takes them the other way
+            reader, self._reader = self._reader, None
         with self._lock:
-            if self._reader is not None:
-                with self._read_lock:
-                    if self._ctx is None or self._reader is not self._ctx.conn:
-                        self._reader.close()
-                    self._reader = None
+            if reader is not None and (self._ctx is None or reader is not self._ctx.conn):
+                reader.close()
             if self._ctx is not None:
                 self._ctx.api.close()
                 self._ctx.conn.close()
@@ -469,6 +468,7 @@ class Client:
         Pending changes are forgotten. Opening a new client on the file installs sync afresh
         and treats all existing rows as new local rows.
         """
+        self.stop()
         with self._operation("uninstall_sync") as ctx, atomic(ctx.conn):
             drop_all(ctx.conn)
             for name in STATE_TABLES:
