@@ -98,8 +98,10 @@ def download(ctx: Context, source_id: str, *, replacement: tuple[str, str] | Non
             raise ProtocolError(f"snapshot delivered {received} rows, announced {count}")
         with atomic(ctx.conn):
             ctx.conn.execute("UPDATE _sync_snapshot SET complete = 1")
-    finally:
+    except BaseException:  # in the handler, so Ctrl-C and cancellation skip the DELETE
         ctx.api.delete_snapshot(source_id, session.snapshot_id)
+        raise
+    ctx.api.delete_snapshot(source_id, session.snapshot_id)
     return Staged(session.snapshot_id, seq, count, stager.uniform_columns())
 
 

@@ -272,3 +272,32 @@ async def test_async_client_cancellation_leaves_a_resumable_push(
     finally:
         await client.close()
         a.db.close()
+
+
+def test_cancelled_hydrate_skips_the_snapshot_delete_and_attach_continues(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    seeder = device(server, tmp_path / "seed.db", "jane")
+    fresh = device(server, tmp_path / "fresh.db", "jane", snapshot_chunk_rows=50)
+    try:
+        seeder.client.attach("jane")
+        for i in range(120):
+            insert_user(seeder, f"u{i}")
+        seeder.client.sync()
+        token = CancelToken()
+
+        def progress(report: Progress) -> None:
+            if report.phase is Phase.SNAPSHOT_DOWNLOAD and report.done == 50:
+                token.cancel()
+
+        with pytest.raises(OperationCancelledError):
+            fresh.client.attach("jane", cancel=token, progress=progress)
+        assert "delete_snapshot" not in fresh.faults.log
+        assert not fresh.client.status().attached  # nothing half-applied: still anonymous
+        assert fresh.rows("users") == []
+        result = fresh.client.attach("jane")
+        assert result.restore is not None and result.restore.row_count == 120
+        assert len(fresh.rows("users")) == 120
+    finally:
+        seeder.close()
+        fresh.close()
