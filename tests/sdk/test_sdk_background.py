@@ -301,3 +301,29 @@ def test_cancelled_hydrate_skips_the_snapshot_delete_and_attach_continues(
     finally:
         seeder.close()
         fresh.close()
+
+
+def test_watch_reconnects_after_a_server_restart_and_catches_up(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    a, b = device(server, tmp_path / "a.db", "kate"), device(server, tmp_path / "b.db", "kate")
+    events: list[SyncEvent] = []
+    try:
+        a.client.attach("kate")
+        b.client.attach("kate")
+        b_sync = b.client.start(watch=True, on_event=events.append, poll_interval=3600)
+        assert eventually(lambda: b_sync.watching)
+        server.stop()  # the stream breaks; b keeps trying with backoff
+        assert eventually(lambda: not b_sync.watching)
+        insert_user(a, "while b was away")
+        server.start(tmp_path)  # the same port
+        a.client.sync()
+        # no polling (1 h interval): the reopened stream's catch-up event or the reconnect's
+        # catch-up pull brings the row
+        assert eventually(lambda: "while b was away" in names(b), timeout=60)
+        assert eventually(lambda: b_sync.watching)
+        watching = [e for e in events if e.kind is EventKind.WATCHING]
+        assert len(watching) >= 2
+    finally:
+        a.close()
+        b.close()
