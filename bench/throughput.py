@@ -45,7 +45,7 @@ from typing import Any
 
 import asyncpg
 
-from bench import baselines, procstat, report, workloads
+from bench import baselines, procstat, report, sdk, workloads
 from bench.report import Item, Metric
 from bench.revision import describe_work_tree, materialised
 from bench.serving import (
@@ -63,7 +63,7 @@ from oversync_server.localpg import make_tempdir
 
 __all__ = ["SECRET", "Served", "admin_dsn", "database", "main", "server"]
 
-WORKLOADS = ("push", "concurrency", "pull", "snapshot")
+WORKLOADS = ("push", "concurrency", "pull", "snapshot", "sdk")
 RESULTS = REPO_ROOT / "bench" / "results"
 
 
@@ -267,11 +267,14 @@ def plan(args: argparse.Namespace, scale: Scale, raw_dsn: str, a_dsn: str) -> li
             )
 
         steps.append(Step(item, snap, jsonb))
+    if "sdk" in args.workloads:  # the oversqlite client beside plain SQLite (bench/sdk.py)
+        folder = Path(make_tempdir("oversync-bench-sdk-"))
+        steps += [Step(*parts) for parts in sdk.steps("pull-large", scale.large_rows, folder)]
     return steps
 
 
 def seed(targets: list[Target], args: argparse.Namespace, scale: Scale) -> None:
-    if not {"pull", "snapshot"} & set(args.workloads):
+    if not {"pull", "snapshot", "sdk"} & set(args.workloads):
         return
     per_bundle = scale.large_rows // scale.large_bundles
     for target in targets:

@@ -5,6 +5,8 @@ and :class:`SyncTable`. Results are typed values (:class:`PushReport`, :class:`P
 ...); failures are exceptions under :class:`SyncError` that say what to do next.
 """
 
+from oversqlite._async import AsyncClient
+from oversqlite._background import BackgroundSync, EventCallback, EventKind, SyncEvent
 from oversqlite._client import Client, ClientState
 from oversqlite._codec import format_timestamp, parse_timestamp
 from oversqlite._config import ClientConfig, KeyKind, Migration, RetryPolicy, SyncTable
@@ -18,6 +20,13 @@ from oversqlite._conflicts import (
     ServerState,
     client_wins,
     server_wins,
+)
+from oversqlite._control import (
+    CancelToken,
+    OperationCancelledError,
+    Phase,
+    Progress,
+    ProgressCallback,
 )
 from oversqlite._errors import (
     AttachConflictError,
@@ -69,10 +78,13 @@ from oversqlite._results import (
 
 __all__ = [
     "AcceptServer",
+    "AsyncClient",
     "AttachConflictError",
     "AttachOutcome",
     "AttachRequiredError",
     "AttachResult",
+    "BackgroundSync",
+    "CancelToken",
     "Client",
     "ClientClosedError",
     "ClientConfig",
@@ -86,6 +98,8 @@ __all__ = [
     "DatabaseInUseError",
     "DetachOutcome",
     "DetachResult",
+    "EventCallback",
+    "EventKind",
     "InvalidConflictResolutionError",
     "KeepLocal",
     "KeepMerged",
@@ -95,7 +109,11 @@ __all__ = [
     "Migration",
     "MigrationError",
     "OpenRequiredError",
+    "OperationCancelledError",
     "PendingChangesError",
+    "Phase",
+    "Progress",
+    "ProgressCallback",
     "ProtocolError",
     "PullOutcome",
     "PullReport",
@@ -117,6 +135,7 @@ __all__ = [
     "SourceReplacementDivergedError",
     "StateError",
     "SyncError",
+    "SyncEvent",
     "SyncReport",
     "SyncStatus",
     "SyncTable",

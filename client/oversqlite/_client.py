@@ -15,8 +15,11 @@ Before ``attach()`` (and after ``detach()``) writes are still captured; the firs
 with the server whether they seed an empty account (``SEEDED_FROM_LOCAL``) or give way to the
 account's existing data (``USED_REMOTE_STATE``).
 
-Every public method takes the client's lock, so the client can be driven from a background
-thread; the application should write its tables through its own SQLite connection.
+Every sync operation takes the client's lock, so the client can be driven from a background
+thread (:meth:`Client.start` runs one); the application should write its tables through its own
+SQLite connection. The status calls (:meth:`Client.status`, :meth:`Client.pending_row_count`,
+...) read through a second connection and never wait for a running sync. Sync operations take
+an optional ``cancel`` token and ``progress`` callback (``oversqlite._control``).
 """
 
 from __future__ import annotations
@@ -31,13 +34,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import httpx
 
 from oversqlite import _lifecycle, _marks, _migrate, _outbox, _pull, _push
 from oversqlite._config import ClientConfig
 from oversqlite._context import Context
+from oversqlite._control import CancelToken, Control, ProgressCallback
 from oversqlite._errors import (
     AttachRequiredError,
     ClientClosedError,
@@ -76,6 +80,9 @@ from oversqlite._store import (
 )
 from oversqlite._transport import Api, TokenSource
 from oversqlite._triggers import capture_existing_rows, drop_all
+
+if TYPE_CHECKING:
+    from oversqlite._background import BackgroundSync, EventCallback
 
 __all__ = ["Client", "ClientState"]
 
@@ -138,6 +145,11 @@ class Client:
         self._lock = threading.RLock()
         self._state = ClientState.CREATED
         self._ctx: Context | None = None
+        self._control = Control()
+        # Status reads: their own connection (WAL readers never wait for the writer).
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+        self._background: BackgroundSync | None = None
         self._owner: str | None = None
         self._session_user: str | None = None
 
@@ -183,18 +195,35 @@ class Client:
                     token=self._token,
                     timeout=self._config.http_timeout,
                     transport=self._transport,
+                    control=self._control,
                 )
+                self._reader = self._open_reader(conn)
             except BaseException as exc:
                 if conn is not None:
                     conn.close()
+                if self._reader is not None:
+                    self._reader.close()
+                    self._reader = None
                 self._release(owner)
                 if isinstance(exc, sqlite3.Error):
                     raise LocalStoreError(f"open: {exc}") from exc
                 raise
             self._owner = owner
-            self._ctx = Context(conn, api, self._config, tables, time.sleep)
+            self._ctx = Context(
+                conn, api, self._config, tables, self._control.sleep, control=self._control
+            )
             self._state = ClientState.OPEN
             return self
+
+    def _open_reader(self, writer: sqlite3.Connection) -> sqlite3.Connection:
+        """A second connection for status reads; in-memory databases share the writer."""
+        if _owner_key(self._path) is None:
+            return writer
+        reader = sqlite3.connect(
+            self._path, isolation_level=None, check_same_thread=False, timeout=5.0
+        )
+        reader.execute("PRAGMA query_only = ON")
+        return reader
 
     def _install(self, conn: sqlite3.Connection) -> dict[str, TableInfo]:
         conn.execute("BEGIN IMMEDIATE")
@@ -281,8 +310,13 @@ class Client:
                 _owners.discard(owner)
 
     def close(self) -> None:
-        """Close the SDK's connection and HTTP client. Idempotent; the client is done."""
+        """Stop background sync, close the SDK's connections and HTTP client. Idempotent."""
+        self.stop()
+        with self._read_lock:  # never nested with self._lock: _reading() takes them the other way
+            reader, self._reader = self._reader, None
         with self._lock:
+            if reader is not None and (self._ctx is None or reader is not self._ctx.conn):
+                reader.close()
             if self._ctx is not None:
                 self._ctx.api.close()
                 self._ctx.conn.close()
@@ -303,9 +337,16 @@ class Client:
         self.close()
 
     @contextmanager
-    def _operation(self, name: str, *, connected: bool = False) -> Iterator[Context]:
+    def _operation(
+        self,
+        name: str,
+        *,
+        connected: bool = False,
+        cancel: CancelToken | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[Context]:
         """Lock, check the lifecycle state, and map SQLite errors into the SDK's tree."""
-        with self._lock:
+        with self._lock, self._control.running(name, cancel, progress):
             if self._state is ClientState.CLOSED:
                 raise ClientClosedError(name)
             if self._ctx is None:
@@ -328,6 +369,23 @@ class Client:
             finally:
                 logger.debug("%s took %.3fs", name, time.monotonic() - started)
 
+    @contextmanager
+    def _reading(self, name: str) -> Iterator[sqlite3.Connection]:
+        """The status connection (no client lock: a running sync never delays a status read)."""
+        with self._read_lock:
+            if self._state is ClientState.CLOSED:
+                raise ClientClosedError(name)
+            if self._reader is None:
+                raise OpenRequiredError(name)
+            try:
+                if self._ctx is not None and self._reader is self._ctx.conn:
+                    with self._lock:  # in-memory: one shared connection
+                        yield self._reader
+                else:
+                    yield self._reader
+            except sqlite3.Error as exc:
+                raise LocalStoreError(f"{name}: {exc}") from exc
+
     def _require_connected(self, ctx: Context, name: str, *, gates: bool = True) -> None:
         state = read_state(ctx.conn)
         if state.operation == "remote_replace" or not state.attached:
@@ -343,7 +401,13 @@ class Client:
 
     # ------------------------------------------------------------------ attach / detach
 
-    def attach(self, user_id: str) -> AttachResult:
+    def attach(
+        self,
+        user_id: str,
+        *,
+        cancel: CancelToken | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> AttachResult:
         """Bind the database to ``user_id``, asking the server how to start.
 
         Returns an :class:`AttachResult` whose outcome is ``RESUMED`` (already attached: no
@@ -357,7 +421,7 @@ class Client:
         """
         if not user_id or not user_id.strip():
             raise ValueError("attach() needs a non-empty user_id")
-        with self._operation("attach") as ctx:
+        with self._operation("attach", cancel=cancel, progress=progress) as ctx:
             result = _lifecycle.attach(ctx, user_id)
             if result.attached:
                 self._session_user = user_id
@@ -378,9 +442,15 @@ class Client:
             logger.info("detach: %s", result.outcome)
             return result
 
-    def sync_then_detach(self) -> SyncThenDetachResult:
+    def sync_then_detach(
+        self,
+        *,
+        cancel: CancelToken | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> SyncThenDetachResult:
         """Sync until nothing is pending (a few rounds at most), then detach."""
-        with self._operation("sync_then_detach"):
+        self.stop()  # the background loop would keep syncing a database being wiped
+        with self._operation("sync_then_detach", cancel=cancel, progress=progress):
             syncs: list[SyncReport] = []
             result = self.detach()
             previous = result.pending_row_count
@@ -398,6 +468,7 @@ class Client:
         Pending changes are forgotten. Opening a new client on the file installs sync afresh
         and treats all existing rows as new local rows.
         """
+        self.stop()
         with self._operation("uninstall_sync") as ctx, atomic(ctx.conn):
             drop_all(ctx.conn)
             for name in STATE_TABLES:
@@ -406,7 +477,12 @@ class Client:
 
     # ------------------------------------------------------------------ sync
 
-    def push_pending(self) -> PushReport:
+    def push_pending(
+        self,
+        *,
+        cancel: CancelToken | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> PushReport:
         """Push all pending local changes as one bundle and apply what the server committed.
 
         Returns ``NO_CHANGE`` (nothing pending) or ``COMMITTED``, with any conflicts the
@@ -418,18 +494,27 @@ class Client:
         :class:`ReconnectRequiredError` (attach again), :class:`PushRejectedError` (fix the
         row), conflict errors, :class:`RetryExhaustedError`.
         """
-        with self._operation("push_pending", connected=True) as ctx:
+        with self._operation(
+            "push_pending", connected=True, cancel=cancel, progress=progress
+        ) as ctx:
             self._check_version(ctx, "push_pending")
             before, _ = _migrate.rehydrate(ctx)
             return _combined(before, _push.push_pending(ctx))
 
-    def pull_to_stable(self) -> PullReport:
+    def pull_to_stable(
+        self,
+        *,
+        cancel: CancelToken | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> PullReport:
         """Apply the server's bundles up to its current stable sequence.
 
         Returns ``BLOCKED_BY_PENDING_CHANGES`` (push first) when local changes exist or appear
         during the pull, ``APPLIED_SNAPSHOT`` when pruned history forced a snapshot rebuild.
         """
-        with self._operation("pull_to_stable", connected=True) as ctx:
+        with self._operation(
+            "pull_to_stable", connected=True, cancel=cancel, progress=progress
+        ) as ctx:
             self._check_version(ctx, "pull_to_stable")
             if not _outbox.exists(ctx.conn):  # a frozen bundle blocks the pull anyway
                 _, restore = _migrate.rehydrate(ctx)
@@ -451,15 +536,24 @@ class Client:
             on_pruned=lambda: _lifecycle.rebuild_keep_source(ctx),
         )
 
-    def sync(self) -> SyncReport:
+    def sync(
+        self,
+        *,
+        cancel: CancelToken | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> SyncReport:
         """:meth:`push_pending` then :meth:`pull_to_stable`, repeated while writes interleave.
 
         Also runs a pending rebuild or source recovery (:meth:`rebuild`) once when needed, and
         the re-hydration of tables a local schema change marked (``SyncReport.rehydrated``).
         Like every call that talks to the server, it first checks the server's client schema
         version gate and raises :class:`UpgradeRequiredError` before anything is sent.
+
+        ``cancel`` (a :class:`CancelToken`, as on every sync operation) stops it at the next
+        safe point with :class:`OperationCancelledError`; ``progress`` receives
+        :class:`Progress` values for pushed chunks, pulled bundles and snapshot rows.
         """
-        with self._operation("sync") as ctx:
+        with self._operation("sync", cancel=cancel, progress=progress) as ctx:
             rounds, recovered = 0, False
             committed: PushReport | None = None
             rehydrated: RestoreSummary | None = None
@@ -488,14 +582,19 @@ class Client:
                 )
                 return SyncReport(committed, pull, rounds, rehydrated)
 
-    def rebuild(self) -> PullReport:
+    def rebuild(
+        self,
+        *,
+        cancel: CancelToken | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> PullReport:
         """Replace the local managed tables by a server snapshot, keeping pending changes.
 
         With source recovery pending, the snapshot also rotates this device to its reserved
         new source id. Returns ``APPLIED_SNAPSHOT`` with a restore summary. Raises
         :class:`PendingChangesError` while a pushed bundle awaits completion (push first).
         """
-        with self._operation("rebuild") as ctx:
+        with self._operation("rebuild", cancel=cancel, progress=progress) as ctx:
             self._require_connected(ctx, "rebuild", gates=False)
             self._check_version(ctx, "rebuild")
             restore = _lifecycle.rebuild(ctx)
@@ -505,35 +604,35 @@ class Client:
     # ------------------------------------------------------------------ status
 
     def status(self) -> SyncStatus:
-        """Durable sync status (no network)."""
-        with self._operation("status") as ctx:
-            state = read_state(ctx.conn)
+        """Durable sync status (no network; answers at once, even during a sync)."""
+        with self._reading("status") as conn:
+            state = read_state(conn)
             return SyncStatus(
                 attached=state.attached,
                 user_id=state.user_id or None,
-                pending_row_count=pending_row_count(ctx.conn),
+                pending_row_count=pending_row_count(conn),
                 last_bundle_seq_seen=state.last_bundle_seq_seen,
                 pending_initialization=bool(state.pending_initialization_id),
                 rebuild_required=bool(state.rebuild_required),
                 source_recovery_reason=state.recovery_reason or None,
                 local_schema_version=state.schema_version or self._config.schema_version,
-                tables_to_rehydrate=tuple(sorted(_marks.load_marks(ctx.conn))),
+                tables_to_rehydrate=tuple(sorted(_marks.load_marks(conn))),
             )
 
     def pending_row_count(self) -> int:
-        """Rows waiting to be pushed (no network)."""
-        with self._operation("pending_row_count") as ctx:
-            return pending_row_count(ctx.conn)
+        """Rows waiting to be pushed (no network; answers at once, even during a sync)."""
+        with self._reading("pending_row_count") as conn:
+            return pending_row_count(conn)
 
     def last_bundle_seq_seen(self) -> int:
-        """The durable pull checkpoint (no network)."""
-        with self._operation("last_bundle_seq_seen") as ctx:
-            return read_state(ctx.conn).last_bundle_seq_seen
+        """The durable pull checkpoint (no network; answers at once, even during a sync)."""
+        with self._reading("last_bundle_seq_seen") as conn:
+            return read_state(conn).last_bundle_seq_seen
 
     def source_info(self) -> SourceInfo:
         """The source id this database pushes as, and recovery state (diagnostics)."""
-        with self._operation("source_info") as ctx:
-            state = read_state(ctx.conn)
+        with self._reading("source_info") as conn:
+            state = read_state(conn)
             return SourceInfo(
                 source_id=state.source_id,
                 next_source_bundle_id=state.next_source_bundle_id,
@@ -541,6 +640,54 @@ class Client:
                 source_recovery_reason=state.recovery_reason or None,
                 rebuild_required=bool(state.rebuild_required),
             )
+
+    # ------------------------------------------------------------------ background sync
+
+    def start(
+        self,
+        *,
+        watch: bool = False,
+        on_event: EventCallback | None = None,
+        poll_interval: float | None = None,
+    ) -> BackgroundSync:
+        """Sync in a background thread until :meth:`stop` (or :meth:`close`).
+
+        It pushes soon after local writes, pulls every ``poll_interval`` seconds and, with
+        ``watch=True`` on a server that advertises ``bundle_change_watch``, as soon as the
+        server's ``/sync/watch`` stream announces a bundle (falling back to polling when watch
+        is off or fails). Transport errors and 429/502/503/504 are retried with jittered
+        exponential backoff. ``on_event`` receives :class:`SyncEvent` values on the background
+        thread. Returns the :class:`BackgroundSync` (pause/resume, events); calling it again
+        while running returns the running one.
+        """
+        from oversqlite._background import BackgroundSync
+
+        with self._lock:
+            if self._ctx is None:
+                raise OpenRequiredError("start")
+            if self._background is None:
+                self._background = BackgroundSync(
+                    self, watch=watch, on_event=on_event, poll_interval=poll_interval
+                )
+                self._background.start()
+            return self._background
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop background sync (a running operation stops at its next safe point)."""
+        background, self._background = self._background, None
+        if background is not None:
+            background.stop(timeout)
+
+    @property
+    def background(self) -> BackgroundSync | None:
+        """The running background sync, if :meth:`start` was called."""
+        return self._background
+
+    def _context(self, name: str) -> Context:
+        """The open context (the background loop and watch read capabilities through it)."""
+        if self._ctx is None:
+            raise OpenRequiredError(name)
+        return self._ctx
 
 
 def _combined(before: PushReport | None, push: PushReport) -> PushReport:

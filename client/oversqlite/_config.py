@@ -177,7 +177,8 @@ class ClientConfig:
     upload_chunk_rows: int = DEFAULT_CHUNK_ROWS
     pull_max_bundles: int = DEFAULT_CHUNK_ROWS
     committed_chunk_rows: int = DEFAULT_CHUNK_ROWS
-    snapshot_chunk_rows: int = DEFAULT_CHUNK_ROWS
+    snapshot_chunk_rows: int = MAX_CHUNK_ROWS
+    """Rows per snapshot page: large pages make hydration fast (the server caps the value)."""
     http_timeout: float = DEFAULT_HTTP_TIMEOUT
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT
     schema_version: int = 0

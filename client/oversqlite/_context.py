@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from oversqlite._config import ClientConfig
+from oversqlite._control import Control
 from oversqlite._drift import SchemaDrift
 from oversqlite._errors import UpgradeRequiredError
 from oversqlite._schema import TableInfo
@@ -42,6 +43,8 @@ class Context:
     """Managed tables by lowercase name, in push (parent-first) order."""
     sleep: Callable[[float], None]
     drift: SchemaDrift = field(default_factory=SchemaDrift)
+    control: Control = field(default_factory=Control)
+    """The running operation's cancel token and progress callback."""
     _capabilities: _CapabilitiesCache = field(default_factory=_CapabilitiesCache)
 
     def retry(self, operation: str, attempt: Callable[[], T]) -> T:

@@ -18,6 +18,7 @@ from functools import partial
 from oversqlite._apply import ServerRow, apply_server_row, row_state
 from oversqlite._bundles import bundle_row_dicts, parse_bundle_rows, verify_bundle
 from oversqlite._context import Context
+from oversqlite._control import Phase
 from oversqlite._errors import ProtocolError, ServerRejectedError
 from oversqlite._results import PullOutcome, PullReport, RestoreSummary
 from oversqlite._store import apply_transaction, pending_row_count, read_state
@@ -69,7 +70,7 @@ def pull_to_stable(ctx: Context, source_id: str, *, on_pruned: PrunedHandler) ->
     if pending:
         return PullReport(PullOutcome.BLOCKED_BY_PENDING_CHANGES, after, pending_row_count=pending)
     target: int | None = None
-    applied = 0
+    applied, start = 0, after
     while True:
         request = partial(
             ctx.api.pull,
@@ -109,6 +110,7 @@ def pull_to_stable(ctx: Context, source_id: str, *, on_pruned: PrunedHandler) ->
                 )
             after = bundle.bundle_seq
             applied += 1
+            ctx.control.report(Phase.PULL, applied, stable - start)
         if after >= stable:
             break
         if not page.has_more:

@@ -13,19 +13,33 @@ wrote, so the server's values of newly added columns are not overwritten by loca
 
 from __future__ import annotations
 
-import json
+import base64
+import binascii
 import logging
+import sqlite3
+import uuid
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import orjson
+
 from oversqlite import _marks, _outbox
-from oversqlite._apply import delete_local, live_payload, row_state, set_row_state, write_local
-from oversqlite._bundles import parse_snapshot_row
+from oversqlite._apply import (
+    delete_local,
+    live_payload,
+    parse_server_row,
+    row_state,
+    write_local,
+)
+from oversqlite._codec import key_from_wire
 from oversqlite._context import Context
+from oversqlite._control import Phase
 from oversqlite._errors import ProtocolError
 from oversqlite._results import RestoreSummary
+from oversqlite._schema import TableInfo, quote_ident, quote_literal
 from oversqlite._store import apply_transaction, atomic, update_state
 
 __all__ = ["Staged", "apply_staged", "download", "load_staged"]
@@ -38,6 +52,9 @@ class Staged:
     snapshot_id: str
     snapshot_bundle_seq: int
     row_count: int
+    uniform: frozenset[str] = frozenset()
+    """Tables whose staged rows all carry exactly the local columns (unknown after a restart:
+    then every row is applied one by one)."""
 
 
 def _clear_stage(ctx: Context) -> None:
@@ -54,7 +71,7 @@ def load_staged(ctx: Context) -> Staged | None:
 
 
 def download(ctx: Context, source_id: str, *, replacement: tuple[str, str] | None = None) -> Staged:
-    """Create a snapshot session and stage all of its rows (one transaction per chunk).
+    """Create a snapshot session and stage all of its rows (one transaction per page).
 
     ``replacement`` = (new source id, reason) asks the server to rotate this source. The session
     is deleted afterwards (best effort) whether or not the download succeeded.
@@ -75,46 +92,80 @@ def download(ctx: Context, source_id: str, *, replacement: tuple[str, str] | Non
                 "row_count) VALUES (1, ?, ?, ?)",
                 (session.snapshot_id, seq, count),
             )
-        received = _download_rows(ctx, source_id, session.snapshot_id, seq)
+        stager = _Stager(ctx, count)
+        received = _download_rows(ctx, source_id, session.snapshot_id, seq, stager)
         if received != count:
             raise ProtocolError(f"snapshot delivered {received} rows, announced {count}")
         with atomic(ctx.conn):
             ctx.conn.execute("UPDATE _sync_snapshot SET complete = 1")
-    finally:
+    except BaseException:  # in the handler, so Ctrl-C and cancellation skip the DELETE
         ctx.api.delete_snapshot(source_id, session.snapshot_id)
-    return Staged(session.snapshot_id, seq, count)
+        raise
+    ctx.api.delete_snapshot(source_id, session.snapshot_id)
+    return Staged(session.snapshot_id, seq, count, stager.uniform_columns())
 
 
-def _download_rows(ctx: Context, source_id: str, snapshot_id: str, seq: int) -> int:
-    after = 0
-    while True:
-        request = partial(
-            ctx.api.snapshot_chunk,
-            source_id,
-            snapshot_id,
-            after=after,
-            max_rows=ctx.config.snapshot_chunk_rows,
-        )
-        chunk = ctx.retry("get_snapshot_chunk", request)
-        rows = chunk.rows
-        if chunk.snapshot_id != snapshot_id or chunk.snapshot_bundle_seq != seq:
-            raise ProtocolError("snapshot chunk does not belong to the requested session")
-        if chunk.next_row_ordinal != after + len(rows) or (chunk.has_more and not rows):
-            raise ProtocolError(
-                f"snapshot chunk after {after}: next_row_ordinal {chunk.next_row_ordinal} "
-                f"does not match {len(rows)} rows"
-            )
+class _Stager:
+    """Validates snapshot rows and writes them into the stage, remembering per table whether
+    every row carried exactly the local columns (then the apply can run in SQL alone)."""
+
+    def __init__(self, ctx: Context, total: int) -> None:
+        self.ctx = ctx
+        self.total = total
+        self.staged = 0
+        self.columns = {name: table.wire_columns for name, table in ctx.tables.items()}
+        self.uneven: set[str] = set()
+
+    def stage(self, after: int, rows: list[Any]) -> None:
+        ctx, schema = self.ctx, self.ctx.config.schema
         staged = []
         for offset, raw in enumerate(rows, start=1):
-            row = parse_snapshot_row(ctx.tables, ctx.config.schema, raw, ctx.drift)
+            if not isinstance(raw, dict):
+                raise ProtocolError(f"snapshot row {after + offset} is not an object")
+            name, payload = raw.get("table"), raw.get("payload")
+            if not isinstance(payload, dict):
+                raise ProtocolError(f"snapshot row {after + offset} carries no payload object")
+            columns = self.columns.get(name) if isinstance(name, str) else None
+            if (
+                isinstance(name, str)
+                and columns is not None
+                and raw.get("schema") == schema
+                and payload.keys() == columns
+            ):
+                table = ctx.tables[name]  # the common case: nothing to fit
+                version, key = raw.get("row_version"), raw.get("key")
+                if type(version) is not int or version <= 0:
+                    raise ProtocolError(f"snapshot row for {name} has row_version {version!r}")
+                if not isinstance(key, dict):
+                    raise ProtocolError(f"snapshot row for {name} has no key object")
+                try:
+                    pk = key_from_wire(table, key)
+                except ValueError as exc:
+                    raise ProtocolError(f"snapshot row key: {exc}") from None
+                if payload[table.key.wire_name] != key[table.key.wire_name]:
+                    raise ProtocolError(f"snapshot row for {name}: payload key differs from key")
+                staged.append((after + offset, name, pk, version, orjson.dumps(payload).decode()))
+                continue
+            row = parse_server_row(
+                ctx.tables,
+                schema,
+                row_schema=raw.get("schema"),
+                table=name,
+                key=raw.get("key"),
+                op="INSERT",
+                row_version=raw.get("row_version"),
+                payload=payload,
+                drift=ctx.drift,
+            )
             if row is not None:
+                self.uneven.add(row.table.name)
                 staged.append(
                     (
                         after + offset,
                         row.table.name,
                         row.pk,
                         row.row_version,
-                        json.dumps(row.payload),
+                        orjson.dumps(row.payload).decode(),
                     )
                 )
         with atomic(ctx.conn):
@@ -123,9 +174,63 @@ def _download_rows(ctx: Context, source_id: str, snapshot_id: str, seq: int) -> 
                 "payload) VALUES (?, ?, ?, ?, ?)",
                 staged,
             )
-        after = chunk.next_row_ordinal
-        if not chunk.has_more:
-            return after
+        self.staged = after + len(rows)
+        ctx.control.report(Phase.SNAPSHOT_DOWNLOAD, self.staged, self.total)
+
+    def uniform_columns(self) -> frozenset[str]:
+        return frozenset(set(self.ctx.tables) - self.uneven)
+
+
+def _checked_page(page: dict[str, Any], snapshot_id: str, seq: int, after: int) -> list[Any]:
+    rows = page.get("rows")
+    next_ordinal = page.get("next_row_ordinal")
+    has_more = page.get("has_more")
+    if page.get("snapshot_id") != snapshot_id or page.get("snapshot_bundle_seq") != seq:
+        raise ProtocolError("snapshot chunk does not belong to the requested session")
+    if not isinstance(rows, list) or not isinstance(has_more, bool):
+        raise ProtocolError(f"snapshot chunk after {after} is malformed")
+    if next_ordinal != after + len(rows) or (has_more and not rows):
+        raise ProtocolError(
+            f"snapshot chunk after {after}: next_row_ordinal {next_ordinal} "
+            f"does not match {len(rows)} rows"
+        )
+    return rows
+
+
+def _download_rows(
+    ctx: Context, source_id: str, snapshot_id: str, seq: int, stager: _Stager
+) -> int:
+    """Fetch and stage every page; the next page is fetched while this one is staged."""
+
+    def fetch(after: int) -> dict[str, Any]:
+        request = partial(
+            ctx.api.snapshot_chunk_json,
+            source_id,
+            snapshot_id,
+            after=after,
+            max_rows=ctx.config.snapshot_chunk_rows,
+        )
+        return ctx.retry("get_snapshot_chunk", request)
+
+    after = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="oversqlite-snapshot") as pool:
+        page = fetch(after)
+        while True:
+            rows = _checked_page(page, snapshot_id, seq, after)
+            following: Future[dict[str, Any]] | None = None
+            if page["has_more"]:
+                following = pool.submit(fetch, after + len(rows))
+            try:
+                stager.stage(after, rows)
+            except BaseException:
+                if following is not None:
+                    following.cancel()
+                raise
+            after += len(rows)
+            if following is None:
+                return after
+            ctx.control.check()  # a safe point between pages (the stage restarts anyway)
+            page = following.result()
 
 
 @dataclass(frozen=True)
@@ -183,20 +288,7 @@ def apply_staged(
         for table in reversed(ctx.tables.values()):  # children first: RESTRICT is not deferred
             conn.execute(f"DELETE FROM {table.sql_name}")
         conn.execute("DELETE FROM _sync_row_state")
-        cursor = conn.execute(
-            "SELECT table_name, pk, row_version, payload FROM _sync_snapshot_rows "
-            "ORDER BY row_ordinal"
-        )
-        while batch := cursor.fetchmany(500):
-            for table_name, pk, version, payload in batch:
-                table = ctx.tables[table_name]
-                try:
-                    write_local(conn, table, pk, json.loads(payload))
-                except ValueError as exc:
-                    raise ProtocolError(
-                        f"snapshot row does not fit the local schema: {exc}"
-                    ) from None
-                set_row_state(conn, table_name, pk, version, False)
+        _write_staged(ctx, staged)
         for pending in preserved:
             table = ctx.tables[pending.table]
             if pending.live is None:
@@ -222,3 +314,101 @@ def apply_staged(
         len(preserved),
     )
     return RestoreSummary(staged.snapshot_bundle_seq, staged.row_count)
+
+
+APPLY_BATCH_ROWS = 20_000
+"""Staged rows per apply step (one progress report each; all in the one transaction)."""
+
+
+def _write_staged(ctx: Context, staged: Staged) -> None:
+    """Write the staged rows into the (emptied) managed tables and their row state."""
+    conn = ctx.conn
+    _register_decoders(conn)
+    conn.execute(
+        "INSERT INTO _sync_row_state (table_name, pk, row_version, deleted) "
+        "SELECT table_name, pk, row_version, 0 FROM _sync_snapshot_rows WHERE true "
+        "ON CONFLICT (table_name, pk) DO UPDATE SET row_version = excluded.row_version, "
+        "deleted = 0"
+    )
+    bulk = {name: _bulk_insert_sql(table) for name, table in ctx.tables.items()}
+    done = 0
+    for low in range(1, staged.row_count + 1, APPLY_BATCH_ROWS):
+        high = low + APPLY_BATCH_ROWS - 1
+        for name, table in ctx.tables.items():
+            if name in staged.uniform:
+                try:
+                    conn.execute(bulk[name], (name, low, high))
+                except sqlite3.OperationalError as exc:
+                    if "user-defined function" not in str(exc):
+                        raise
+                    raise ProtocolError(f"snapshot row of {name} has an invalid BLOB") from None
+                continue
+            cursor = conn.execute(
+                "SELECT pk, payload FROM _sync_snapshot_rows "
+                "WHERE table_name = ? AND row_ordinal BETWEEN ? AND ? ORDER BY row_ordinal",
+                (name, low, high),
+            )
+            for pk, payload in cursor.fetchall():
+                try:
+                    write_local(conn, table, pk, orjson.loads(payload))
+                except ValueError as exc:
+                    raise ProtocolError(
+                        f"snapshot row does not fit the local schema: {exc}"
+                    ) from None
+        done = min(high, staged.row_count)
+        ctx.control.report(Phase.SNAPSHOT_APPLY, done, staged.row_count)
+
+
+def _bulk_insert_sql(table: TableInfo) -> str:
+    """``INSERT ... SELECT`` of one table's staged rows, decoded by SQLite's JSON functions."""
+    names, values = [], []
+    for column in table.columns:
+        path = "$." + '"' + column.wire_name.replace('"', '""') + '"'
+        extract = f"json_extract(payload, {quote_literal(path)})"
+        if column.uuid_blob:
+            extract = f"oversqlite_uuid_blob({extract})"
+        elif column.is_blob:
+            extract = f"oversqlite_base64_blob({extract})"
+        names.append(quote_ident(column.name))
+        values.append(extract)
+    others = [n for n in names if n != quote_ident(table.key.name)]
+    conflict = (
+        "DO UPDATE SET " + ", ".join(f"{n} = excluded.{n}" for n in others)
+        if others
+        else "DO NOTHING"
+    )
+    return (
+        f"INSERT INTO {table.sql_name} ({', '.join(names)}) SELECT {', '.join(values)} "
+        "FROM _sync_snapshot_rows WHERE table_name = ? AND row_ordinal BETWEEN ? AND ? "
+        f"ORDER BY row_ordinal ON CONFLICT ({quote_ident(table.key.name)}) {conflict}"
+    )
+
+
+def _base64_blob(value: object) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"expected a base64 string, got {value!r}")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"invalid base64: {exc}") from None
+    if base64.b64encode(raw).decode("ascii") != value:
+        raise ValueError("base64 is not canonical padded standard base64")
+    return raw
+
+
+def _uuid_blob(value: object) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"expected a UUID string, got {value!r}")
+    parsed = uuid.UUID(value)
+    if str(parsed) != value:
+        raise ValueError(f"{value!r} is not a canonical lowercase dashed UUID")
+    return parsed.bytes
+
+
+def _register_decoders(conn: sqlite3.Connection) -> None:
+    conn.create_function("oversqlite_base64_blob", 1, _base64_blob, deterministic=True)
+    conn.create_function("oversqlite_uuid_blob", 1, _uuid_blob, deterministic=True)

@@ -21,8 +21,10 @@ from collections.abc import Callable, Generator, Mapping
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 
 from oversqlite._config import RetryPolicy
+from oversqlite._control import Control, Phase
 from oversqlite._errors import (
     ProtocolError,
     RetryExhaustedError,
@@ -36,13 +38,11 @@ from oversync_client.api.pull import pull
 from oversync_client.api.push import (
     commit_push_session,
     create_push_session,
-    delete_push_session,
     get_committed_bundle_rows,
     upload_push_chunk,
 )
 from oversync_client.api.snapshot import (
     create_snapshot_session,
-    delete_snapshot_session,
     get_snapshot_chunk,
 )
 from oversync_client.models import (
@@ -72,6 +72,8 @@ __all__ = ["RETRYABLE_STATUSES", "Api", "TokenSource", "with_retry"]
 logger = logging.getLogger("oversqlite")
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+# Session deletes are best effort (the server expires sessions): never wait long for one.
+BEST_EFFORT_TIMEOUT = 5.0
 TokenSource = str | Callable[[], str]
 T = TypeVar("T")
 
@@ -120,8 +122,11 @@ class Api:
         token: TokenSource,
         timeout: float,
         transport: httpx.BaseTransport | None = None,
+        control: Control | None = None,
     ) -> None:
         self._last = threading.local()
+        self._control = control or Control()
+        self._planned_rows: dict[str, int] = {}
         http = httpx.Client(
             base_url=base_url,
             auth=_BearerAuth(token),
@@ -136,6 +141,11 @@ class Api:
     def close(self) -> None:
         self._http.close()
 
+    @property
+    def http(self) -> httpx.Client:
+        """The underlying HTTP client (base URL, auth, transport), for streams such as watch."""
+        return self._http
+
     def _remember(self, response: httpx.Response) -> None:
         # Kept for answers whose body the generated parser cannot read (it raises on them).
         self._last.response = response
@@ -146,6 +156,7 @@ class Api:
         send: Callable[[AuthenticatedClient], Response[Any]],
         expect: type[T] | tuple[type, ...],
     ) -> T:
+        self._control.check()  # a safe point: nothing is in flight yet
         self._last.response = None
         try:
             response = send(self._client)
@@ -203,25 +214,31 @@ class Api:
             planned_row_count=planned_row_count,
             initialization_id=initialization_id or UNSET,
         )
-        return self._call(
+        created: PushSessionStaging | PushSessionAlreadyCommitted = self._call(
             "create_push_session",
             lambda c: create_push_session.sync_detailed(
                 client=c, body=body, oversync_source_id=source_id
             ),
             (PushSessionStaging, PushSessionAlreadyCommitted),
         )
+        push_id = getattr(created, "push_id", None)
+        if isinstance(push_id, str):
+            self._planned_rows = {push_id: planned_row_count}  # for the progress of its chunks
+        return created
 
     def upload_chunk(
         self, source_id: str, push_id: str, *, start: int, rows: list[PushRequestRow]
     ) -> PushChunkResponse:
         body = PushChunkRequest(start_row_ordinal=start, rows=rows)
-        return self._call(
+        answer: PushChunkResponse = self._call(
             "upload_push_chunk",
             lambda c: upload_push_chunk.sync_detailed(
                 push_id, client=c, body=body, oversync_source_id=source_id
             ),
             PushChunkResponse,
         )
+        self._control.report(Phase.PUSH, start + len(rows), self._planned_rows.get(push_id))
+        return answer
 
     def commit(self, source_id: str, push_id: str) -> PushCommitResponse:
         return self._call(
@@ -249,12 +266,7 @@ class Api:
 
     def delete_push_session(self, source_id: str, push_id: str) -> None:
         """Best effort: failures are logged and ignored (the session expires anyway)."""
-        self._best_effort(
-            "delete_push_session",
-            lambda c: delete_push_session.sync_detailed(
-                push_id, client=c, oversync_source_id=source_id
-            ),
-        )
+        self._best_effort("delete_push_session", f"/sync/push-sessions/{push_id}", source_id)
 
     # ------------------------------------------------------------------ pull / snapshot
 
@@ -310,19 +322,59 @@ class Api:
             SnapshotChunkResponse,
         )
 
+    def snapshot_chunk_json(
+        self, source_id: str, snapshot_id: str, *, after: int, max_rows: int
+    ) -> dict[str, Any]:
+        """One snapshot page as plain JSON (orjson), skipping the generated models: hydrating
+        large scopes spends most of its client time here (callers validate the fields)."""
+        self._control.check()
+        operation = "get_snapshot_chunk"
+        try:
+            response = self._http.get(
+                f"/sync/snapshot-sessions/{snapshot_id}",
+                params={"after_row_ordinal": after, "max_rows": max_rows},
+                headers={"Oversync-Source-ID": source_id},
+            )
+        except httpx.HTTPError as exc:
+            raise TransportError(operation, f"{type(exc).__name__}: {exc}") from exc
+        status, content = response.status_code, response.content
+        if 200 <= status < 300:
+            try:
+                body = orjson.loads(content)
+            except orjson.JSONDecodeError as exc:
+                raise ProtocolError(f"{operation}: malformed {status} answer: {exc}") from exc
+            if not isinstance(body, dict):
+                raise ProtocolError(f"{operation}: unexpected {status} answer {content[:200]!r}")
+            return body
+        code, message, details = _error_body(None, content)
+        if status in RETRYABLE_STATUSES:
+            raise TransportError(
+                operation,
+                f"HTTP {status} {code}: {message}",
+                status,
+                _retry_after(response.headers),
+            )
+        raise ServerRejectedError(operation, status, code, message, details)
+
     def delete_snapshot(self, source_id: str, snapshot_id: str) -> None:
         """Best effort: failures are logged and ignored (the session expires anyway)."""
         self._best_effort(
-            "delete_snapshot_session",
-            lambda c: delete_snapshot_session.sync_detailed(
-                snapshot_id, client=c, oversync_source_id=source_id
-            ),
+            "delete_snapshot_session", f"/sync/snapshot-sessions/{snapshot_id}", source_id
         )
 
-    def _best_effort(self, operation: str, send: Callable[[AuthenticatedClient], Any]) -> None:
+    def _best_effort(self, operation: str, path: str, source_id: str) -> None:
+        """A DELETE with a short timeout, skipped while the operation is being cancelled or
+        interrupted (Ctrl-C must not wait on the network)."""
+        if self._control.cancelling:
+            logger.debug("%s skipped: the operation is being cancelled", operation)
+            return
         try:
-            send(self._client)
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            self._http.delete(
+                path,
+                headers={"Oversync-Source-ID": source_id},
+                timeout=min(BEST_EFFORT_TIMEOUT, self._http.timeout.read or BEST_EFFORT_TIMEOUT),
+            )
+        except httpx.HTTPError as exc:
             logger.debug("%s failed (ignored): %s", operation, exc)
 
 
