@@ -35,7 +35,7 @@ from typing import Self
 
 import httpx
 
-from oversqlite import _lifecycle, _marks, _migrate, _outbox, _pull, _push
+from oversqlite import _lifecycle, _marks, _migrate, _outbox, _pull, _push, _rejected
 from oversqlite._config import ClientConfig
 from oversqlite._context import Context
 from oversqlite._errors import (
@@ -58,6 +58,7 @@ from oversqlite._results import (
     PullReport,
     PushOutcome,
     PushReport,
+    RejectedChange,
     RestoreSummary,
     SourceInfo,
     SyncReport,
@@ -518,7 +519,38 @@ class Client:
                 source_recovery_reason=state.recovery_reason or None,
                 local_schema_version=state.schema_version or self._config.schema_version,
                 tables_to_rehydrate=tuple(sorted(_marks.load_marks(ctx.conn))),
+                rejected_change_count=_rejected.rejected_count(ctx.conn),
             )
+
+    # ------------------------------------------------------------------ rejected changes
+
+    def rejected_changes(self) -> list[RejectedChange]:
+        """Local changes the server refused for good, oldest first (no network).
+
+        A push moves a row the server cannot store (a foreign key, NOT NULL, CHECK or type
+        error) here with the server's error, and keeps pushing the others. Fix the data and
+        call :meth:`retry_rejected`, or give up on the change with :meth:`discard_rejected`.
+        """
+        with self._operation("rejected_changes") as ctx:
+            return _rejected.list_rejected(ctx.conn)
+
+    def retry_rejected(self, change_id: int) -> None:
+        """Make a rejected change pending again: the live row is pushed by the next push.
+
+        Fix the local data first (e.g. restore the row it references); a refusal moves it back.
+        """
+        with self._operation("retry_rejected") as ctx:
+            _rejected.retry(ctx.conn, change_id)
+
+    def discard_rejected(self, change_id: int) -> None:
+        """Drop a rejected change and put its local row back to the server's state.
+
+        A row the server never had is deleted locally at once; a row the server has is
+        restored from a snapshot at the next sync (its table is re-hydrated, pending changes
+        are kept). A newer local edit of the same key stays pending.
+        """
+        with self._operation("discard_rejected") as ctx:
+            _rejected.discard(ctx.conn, ctx.tables, change_id)
 
     def pending_row_count(self) -> int:
         """Rows waiting to be pushed (no network)."""
