@@ -65,7 +65,7 @@ from oversqlite._results import (
     SyncStatus,
     SyncThenDetachResult,
 )
-from oversqlite._schema import TableInfo, load_tables, table_shape
+from oversqlite._schema import TableInfo, check_foreign_keys, load_tables, table_shape
 from oversqlite._store import (
     STATE_TABLES,
     atomic,
@@ -179,6 +179,7 @@ class Client:
                     self._path, busy_timeout=self._config.busy_timeout, tracer=self._tracer
                 )
                 tables = self._install(conn)
+                check_foreign_keys(conn, tables, self._config.foreign_keys, self._path)
                 api = Api(
                     base_url=self._base_url,
                     token=self._token,
@@ -359,6 +360,8 @@ class Client:
         if not user_id or not user_id.strip():
             raise ValueError("attach() needs a non-empty user_id")
         with self._operation("attach") as ctx:
+            if not read_state(ctx.conn).attached:
+                check_foreign_keys(ctx.conn, ctx.tables, self._config.foreign_keys, self._path)
             result = _lifecycle.attach(ctx, user_id)
             if result.attached:
                 self._session_user = user_id

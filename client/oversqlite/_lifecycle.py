@@ -32,6 +32,7 @@ from oversqlite._results import (
     DetachResult,
     RestoreSummary,
 )
+from oversqlite._server_check import check_server
 from oversqlite._store import (
     SyncState,
     apply_transaction,
@@ -91,6 +92,7 @@ def attach(ctx: Context, user_id: str) -> AttachResult:
     try:
         capabilities = ctx.capabilities(source, refresh=True)
         ctx.check_schema_version("attach", source)
+        check_server(ctx.config.schema, ctx.tables, capabilities, user_id)
         if not capabilities.features.connect_lifecycle:
             raise LifecycleUnsupportedError(
                 "capabilities",

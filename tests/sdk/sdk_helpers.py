@@ -62,8 +62,8 @@ def business_db(path: Path) -> Path:
 def business_config(**overrides: Any) -> ClientConfig:
     tables = [SyncTable(name, key_kind=KeyKind.UUID) for name in TEXT_TABLES]
     tables += [SyncTable(name) for name in BLOB_TABLES]
-    settings: dict[str, Any] = {"retry": FAST_RETRY, **overrides}
-    return ClientConfig(schema="business", tables=tables, **settings)
+    settings: dict[str, Any] = {"retry": FAST_RETRY, "tables": tables, **overrides}
+    return ClientConfig(schema="business", **settings)
 
 
 def app_connection(path: Path) -> sqlite3.Connection:

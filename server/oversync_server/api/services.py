@@ -9,8 +9,9 @@ from abc import abstractmethod
 from typing import Protocol
 
 from fastapi.responses import Response
-from oversync_protocol import models
 from typing_extensions import TypeVar
+
+from oversync_protocol import models
 
 from ._runtime.server.responses import HTTPResult
 
