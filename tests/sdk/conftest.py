@@ -26,7 +26,9 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def shared_server(pg_cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def shared_server(
+    pg_cluster: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     """A real server with the example schema and the dev endpoints, for one test module."""
     name = f"t_{uuid.uuid4().hex}"
     dsn = asyncio.run(create_database_async(pg_cluster, name))

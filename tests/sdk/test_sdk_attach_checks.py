@@ -37,9 +37,7 @@ def test_every_schema_difference_is_listed_in_one_error(backend: Backend, tmp_pa
         conn.execute("ALTER TABLE users ADD COLUMN nickname TEXT")
         conn.execute("ALTER TABLE posts ADD COLUMN draft INTEGER")
     config = business_config(tables=[*business_config().tables, SyncTable("attachments")])
-    device = Device(
-        path, base_url=backend.base_url(), token=backend.token("alice"), config=config
-    )
+    device = Device(path, base_url=backend.base_url(), token=backend.token("alice"), config=config)
     backend.devices.append(device)
     with pytest.raises(ServerSchemaMismatchError) as raised:
         device.client.attach("alice")
