@@ -239,12 +239,27 @@ def atomic(conn: sqlite3.Connection) -> Iterator[None]:
 
 @contextmanager
 def apply_transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """A transaction that writes authoritative data: FKs deferred, capture triggers muted."""
-    with atomic(conn):
-        conn.execute("PRAGMA defer_foreign_keys = ON")
-        conn.execute("UPDATE _sync_state SET apply_mode = 1")
-        yield
-        conn.execute("UPDATE _sync_state SET apply_mode = 0")
+    """A transaction that writes authoritative data: FKs not enforced, capture triggers muted.
+
+    Server data is consistent by construction (the server's foreign keys always hold), so
+    foreign keys are off for the transaction: a local row that an app connection wrote with
+    foreign keys off (e.g. a child of a parent whose delete the server refused) cannot make an
+    apply fail for good, and a local pending row that server data orphans is not cascaded away
+    silently: its push is refused and it becomes a rejected change. Nested in another
+    transaction (where the pragma cannot change), FKs stay on and deferred to the commit.
+    """
+    outermost = not conn.in_transaction
+    if outermost:
+        conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        with atomic(conn):
+            conn.execute("PRAGMA defer_foreign_keys = ON")
+            conn.execute("UPDATE _sync_state SET apply_mode = 1")
+            yield
+            conn.execute("UPDATE _sync_state SET apply_mode = 0")
+    finally:
+        if outermost:
+            conn.execute("PRAGMA foreign_keys = ON")
 
 
 @dataclass(frozen=True)
