@@ -138,3 +138,16 @@ def test_a_server_failure_keeps_the_bundle_frozen(backend: Backend) -> None:
     assert a.one("SELECT COUNT(*) FROM _sync_outbox_rows") == 1  # still frozen
     assert a.client.rejected_changes() == []
     assert a.client.push_pending().outcome is PushOutcome.COMMITTED
+
+
+def test_detach_wipes_the_rejected_changes(backend: Backend) -> None:
+    a = backend.device("a")
+    a.client.attach("alice")
+    with loose(a) as conn:
+        conn.execute(
+            "INSERT INTO posts (id, title, content, author_id) VALUES (?, 't', 'c', ?)",
+            (new_id(), new_id()),
+        )
+    assert len(a.client.push_pending().rejected) == 1
+    assert a.client.detach().detached
+    assert a.client.rejected_changes() == [] and a.rows("posts") == []
