@@ -470,7 +470,7 @@ def _isolate(ctx: Context, outbox: Outbox, exc: ServerRejectedError) -> Rejected
         change = _rejected.reject(conn, ctx.tables[row.table], row, exc)
         _outbox.clear(conn)
         update_state(conn, isolate_rows=0, isolate_left=0)
-    logger.warning(
+    logger.info(  # reported to the app in PushReport.rejected and status()
         "push: the server refused %s %s %s; moved to the rejected changes (id %d): %s",
         row.op,
         row.table,

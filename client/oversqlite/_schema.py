@@ -338,7 +338,7 @@ def check_foreign_keys(
     default_on = sqlite3.connect(":memory:").execute("PRAGMA foreign_keys").fetchone()[0]
     if not default_on and where not in _warned_fk_defaults:
         _warned_fk_defaults.add(where)
-        logger.warning(
+        logger.info(  # advice only: the app's own connections cannot be inspected
             "SQLite does not enforce foreign keys unless a connection asks for it: %s, or a "
             "delete of a referenced row is refused by the server (ClientConfig.foreign_keys "
             "controls this check)",

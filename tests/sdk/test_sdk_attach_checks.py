@@ -92,7 +92,7 @@ def test_foreign_keys_off_by_default_are_reported_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = business_db(tmp_path / "clean.db")
-    with caplog.at_level(logging.WARNING, logger="oversqlite"):
+    with caplog.at_level(logging.INFO, logger="oversqlite"):
         for _ in range(2):
             Client(path, business_config(), base_url="http://unused", token="t").open().close()
     assert caplog.text.count("SQLite does not enforce foreign keys") == 1
