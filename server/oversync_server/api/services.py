@@ -9,9 +9,8 @@ from abc import abstractmethod
 from typing import Protocol
 
 from fastapi.responses import Response
-from typing_extensions import TypeVar
-
 from oversync_protocol import models
+from typing_extensions import TypeVar
 
 from ._runtime.server.responses import HTTPResult
 

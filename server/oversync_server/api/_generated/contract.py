@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from typing import Annotated, Final, TypedDict
 
 from fastapi import params
-from pydantic import Field, TypeAdapter
-
 from oversync_protocol import models
+from pydantic import Field, TypeAdapter
 
 from .._runtime.model_codecs.parameters import ParameterPlan
 from .._runtime.server.requests import ParameterAdapter, ParameterArgument, RawPath

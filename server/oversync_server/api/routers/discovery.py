@@ -8,9 +8,8 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Header, Security, params
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import StringConstraints
-
 from oversync_protocol import models
+from pydantic import StringConstraints
 
 from .. import security
 from .._generated import contract

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Final
 
 from fastapi import APIRouter, params
-
 from oversync_protocol import models
 
 from .._generated import contract

@@ -12,10 +12,10 @@ from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from math import isfinite
-from typing import Final, Literal, Self, TypeVar, cast
+from typing import Final, Literal, TypeVar, cast
 from urllib.parse import quote, unquote_to_bytes
 
-from typing_extensions import TypeAliasType, TypeIs
+from typing_extensions import Self, TypeAliasType, TypeIs
 
 from .errors import MalformedError, ParameterEncodingError
 
@@ -190,7 +190,7 @@ def json_value(
     )
 
 
-class Unparsed(str):
+class Unparsed(str):  # ruff: ignore[subclass-builtin] - Validating backends receive it as ordinary text.
     """Text of a declared integer, number, or boolean that is not its canonical JSON literal."""
 
     __slots__ = ("kind",)

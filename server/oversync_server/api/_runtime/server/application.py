@@ -7,15 +7,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import (
-    Awaitable,
-    Callable,
-    Coroutine,
-    Iterable,
-    Mapping,
-    MutableMapping,
-    Sequence,
-)
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias, TypeGuard, TypeVar, cast
@@ -288,7 +280,7 @@ class Wiring:
 Route: TypeAlias = tuple[str, Callable[[APIRouter, Wiring], None]]
 
 
-async def validation_error_handler(
+async def validation_error_handler(  # noqa: RUF029 - Starlette runs a synchronous handler in the threadpool.
     _: Request, error: Exception
 ) -> JSONResponse:
     """Answer 422 with the type, location, and message of each of FastAPI's records, without its input and context.
@@ -339,7 +331,7 @@ def checked(
 def _signature(method: Callable[..., object]) -> inspect.Signature:
     """Return a method's own signature, not that of a function it wraps, without evaluating its annotations."""
     if sys.version_info >= (3, 14):  # pragma: >=3.14 cover
-        from annotationlib import Format
+        from annotationlib import Format  # noqa: PLC0415
 
         return inspect.signature(method, follow_wrapped=False, annotation_format=Format.FORWARDREF)
     return inspect.signature(method, follow_wrapped=False)  # pragma: <3.14 cover
@@ -396,7 +388,7 @@ def _is_sequence(value: object) -> TypeIs[Sequence[object]]:
     return isinstance(value, Sequence)
 
 
-def build(
+def build(  # noqa: PLR0913
     routes: tuple[Route, ...],
     *,
     services: Mapping[str, Any],

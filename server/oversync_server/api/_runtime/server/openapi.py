@@ -72,7 +72,7 @@ def serve_openapi(
         return app.openapi_schema
 
     app.openapi_schema = None
-    app.openapi = openapi
+    setattr(app, "openapi", openapi)  # ruff: ignore[set-attr-with-constant] - FastAPI's documented way to replace the document.
 
 
 def _prefixed(value: object, prefix: str, kind: str = "object") -> object:

@@ -14,7 +14,7 @@ from urllib.parse import quote, unquote_to_bytes
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.requests import Request  # noqa: TC002 - FastAPI resolves the dependencies' annotations.
 from typing_extensions import TypeVar
 
 from ..model_codecs.errors import MalformedError

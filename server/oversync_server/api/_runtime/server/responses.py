@@ -16,14 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 from typing_extensions import TypeIs, TypeVar
 
-from ..model_codecs.media import (
-    JSON_MEDIA_TYPE,
-    REDIRECT_STATUSES,
-    bodyless,
-    declaring,
-    is_token,
-    json_text,
-)
+from ..model_codecs.media import JSON_MEDIA_TYPE, REDIRECT_STATUSES, bodyless, declaring, is_token, json_text
 from ..model_codecs.parameters import header_text
 
 BodyT_co = TypeVar("BodyT_co", covariant=True)
@@ -65,7 +58,7 @@ class Declared:
         """Return the adapter of the body model, building and keeping it on first use, or None without a model."""
         if (adapter := self._adapter) is None and (model := self.model) is not None:
             built: TypeAdapter[object] = TypeAdapter(cast("type[object]", model))
-            object.__setattr__(self, "_adapter", built)
+            object.__setattr__(self, "_adapter", built)  # noqa: PLC2801 - Keep the adapter on the frozen value.
             return built
         return adapter
 
