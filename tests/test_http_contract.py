@@ -20,6 +20,7 @@ from oversync_client import AuthenticatedClient
 from oversync_client.api.discovery import get_capabilities
 from oversync_client.api.lifecycle import connect
 from oversync_client.models import CapabilitiesResponse, ConnectRequest, ErrorResponse
+from oversync_client.types import Unset
 from serverproc import ServerProcess
 
 # Operations not implemented yet would be left out of the schemathesis run, with the reason.
@@ -36,7 +37,13 @@ def test_capabilities_through_the_typed_client(server: ServerProcess) -> None:
     assert capabilities.protocol_version == "v1"
     assert capabilities.features.connect_lifecycle is True
     assert capabilities.features.server_checkpoint_tracking is False
-    assert len(capabilities.features.to_dict()) == 21  # the reference's 20 + the version gate
+    # the reference's 20 + the version gate, authenticated_user, registered_table_columns
+    assert len(capabilities.features.to_dict()) == 23
+    assert capabilities.user_id == "alice"  # the token's user (authenticated_user)
+    specs = capabilities.registered_table_specs
+    assert not isinstance(specs, Unset)
+    users = next(spec for spec in specs if spec.table == "users")
+    assert users.columns == ["id", "name", "email", "created_at", "updated_at"]
     assert capabilities.registered_tables == [
         "business.categories",
         "business.file_reviews",

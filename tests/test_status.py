@@ -58,7 +58,8 @@ async def test_the_status_document(server: ServerProcess) -> None:
     assert body["inflight_operations"] == 0
     assert isinstance(body["registered_tables"], list) and len(body["registered_tables"]) == 8
     assert body["registered_tables"][:2] == ["business.categories", "business.file_reviews"]
-    assert isinstance(body["features"], dict) and len(body["features"]) == 21  # + version gate
+    # the reference's 20 + version gate, authenticated_user, registered_table_columns
+    assert isinstance(body["features"], dict) and len(body["features"]) == 23
     assert all(body[name] == 0 for name in COUNTERS)
     health = httpx.get(f"{server.base_url}/syncx/health")
     assert health.status_code == 200 and health.json() == body

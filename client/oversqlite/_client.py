@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Self
 
 import httpx
 
-from oversqlite import _lifecycle, _marks, _migrate, _outbox, _pull, _push
+from oversqlite import _lifecycle, _marks, _migrate, _outbox, _pull, _push, _rejected
 from oversqlite._config import ClientConfig
 from oversqlite._context import Context
 from oversqlite._control import CancelToken, Control, ProgressCallback
@@ -62,13 +62,14 @@ from oversqlite._results import (
     PullReport,
     PushOutcome,
     PushReport,
+    RejectedChange,
     RestoreSummary,
     SourceInfo,
     SyncReport,
     SyncStatus,
     SyncThenDetachResult,
 )
-from oversqlite._schema import TableInfo, load_tables, table_shape
+from oversqlite._schema import TableInfo, check_foreign_keys, load_tables, table_shape
 from oversqlite._store import (
     STATE_TABLES,
     atomic,
@@ -190,6 +191,7 @@ class Client:
                     self._path, busy_timeout=self._config.busy_timeout, tracer=self._tracer
                 )
                 tables = self._install(conn)
+                check_foreign_keys(conn, tables, self._config.foreign_keys, self._path)
                 api = Api(
                     base_url=self._base_url,
                     token=self._token,
@@ -422,6 +424,8 @@ class Client:
         if not user_id or not user_id.strip():
             raise ValueError("attach() needs a non-empty user_id")
         with self._operation("attach", cancel=cancel, progress=progress) as ctx:
+            if not read_state(ctx.conn).attached:
+                check_foreign_keys(ctx.conn, ctx.tables, self._config.foreign_keys, self._path)
             result = _lifecycle.attach(ctx, user_id)
             if result.attached:
                 self._session_user = user_id
@@ -617,7 +621,38 @@ class Client:
                 source_recovery_reason=state.recovery_reason or None,
                 local_schema_version=state.schema_version or self._config.schema_version,
                 tables_to_rehydrate=tuple(sorted(_marks.load_marks(conn))),
+                rejected_change_count=_rejected.rejected_count(conn),
             )
+
+    # ------------------------------------------------------------------ rejected changes
+
+    def rejected_changes(self) -> list[RejectedChange]:
+        """Local changes the server refused for good, oldest first (no network).
+
+        A push moves a row the server cannot store (a foreign key, NOT NULL, CHECK or type
+        error) here with the server's error, and keeps pushing the others. Fix the data and
+        call :meth:`retry_rejected`, or give up on the change with :meth:`discard_rejected`.
+        """
+        with self._reading("rejected_changes") as conn:
+            return _rejected.list_rejected(conn)
+
+    def retry_rejected(self, change_id: int) -> None:
+        """Make a rejected change pending again: the live row is pushed by the next push.
+
+        Fix the local data first (e.g. restore the row it references); a refusal moves it back.
+        """
+        with self._operation("retry_rejected") as ctx:
+            _rejected.retry(ctx.conn, change_id)
+
+    def discard_rejected(self, change_id: int) -> None:
+        """Drop a rejected change and put its local row back to the server's state.
+
+        A row the server never had is deleted locally at once; a row the server has is
+        restored from a snapshot at the next sync (its table is re-hydrated, pending changes
+        are kept). A newer local edit of the same key stays pending.
+        """
+        with self._operation("discard_rejected") as ctx:
+            _rejected.discard(ctx.conn, ctx.tables, change_id)
 
     def pending_row_count(self) -> int:
         """Rows waiting to be pushed (no network; answers at once, even during a sync)."""

@@ -15,10 +15,12 @@ __all__ = [
     "DEFAULT_CAPABILITIES_TTL",
     "DEFAULT_CHUNK_ROWS",
     "DEFAULT_HTTP_TIMEOUT",
+    "DEFAULT_MAX_BUNDLE_ROWS",
     "DEFAULT_MAX_CONFLICT_RETRIES",
     "DEFAULT_RETRY_POLICY",
     "MAX_CHUNK_ROWS",
     "ClientConfig",
+    "ForeignKeyCheck",
     "KeyKind",
     "Migration",
     "RetryPolicy",
@@ -35,6 +37,9 @@ DEFAULT_MAX_CONFLICT_RETRIES = 5
 # The local schema version of tables as the app's first release creates them; migrations
 # produce the versions after it.
 BASE_SCHEMA_VERSION = 1
+# Rows per pushed bundle at most (the server's max_rows_per_bundle may be lower): bounds the
+# client's memory whatever is pending; each bundle is atomic on its own.
+DEFAULT_MAX_BUNDLE_ROWS = 10_000
 # How long the server's capabilities (bundle limits, the version gate) are trusted.
 DEFAULT_CAPABILITIES_TTL = 60.0
 
@@ -48,6 +53,24 @@ class KeyKind(enum.StrEnum):
     """Canonical lowercase dashed UUID text (server key type ``uuid``)."""
     BLOB_UUID = "blob_uuid"
     """A 16-byte BLOB, sent as a dashed lowercase UUID (server key type ``uuid``)."""
+
+
+class ForeignKeyCheck(enum.StrEnum):
+    """What ``open()``/``attach()`` do about SQLite foreign keys of managed tables.
+
+    SQLite enforces foreign keys only on connections that ran ``PRAGMA foreign_keys = ON``;
+    an app connection without it can delete a referenced row, which the server then refuses
+    (the change lands in the rejected changes).
+    """
+
+    WARN = "warn"
+    """Log a warning when managed tables have foreign keys that SQLite does not enforce by
+    default, and list rows that violate them (the default)."""
+    REFUSE = "refuse"
+    """Like ``WARN``, but raise :class:`~oversqlite.ConfigError` when managed rows violate
+    their foreign keys (written by a connection with foreign keys off)."""
+    IGNORE = "ignore"
+    """Check nothing."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +209,11 @@ class ClientConfig:
     migrations: Sequence[Migration] = ()
     capabilities_ttl: float = DEFAULT_CAPABILITIES_TTL
     """Seconds the server's capabilities are trusted before they are asked again."""
+    max_bundle_rows: int = DEFAULT_MAX_BUNDLE_ROWS
+    """Rows per pushed bundle at most (0: only the server's ``max_rows_per_bundle``). More
+    pending rows go out as several bundles, parents first, each atomic on its own."""
+    foreign_keys: ForeignKeyCheck = ForeignKeyCheck.WARN
+    """What open()/attach() do when SQLite foreign keys of managed tables are not enforced."""
 
     def __post_init__(self) -> None:
         schema = self.schema.strip().lower()
@@ -215,6 +243,9 @@ class ClientConfig:
             raise ValueError("ClientConfig timeouts must be positive")
         if self.capabilities_ttl < 0:
             raise ValueError("ClientConfig.capabilities_ttl must be >= 0")
+        if self.max_bundle_rows < 0:
+            raise ValueError("ClientConfig.max_bundle_rows must be >= 0 (0: no client cap)")
+        object.__setattr__(self, "foreign_keys", ForeignKeyCheck(self.foreign_keys))
         self._check_migrations()
 
     def _check_migrations(self) -> None:

@@ -4,6 +4,7 @@
 
     SyncError                            base of everything below
     ├── ConfigError (ValueError)         config or local schema rejected by open()
+    │   └── ServerSchemaMismatchError    attach(): managed tables/columns differ from the server's
     ├── MigrationError                   a local migration failed (rolled back) in open()
     ├── UpgradeRequiredError             the server does not serve this app's schema version
     ├── UnsupportedValueError (ValueError)
@@ -15,6 +16,7 @@
     ├── StateError                       durable state needs an explicit call first
     │   ├── AttachRequiredError
     │   ├── AttachConflictError
+    │   ├── TokenUserMismatchError       attach(user) with a token of another user
     │   ├── ReconnectRequiredError
     │   ├── RebuildRequiredError
     │   ├── SourceRecoveryRequiredError
@@ -23,7 +25,8 @@
     ├── ConflictError                    a push conflict could not be settled
     │   ├── InvalidConflictResolutionError
     │   └── ConflictRetryExhaustedError
-    ├── TransportError                   no usable answer: network, timeout, 429/502/503/504
+    ├── TransportError                   no usable answer: network, timeout, 429/5xx
+    │   ├── ServerFailureError           the server failed (HTTP 500 and other 5xx but 501)
     │   └── RetryExhaustedError
     ├── ServerRejectedError              a definitive error answer from the server
     │   ├── PushRejectedError
@@ -63,11 +66,14 @@ __all__ = [
     "ReconnectRequiredError",
     "RetryExhaustedError",
     "SchemaMismatchError",
+    "ServerFailureError",
     "ServerRejectedError",
+    "ServerSchemaMismatchError",
     "SourceRecoveryRequiredError",
     "SourceReplacementDivergedError",
     "StateError",
     "SyncError",
+    "TokenUserMismatchError",
     "TransportError",
     "UnsupportedValueError",
     "UpgradeRequiredError",
@@ -81,6 +87,23 @@ class SyncError(Exception):
 
 class ConfigError(SyncError, ValueError):
     """The client config or the local schema cannot be synced safely; fix it and reopen."""
+
+
+class ServerSchemaMismatchError(ConfigError):
+    """``attach()`` found managed tables or columns that the server does not register as such.
+
+    ``differences`` lists every one, each with its fix; nothing was sent or changed. Fix the
+    local schema (a migration) or the server's registration, then attach again.
+    """
+
+    def __init__(self, schema: str, differences: list[str]) -> None:
+        listing = "".join(f"\n  - {item}" for item in differences)
+        super().__init__(
+            f"the local managed tables do not match what the server registers for schema "
+            f"{schema!r} ({len(differences)} difference(s)); nothing was changed:{listing}"
+        )
+        self.schema = schema
+        self.differences = tuple(differences)
 
 
 class MigrationError(SyncError):
@@ -186,6 +209,22 @@ class AttachConflictError(StateError):
         )
         self.attached_user_id = attached_user_id
         self.requested_user_id = requested_user_id
+
+
+class TokenUserMismatchError(StateError):
+    """``attach(user_id)`` was called with a token that authenticates another user.
+
+    Nothing was attached; pass the signed-in user's id, or a token of ``user_id``.
+    """
+
+    def __init__(self, requested_user_id: str, token_user_id: str) -> None:
+        super().__init__(
+            f"attach({requested_user_id!r}): the token authenticates user {token_user_id!r}; "
+            "the server would write into that account. Attach the token's user or get a token "
+            f"for {requested_user_id!r}"
+        )
+        self.requested_user_id = requested_user_id
+        self.token_user_id = token_user_id
 
 
 class ReconnectRequiredError(StateError):
@@ -309,6 +348,13 @@ class TransportError(SyncError):
         self.retry_after = retry_after
 
 
+class ServerFailureError(TransportError):
+    """The server failed to answer (HTTP 500 or another 5xx): retryable, nothing is lost.
+
+    A frozen bundle stays frozen and is resent with the same identity by the next push.
+    """
+
+
 class RetryExhaustedError(TransportError):
     """Retries with backoff were used up; the last error is ``last_error`` (and ``__cause__``).
 
@@ -349,10 +395,10 @@ class ServerRejectedError(SyncError):
 
 
 class PushRejectedError(ServerRejectedError):
-    """The server refused the pushed bundle; its rows are pending again.
+    """The server refused the push session itself (not a row); its rows are pending again.
 
-    Usually a row the server cannot store (a type, NOT NULL or foreign-key error at commit):
-    correct the local rows and call ``push_pending()`` again.
+    A row the server cannot store (a type, NOT NULL or foreign-key error) does not raise: it
+    is moved to the rejected changes (:meth:`oversqlite.Client.rejected_changes`).
     """
 
 

@@ -32,6 +32,7 @@ from oversqlite._results import (
     DetachResult,
     RestoreSummary,
 )
+from oversqlite._server_check import check_server
 from oversqlite._store import (
     SyncState,
     apply_transaction,
@@ -91,6 +92,7 @@ def attach(ctx: Context, user_id: str) -> AttachResult:
     try:
         capabilities = ctx.capabilities(source, refresh=True)
         ctx.check_schema_version("attach", source)
+        check_server(ctx.config.schema, ctx.tables, capabilities, user_id)
         if not capabilities.features.connect_lifecycle:
             raise LifecycleUnsupportedError(
                 "capabilities",
@@ -178,7 +180,13 @@ def detach(ctx: Context) -> DetachResult:
     with apply_transaction(ctx.conn):
         for table in reversed(ctx.tables.values()):
             ctx.conn.execute(f"DELETE FROM {table.sql_name}")
-        for name in ("_sync_row_state", "_sync_snapshot_rows", "_sync_snapshot"):
+        for name in (
+            "_sync_row_state",
+            "_sync_snapshot_rows",
+            "_sync_snapshot",
+            "_sync_rejected_changes",  # the leaving user's; their rows are wiped with the rest
+            "_sync_committed_rows",
+        ):
             ctx.conn.execute(f"DELETE FROM {name}")
         _outbox.clear(ctx.conn)
         _forget_marks(ctx)
@@ -196,6 +204,8 @@ def detach(ctx: Context) -> DetachResult:
             operation="none",
             operation_user_id="",
             recovery_reason="",
+            isolate_rows=0,
+            isolate_left=0,
             replacement_source_id="",
         )
     return DetachResult(DetachOutcome.DETACHED, 0)

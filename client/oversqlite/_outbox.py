@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from oversqlite._apply import dumps, live_payload
+from oversqlite._config import KeyKind
 from oversqlite._errors import ConfigError
-from oversqlite._schema import TableInfo
-from oversqlite._store import atomic
+from oversqlite._schema import TableInfo, quote_ident, quote_literal
+from oversqlite._store import UNHEX, atomic, register_functions
 
 __all__ = [
     "Outbox",
@@ -83,10 +84,21 @@ def load(conn: sqlite3.Connection) -> Outbox | None:
     return Outbox(state, source_id, source_bundle_id, rows, bundle_seq, bundle_hash, committed_rows)
 
 
-def _sort_key(table: TableInfo, op: str, ordinal: int) -> tuple[int, int, int]:
-    if op == "DELETE":
-        return (1, -table.order, ordinal)
-    return (0, table.order, ordinal)
+def _case(tables: Mapping[str, TableInfo], value: Callable[[TableInfo], str]) -> str:
+    whens = " ".join(f"WHEN {quote_literal(name)} THEN {value(t)}" for name, t in tables.items())
+    return f"CASE d.table_name {whens} END"
+
+
+def _live_sql(table: TableInfo) -> str:
+    """SQL: whether the live row of the dirty key ``d.pk`` exists (an index probe)."""
+    key = f"{UNHEX}(d.pk)" if table.key_kind is KeyKind.BLOB_UUID else "d.pk"
+    return f"EXISTS (SELECT 1 FROM {table.sql_name} WHERE {quote_ident(table.key.name)} = {key})"
+
+
+_SYNCED_LIVE = (
+    "EXISTS (SELECT 1 FROM _sync_row_state AS r "
+    "WHERE r.table_name = d.table_name AND r.pk = d.pk AND r.deleted = 0)"
+)
 
 
 def freeze(
@@ -101,59 +113,72 @@ def freeze(
 
     ``None`` when nothing is pending. Dirty rows that turn out to be no-ops (a key deleted
     locally that the server never had) are dropped, and that cleanup is committed. With
-    ``max_rows`` (the server's ``max_rows_per_bundle``), the first ``max_rows`` rows in push
-    order are frozen and the rest stay pending for the next bundle (parents still go first).
+    ``max_rows`` (the smallest of the server's ``max_rows_per_bundle`` and the client's cap),
+    the first ``max_rows`` rows in push order are frozen and the rest stay pending for the next
+    bundle (parents still go first). The push order is computed by SQLite, and only the frozen
+    rows' payloads are read, so memory is bounded by ``max_rows`` whatever is pending.
     """
     with atomic(conn):
         existing = load(conn)
         if existing is not None:
             return existing
-        dirty = conn.execute(
-            "SELECT d.table_name, d.pk, d.base_row_version, d.dirty_ordinal, r.deleted "
-            "FROM _sync_dirty_rows AS d LEFT JOIN _sync_row_state AS r "
-            "ON r.table_name = d.table_name AND r.pk = d.pk"
-        ).fetchall()
-        planned: list[tuple[tuple[int, int, int], str, str, str, int, dict[str, Any] | None]] = []
-        noops: list[tuple[str, str]] = []
-        for table_name, pk, base, ordinal, deleted in dirty:
-            table = tables.get(table_name)
-            if table is None:
-                raise ConfigError(
-                    f"pending changes exist for table {table_name!r}, which is not managed; "
-                    "add it back to the config"
-                )
-            payload = live_payload(conn, table, pk)
-            synced_live = deleted == 0
-            if payload is None and not synced_live:
-                noops.append((table_name, pk))
-                continue
-            op = "DELETE" if payload is None else ("UPDATE" if synced_live else "INSERT")
-            planned.append((_sort_key(table, op, ordinal), table_name, pk, op, base, payload))
-        conn.executemany("DELETE FROM _sync_dirty_rows WHERE table_name = ? AND pk = ?", noops)
-        if not planned:
-            return None
-        planned.sort(key=lambda item: item[0])
-        if max_rows:
-            planned = planned[:max_rows]
-        conn.executemany(
-            "INSERT INTO _sync_outbox_rows (row_ordinal, table_name, pk, op, base_row_version, "
-            "payload) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (ordinal, table, pk, op, base, dumps(payload))
-                for ordinal, (_, table, pk, op, base, payload) in enumerate(planned)
-            ],
+        register_functions(conn)
+        names = ", ".join(quote_literal(name) for name in tables)
+        unmanaged = conn.execute(
+            f"SELECT table_name FROM _sync_dirty_rows WHERE table_name NOT IN ({names}) LIMIT 1"
+        ).fetchone()
+        if unmanaged is not None:
+            raise ConfigError(
+                f"pending changes exist for table {unmanaged[0]!r}, which is not managed; "
+                "add it back to the config"
+            )
+        live = _case(tables, _live_sql)
+        conn.execute(f"DELETE FROM _sync_dirty_rows AS d WHERE NOT {live} AND NOT {_SYNCED_LIVE}")
+        order = _case(tables, lambda t: str(t.order))
+        plan = conn.execute(
+            "SELECT table_name, pk, base_row_version, synced_live FROM ("
+            f"SELECT d.table_name, d.pk, d.base_row_version, d.dirty_ordinal, {order} AS rank, "
+            f"{live} AS live, {_SYNCED_LIVE} AS synced_live FROM _sync_dirty_rows AS d) "
+            "ORDER BY NOT live, CASE WHEN live THEN rank ELSE -rank END, dirty_ordinal LIMIT ?",
+            (max_rows or -1,),
         )
-        conn.executemany(
-            "DELETE FROM _sync_dirty_rows WHERE table_name = ? AND pk = ?",
-            [(table, pk) for _, table, pk, _, _, _ in planned],
+        batch: list[tuple[int, str, str, str, int, str | None]] = []
+        count = 0
+        for table_name, pk, base, synced_live in plan:
+            payload = live_payload(conn, tables[table_name], pk)
+            op = "DELETE" if payload is None else ("UPDATE" if synced_live else "INSERT")
+            batch.append((count, table_name, pk, op, base, dumps(payload)))
+            count += 1
+            if len(batch) >= _BATCH:
+                _insert_rows(conn, batch)
+        _insert_rows(conn, batch)
+        if not count:
+            return None
+        conn.execute(
+            "DELETE FROM _sync_dirty_rows WHERE EXISTS (SELECT 1 FROM _sync_outbox_rows AS o "
+            "WHERE o.table_name = _sync_dirty_rows.table_name AND o.pk = _sync_dirty_rows.pk)"
         )
         conn.execute(
             "INSERT INTO _sync_outbox (singleton, state, source_id, source_bundle_id, row_count) "
             "VALUES (1, 'prepared', ?, ?, ?)",
-            (source_id, source_bundle_id, len(planned)),
+            (source_id, source_bundle_id, count),
         )
         outbox = load(conn)
     return outbox
+
+
+_BATCH = 1000
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, batch: list[tuple[int, str, str, str, int, str | None]]
+) -> None:
+    conn.executemany(
+        "INSERT INTO _sync_outbox_rows (row_ordinal, table_name, pk, op, base_row_version, "
+        "payload) VALUES (?, ?, ?, ?, ?, ?)",
+        batch,
+    )
+    batch.clear()
 
 
 def mark_committed(conn: sqlite3.Connection, bundle_seq: int, bundle_hash: str, rows: int) -> None:

@@ -8,14 +8,16 @@ and replayed. Definitive rejections unfreeze the rows so a corrected row can go 
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from oversqlite import _lifecycle, _outbox
+from oversqlite import _lifecycle, _outbox, _rejected
 from oversqlite._apply import ServerRow, apply_server_row, live_payload, set_row_state
-from oversqlite._bundles import bundle_row_dicts, parse_bundle_rows, verify_bundle
+from oversqlite._bundles import bundle_row_dicts, parse_bundle_rows
 from oversqlite._codec import wire_key
 from oversqlite._conflict_apply import settle
 from oversqlite._context import Context
@@ -27,11 +29,20 @@ from oversqlite._errors import (
     ServerRejectedError,
     TransportError,
 )
-from oversqlite._outbox import Outbox
-from oversqlite._results import PushOutcome, PushReport, ResolvedConflict
-from oversqlite._store import apply_transaction, atomic, pending_row_count, read_state, update_state
+from oversqlite._outbox import Outbox, OutboxRow
+from oversqlite._rejected import ROW_REJECTION_CODES
+from oversqlite._results import PushOutcome, PushReport, RejectedChange, ResolvedConflict
+from oversqlite._store import (
+    SyncState,
+    apply_transaction,
+    atomic,
+    pending_row_count,
+    read_state,
+    update_state,
+)
 from oversync_client.models import PushConflict, PushRequestRow, PushRequestRowPayload, SyncKey
 from oversync_client.types import UNSET
+from oversync_wire import BundleHasher, CanonicalJSONError
 
 __all__ = ["push_pending"]
 
@@ -61,15 +72,24 @@ class _ConflictSignal(Exception):
         self.conflict = conflict
 
 
+class _RejectedSignal(Exception):
+    """The server refused the frozen bundle because of (at least) one of its rows."""
+
+    def __init__(self, exc: ServerRejectedError) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
+
+
 class _PrunedSignal(Exception):
     """The committed bundle's rows are no longer retained."""
 
 
-def _request_rows(ctx: Context, outbox: Outbox) -> list[PushRequestRow]:
-    rows = []
-    for row in outbox.rows:
+def _request_rows(ctx: Context, rows: Sequence[OutboxRow]) -> list[PushRequestRow]:
+    """The wire rows of one upload chunk (built per chunk, so memory follows the chunk size)."""
+    out = []
+    for row in rows:
         table = ctx.tables[row.table]
-        rows.append(
+        out.append(
             PushRequestRow(
                 schema=ctx.config.schema,
                 table=row.table,
@@ -81,7 +101,7 @@ def _request_rows(ctx: Context, outbox: Outbox) -> list[PushRequestRow]:
                 else PushRequestRowPayload.from_dict(row.payload),
             )
         )
-    return rows
+    return out
 
 
 def _react(ctx: Context, exc: ServerRejectedError, recovery_codes: tuple[str, ...]) -> None:
@@ -159,10 +179,9 @@ def _already_committed(outbox: Outbox, answer: object) -> _Committed:
 
 def _upload_and_commit(ctx: Context, outbox: Outbox, push_id: str) -> _Committed:
     source, size = outbox.source_id, ctx.config.upload_chunk_rows
-    rows = _request_rows(ctx, outbox)
     try:
-        for start in range(0, len(rows), size):
-            chunk = rows[start : start + size]
+        for start in range(0, len(outbox.rows), size):
+            chunk = _request_rows(ctx, outbox.rows[start : start + size])
             answer = ctx.api.upload_chunk(source, push_id, start=start, rows=chunk)
             if answer.push_id != push_id or answer.next_expected_row_ordinal != start + len(chunk):
                 raise ProtocolError(f"invalid push chunk answer {answer.to_dict()!r}")
@@ -220,9 +239,11 @@ def _send(ctx: Context, outbox: Outbox) -> _Committed:
     try:
         info = ctx.retry("push", attempt)
     except ServerRejectedError as exc:
+        mismatch = _unknown_column(exc)
+        if mismatch is None and exc.code in ROW_REJECTION_CODES and 400 <= exc.status < 500:
+            raise _RejectedSignal(exc) from exc
         with atomic(ctx.conn):
             _outbox.unfreeze(ctx.conn)
-        mismatch = _unknown_column(exc)
         if mismatch is not None:
             raise SchemaMismatchError(exc, *mismatch) from exc
         raise PushRejectedError(
@@ -234,10 +255,18 @@ def _send(ctx: Context, outbox: Outbox) -> _Committed:
     return info
 
 
-def _fetch(ctx: Context, outbox: Outbox, info: _Committed) -> list[ServerRow | None]:
-    """All rows of the committed bundle, verified against its count and hash."""
-    rows: list[dict[str, object]] = []
+def _fetch(ctx: Context, outbox: Outbox, info: _Committed) -> None:
+    """Stage every row of the committed bundle in ``_sync_committed_rows``, verified.
+
+    Pages are written to SQLite as they arrive and hashed on the way, so the client holds one
+    page at a time whatever the bundle's size.
+    """
+    conn = ctx.conn
+    with atomic(conn):
+        conn.execute("DELETE FROM _sync_committed_rows")
+    hasher = BundleHasher()
     after: int | None = None
+    what = f"committed bundle {info.bundle_seq}"
     while True:
         request = partial(
             ctx.api.committed_rows,
@@ -275,20 +304,65 @@ def _fetch(ctx: Context, outbox: Outbox, info: _Committed) -> list[ServerRow | N
                 f"committed rows after {after}: next_row_ordinal {page.next_row_ordinal} does "
                 f"not match {len(page.rows)} rows"
             )
-        rows.extend(bundle_row_dicts(page.rows))
+        first = hasher.row_count
+        staged = bundle_row_dicts(page.rows)
+        try:
+            for row in staged:
+                hasher.add(row)
+        except CanonicalJSONError as exc:
+            raise ProtocolError(f"{what}: rows cannot be hashed: {exc}") from None
+        with atomic(conn):
+            conn.executemany(
+                "INSERT INTO _sync_committed_rows (row_ordinal, row) VALUES (?, ?)",
+                [(first + i, json.dumps(row)) for i, row in enumerate(staged)],
+            )
+        if hasher.row_count > info.row_count:
+            break
         if not page.has_more:
             break
         after = page.next_row_ordinal
-    verify_bundle(f"committed bundle {info.bundle_seq}", rows, info.row_count, info.bundle_hash)
-    return parse_bundle_rows(ctx.tables, ctx.config.schema, rows, info.bundle_seq, ctx.drift)
+    if hasher.row_count != info.row_count:
+        raise ProtocolError(
+            f"{what}: received {hasher.row_count} rows, the server announced {info.row_count}"
+        )
+    actual, _ = hasher.result()
+    if actual != info.bundle_hash:
+        raise ProtocolError(
+            f"{what}: bundle_hash mismatch (computed {actual}, server sent {info.bundle_hash}); "
+            "nothing was applied"
+        )
 
 
-def _replay(ctx: Context, outbox: Outbox, info: _Committed, rows: list[ServerRow | None]) -> None:
+def _staged_rows(ctx: Context, info: _Committed) -> Iterator[ServerRow | None]:
+    """The staged committed rows, parsed, in bundle order (read in pages)."""
+    after = -1
+    while True:
+        page = ctx.conn.execute(
+            "SELECT row_ordinal, row FROM _sync_committed_rows WHERE row_ordinal > ? "
+            "ORDER BY row_ordinal LIMIT ?",
+            (after, _STAGE_PAGE),
+        ).fetchall()
+        if not page:
+            return
+        after = page[-1][0]
+        yield from parse_bundle_rows(
+            ctx.tables,
+            ctx.config.schema,
+            [json.loads(text) for _, text in page],
+            info.bundle_seq,
+            ctx.drift,
+        )
+
+
+_STAGE_PAGE = 1000
+
+
+def _replay(ctx: Context, outbox: Outbox, info: _Committed) -> None:
     """Apply the authoritative bundle, keeping every edit made while it was in flight."""
     conn = ctx.conn
     uploaded = {(r.table, r.pk): r for r in outbox.rows}
     with apply_transaction(conn):
-        for row in rows:
+        for row in _staged_rows(ctx, info):
             if row is None:
                 continue
             key = (row.table.name, row.pk)
@@ -322,12 +396,13 @@ def _replay(ctx: Context, outbox: Outbox, info: _Committed, rows: list[ServerRow
             "UPDATE _sync_state SET next_source_bundle_id = max(next_source_bundle_id, ?)",
             (info.source_bundle_id + 1,),
         )
+        conn.execute("DELETE FROM _sync_committed_rows")
         _outbox.clear(conn)
 
 
-def _prove_ours(ctx: Context, outbox: Outbox, rows: list[ServerRow | None]) -> None:
+def _prove_ours(ctx: Context, outbox: Outbox, info: _Committed) -> None:
     """An ``already_committed`` bundle must contain every key of the local outbox."""
-    committed = {(r.table.name, r.pk) for r in rows if r is not None}
+    committed = {(r.table.name, r.pk) for r in _staged_rows(ctx, info) if r is not None}
     missing = [(r.table, r.pk) for r in outbox.rows if (r.table, r.pk) not in committed]
     if missing:
         logger.error("already committed bundle lacks local keys %s", missing[:5])
@@ -337,19 +412,21 @@ def _prove_ours(ctx: Context, outbox: Outbox, rows: list[ServerRow | None]) -> N
 def _push_once(ctx: Context, outbox: Outbox) -> PushReport:
     info = _send(ctx, outbox)
     try:
-        rows = _fetch(ctx, outbox, info)
+        _fetch(ctx, outbox, info)
     except _PrunedSignal:
         # The server has our bundle but no longer its rows: a snapshot contains them.
         logger.info(
             "push: committed bundle %d was pruned; rebuilding from a snapshot", info.bundle_seq
         )
+        with atomic(ctx.conn):
+            ctx.conn.execute("DELETE FROM _sync_committed_rows")
         _lifecycle.rebuild_past_committed(ctx, outbox)
         return PushReport(
             PushOutcome.COMMITTED, info.bundle_seq, info.source_bundle_id, info.row_count
         )
     if info.already:
-        _prove_ours(ctx, outbox, rows)
-    _replay(ctx, outbox, info, rows)
+        _prove_ours(ctx, outbox, info)
+    _replay(ctx, outbox, info)
     logger.info(
         "push: committed bundle %d (source bundle %d, %d rows)",
         info.bundle_seq,
@@ -359,31 +436,84 @@ def _push_once(ctx: Context, outbox: Outbox) -> PushReport:
     return PushReport(PushOutcome.COMMITTED, info.bundle_seq, info.source_bundle_id, info.row_count)
 
 
-def push_pending(ctx: Context, *, frozen_only: bool = False) -> PushReport:
-    """Push the pending rows as one bundle (see :meth:`oversqlite.Client.push_pending`).
+def _bundle_limit(ctx: Context, state: SyncState) -> int:
+    """Rows for the next bundle at most (0: no limit): server cap, client cap, isolation."""
+    limits = [
+        ctx.max_rows_per_bundle(state.source_id),
+        ctx.config.max_bundle_rows,
+        state.isolate_rows,
+    ]
+    return min((limit for limit in limits if limit > 0), default=0)
 
+
+def _isolate(ctx: Context, outbox: Outbox, exc: ServerRejectedError) -> RejectedChange | None:
+    """React to a bundle the server refused for its rows: split it, or reject its one row.
+
+    The server does not say which row it refused, so a bundle of several rows goes back to the
+    pending rows and is pushed again in bundles of half its size until the failing bundle holds
+    one row; that row is moved to the rejected changes and the rest is pushed together again.
+    """
+    conn = ctx.conn
+    with atomic(conn):
+        if len(outbox.rows) > 1:
+            _outbox.unfreeze(conn)
+            half = (len(outbox.rows) + 1) // 2
+            update_state(conn, isolate_rows=half, isolate_left=len(outbox.rows))
+            logger.info(
+                "push: %d-row bundle refused (%s); isolating the row in bundles of %d",
+                len(outbox.rows),
+                exc.code,
+                half,
+            )
+            return None
+        row = outbox.rows[0]
+        change = _rejected.reject(conn, ctx.tables[row.table], row, exc)
+        _outbox.clear(conn)
+        update_state(conn, isolate_rows=0, isolate_left=0)
+    logger.info(  # reported to the app in PushReport.rejected and status()
+        "push: the server refused %s %s %s; moved to the rejected changes (id %d): %s",
+        row.op,
+        row.table,
+        change.key,
+        change.id,
+        exc.server_message,
+    )
+    return change
+
+
+def _after_commit(ctx: Context, state: SyncState, rows: int) -> None:
+    """Count committed rows against the refused bundle being isolated; stop when it is done."""
+    if not state.isolate_left:
+        return
+    left = max(0, state.isolate_left - rows)
+    with atomic(ctx.conn):
+        update_state(ctx.conn, isolate_left=left, isolate_rows=state.isolate_rows if left else 0)
+
+
+def push_pending(ctx: Context, *, frozen_only: bool = False) -> PushReport:
+    """Push the pending rows (see :meth:`oversqlite.Client.push_pending`).
+
+    Rows go out in bundles of at most :func:`_bundle_limit` rows; a row the server refuses is
+    isolated and moved to the rejected changes while the others are pushed.
     ``frozen_only``: only finish a bundle frozen earlier (nothing new is frozen).
     """
     conflicts: list[ResolvedConflict] = []
+    rejected: list[RejectedChange] = []
     done: PushReport | None = None  # the bundles already committed by this call
     while True:
         state = read_state(ctx.conn)
         if frozen_only and not _outbox.exists(ctx.conn):
-            if done is not None:
-                return _with_conflicts(done, conflicts)
-            return PushReport(PushOutcome.NO_CHANGE, conflicts=tuple(conflicts))
+            return _finish(done, conflicts, rejected)
         limit = 0
         if not _outbox.exists(ctx.conn) and pending_row_count(ctx.conn):
-            limit = ctx.max_rows_per_bundle(state.source_id)
+            limit = _bundle_limit(ctx, state)
         outbox = _outbox.freeze(
             ctx.conn, ctx.tables, state.source_id, state.next_source_bundle_id, max_rows=limit
         )
         if outbox is None:
-            if done is not None:
-                return _with_conflicts(done, conflicts)
-            if state.pending_initialization_id:
+            if done is None and state.pending_initialization_id:
                 _lifecycle.finish_empty_initialization(ctx, state)
-            return PushReport(PushOutcome.NO_CHANGE, conflicts=tuple(conflicts))
+            return _finish(done, conflicts, rejected)
         try:
             report = _push_once(ctx, outbox)
         except _ConflictSignal as signal:
@@ -395,26 +525,42 @@ def push_pending(ctx: Context, *, frozen_only: bool = False) -> PushReport:
                         ctx.config.max_conflict_retries, pending
                     ) from None
             continue
-        if done is not None:  # one push, several bundles: report them as one
-            report = PushReport(
-                report.outcome,
-                report.bundle_seq,
-                report.source_bundle_id,
-                done.row_count + report.row_count,
-            )
-        if frozen_only:
-            return _with_conflicts(report, conflicts)
-        if limit and len(outbox.rows) >= limit and pending_row_count(ctx.conn):
-            done = report  # a full bundle: the rest of the pending rows follow in the next one
+        except _RejectedSignal as signal:
+            change = _isolate(ctx, outbox, signal.exc)
+            if change is not None:
+                rejected.append(change)
+            if frozen_only:
+                return _finish(done, conflicts, rejected)
             continue
-        return _with_conflicts(report, conflicts)
+        _after_commit(ctx, state, len(outbox.rows))
+        done = report if done is None else _merged(done, report)
+        if frozen_only:
+            return _finish(done, conflicts, rejected)
+        full = bool(limit) and len(outbox.rows) >= limit
+        if (full or state.isolate_left) and pending_row_count(ctx.conn):
+            continue  # the rest of the pending rows follow in the next bundle
+        return _finish(done, conflicts, rejected)
 
 
-def _with_conflicts(report: PushReport, conflicts: list[ResolvedConflict]) -> PushReport:
+def _merged(before: PushReport, report: PushReport) -> PushReport:
+    """One push, several bundles: reported as one (the last bundle's sequence)."""
+    return PushReport(
+        report.outcome,
+        report.bundle_seq,
+        report.source_bundle_id,
+        before.row_count + report.row_count,
+    )
+
+
+def _finish(
+    done: PushReport | None, conflicts: list[ResolvedConflict], rejected: list[RejectedChange]
+) -> PushReport:
+    report = done or PushReport(PushOutcome.NO_CHANGE)
     return PushReport(
         report.outcome,
         report.bundle_seq,
         report.source_bundle_id,
         report.row_count,
         tuple(conflicts),
+        tuple(rejected),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "AttachOutcome",
@@ -15,6 +16,7 @@ __all__ = [
     "PullReport",
     "PushOutcome",
     "PushReport",
+    "RejectedChange",
     "ResolvedConflict",
     "RestoreSummary",
     "SourceInfo",
@@ -96,6 +98,26 @@ class ResolvedConflict:
 
 
 @dataclass(frozen=True)
+class RejectedChange:
+    """One local change the server refused; see :meth:`oversqlite.Client.rejected_changes`."""
+
+    id: int
+    table: str
+    key: str
+    """The key as sent on the wire (UUID text for BLOB keys)."""
+    op: str
+    """``INSERT``, ``UPDATE`` or ``DELETE``."""
+    payload: dict[str, Any] | None
+    """The row as it was sent (``None`` for DELETE)."""
+    code: str
+    """The server's error code, e.g. ``push_commit_invalid``."""
+    message: str
+    """The server's error message (names the constraint or value it refused)."""
+    rejected_at: float
+    """Unix time of the rejection."""
+
+
+@dataclass(frozen=True)
 class PushReport:
     outcome: PushOutcome
     bundle_seq: int | None = None
@@ -104,6 +126,8 @@ class PushReport:
     row_count: int = 0
     """Rows in the authoritative committed bundle (may differ from the rows sent)."""
     conflicts: tuple[ResolvedConflict, ...] = ()
+    rejected: tuple[RejectedChange, ...] = ()
+    """Changes the server refused during this push, moved aside (later ones were pushed)."""
 
 
 class PullOutcome(enum.StrEnum):
@@ -161,6 +185,8 @@ class SyncStatus:
     """The local schema version recorded in the database (``ClientConfig.schema_version``)."""
     tables_to_rehydrate: tuple[str, ...] = ()
     """Tables a local schema change marked; the next sync refreshes them from a snapshot."""
+    rejected_change_count: int = 0
+    """Changes the server refused, waiting for ``retry_rejected`` or ``discard_rejected``."""
 
 
 @dataclass(frozen=True)

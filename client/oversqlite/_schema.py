@@ -9,9 +9,10 @@ the table order used to push parents before children.
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -21,12 +22,15 @@ from oversqlite._errors import ConfigError
 __all__ = [
     "ColumnInfo",
     "TableInfo",
+    "check_foreign_keys",
     "load_tables",
     "quote_ident",
     "quote_literal",
     "table_shape",
     "upsert_sql",
 ]
+
+logger = logging.getLogger("oversqlite")
 
 RESERVED_PREFIX = "_sync_"
 HIDDEN_SCOPE_COLUMN = "_sync_scope_id"
@@ -290,3 +294,53 @@ def load_tables(conn: sqlite3.Connection, specs: Sequence[SyncTable]) -> dict[st
         name: _build(by_name[name], by_name, position)
         for position, name in enumerate(_order(drafts))
     }
+
+
+_warned_fk_defaults: set[str] = set()
+
+
+def check_foreign_keys(
+    conn: sqlite3.Connection, tables: Mapping[str, TableInfo], policy: str, where: str
+) -> None:
+    """Warn (or, with ``policy`` ``refuse``, raise) when foreign keys are not enforced.
+
+    SQLite enforces foreign keys only on connections that ran ``PRAGMA foreign_keys = ON``
+    (off by default). Rows that violate them (written with them off) are counted with
+    ``PRAGMA foreign_key_check``; the server would refuse them. ``where`` names the database.
+    """
+    if policy == "ignore":
+        return
+    with_fks = sorted(name for name, table in tables.items() if table.parents)
+    if not with_fks:
+        return
+    broken: dict[str, int] = {}
+    for name in with_fks:
+        count = 0
+        for _ in conn.execute(f"PRAGMA foreign_key_check({tables[name].sql_name})"):
+            count += 1
+        if count:
+            broken[name] = count
+    fix = (
+        "run PRAGMA foreign_keys = ON on every connection that writes the managed tables "
+        f"({', '.join(with_fks)})"
+    )
+    if broken:
+        listing = ", ".join(f"{name}: {count}" for name, count in broken.items())
+        message = (
+            f"managed rows violate their foreign keys ({listing}), written by a connection "
+            f"with foreign keys off; the server refuses such changes (they end up in "
+            f"rejected_changes()). Fix the rows and {fix}"
+        )
+        if policy == "refuse":
+            raise ConfigError(message)
+        logger.warning("%s", message)
+        return
+    default_on = sqlite3.connect(":memory:").execute("PRAGMA foreign_keys").fetchone()[0]
+    if not default_on and where not in _warned_fk_defaults:
+        _warned_fk_defaults.add(where)
+        logger.info(  # advice only: the app's own connections cannot be inspected
+            "SQLite does not enforce foreign keys unless a connection asks for it: %s, or a "
+            "delete of a referenced row is refused by the server (ClientConfig.foreign_keys "
+            "controls this check)",
+            fix,
+        )

@@ -15,8 +15,12 @@ Local state (all created idempotently by ``install``):
                           the columns whose local values pending rows keep
 ``_sync_rehydrate_rows``  per key of such a table: the values its new columns had when the app
                           first touched the row after the change (NULL: inserted after it)
+``_sync_rejected_changes`` changes the server refused for good, with its error (``_rejected``)
+``_sync_committed_rows``  the verified rows of a committed bundle being fetched (``_push``)
 
 ``schema_version`` in ``_sync_state`` is the local schema version recorded by ``open()``.
+``isolate_rows`` / ``isolate_left``: while the push isolates a refused row, the bundle size and
+the rows of the refused bundle still to go (0: not isolating).
 
 ``apply_mode`` is set to 1 only inside transactions that write authoritative data and back to
 0 before they commit, so the capture triggers (which check it) never see a committed 1.
@@ -35,6 +39,7 @@ from oversqlite._errors import ConfigError
 
 __all__ = [
     "STATE_TABLES",
+    "UNHEX",
     "SyncState",
     "apply_transaction",
     "atomic",
@@ -42,6 +47,7 @@ __all__ = [
     "install",
     "pending_row_count",
     "read_state",
+    "register_functions",
     "update_state",
 ]
 
@@ -62,7 +68,9 @@ _DDL: Final = (
         recovery_reason TEXT NOT NULL DEFAULT '',
         replacement_source_id TEXT NOT NULL DEFAULT '',
         apply_mode INTEGER NOT NULL DEFAULT 0,
-        schema_version INTEGER NOT NULL DEFAULT 0
+        schema_version INTEGER NOT NULL DEFAULT 0,
+        isolate_rows INTEGER NOT NULL DEFAULT 0,
+        isolate_left INTEGER NOT NULL DEFAULT 0
     )""",
     """CREATE TABLE IF NOT EXISTS _sync_row_state (
         table_name TEXT NOT NULL,
@@ -128,6 +136,23 @@ _DDL: Final = (
         baseline TEXT,
         PRIMARY KEY (table_name, pk)
     ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS _sync_rejected_changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        table_name TEXT NOT NULL,
+        pk TEXT NOT NULL,
+        wire_key TEXT NOT NULL,
+        op TEXT NOT NULL,
+        base_row_version INTEGER NOT NULL,
+        payload TEXT,
+        code TEXT NOT NULL,
+        message TEXT NOT NULL,
+        rejected_at REAL NOT NULL,
+        UNIQUE (table_name, pk)
+    )""",
+    """CREATE TABLE IF NOT EXISTS _sync_committed_rows (
+        row_ordinal INTEGER PRIMARY KEY,
+        row TEXT NOT NULL
+    )""",
 )
 
 # Columns added to state tables after their first release: (table, column, definition).
@@ -135,6 +160,8 @@ _DDL: Final = (
 _ADDED_COLUMNS: Final = (
     ("_sync_state", "schema_version", "INTEGER NOT NULL DEFAULT 0"),
     ("_sync_managed_tables", "columns", "TEXT NOT NULL DEFAULT ''"),
+    ("_sync_state", "isolate_rows", "INTEGER NOT NULL DEFAULT 0"),
+    ("_sync_state", "isolate_left", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 STATE_TABLES: Final = (
@@ -148,9 +175,23 @@ STATE_TABLES: Final = (
     "_sync_managed_tables",
     "_sync_rehydrate",
     "_sync_rehydrate_rows",
+    "_sync_rejected_changes",
+    "_sync_committed_rows",
 )
 
 _savepoints = itertools.count()
+
+# An SQL function on the SDK's connection: a hex key string as the BLOB it stands for.
+UNHEX: Final = "oversqlite_unhex"
+
+
+def _unhex(text: object) -> bytes | None:
+    return bytes.fromhex(text) if isinstance(text, str) else None
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """Define the SDK's SQL functions on ``conn`` (idempotent)."""
+    conn.create_function(UNHEX, 1, _unhex, deterministic=True)
 
 
 def connect(
@@ -162,6 +203,7 @@ def connect(
     )
     if tracer is not None:
         conn.set_trace_callback(tracer)
+    register_functions(conn)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
@@ -197,12 +239,27 @@ def atomic(conn: sqlite3.Connection) -> Iterator[None]:
 
 @contextmanager
 def apply_transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """A transaction that writes authoritative data: FKs deferred, capture triggers muted."""
-    with atomic(conn):
-        conn.execute("PRAGMA defer_foreign_keys = ON")
-        conn.execute("UPDATE _sync_state SET apply_mode = 1")
-        yield
-        conn.execute("UPDATE _sync_state SET apply_mode = 0")
+    """A transaction that writes authoritative data: FKs not enforced, capture triggers muted.
+
+    Server data is consistent by construction (the server's foreign keys always hold), so
+    foreign keys are off for the transaction: a local row that an app connection wrote with
+    foreign keys off (e.g. a child of a parent whose delete the server refused) cannot make an
+    apply fail for good, and a local pending row that server data orphans is not cascaded away
+    silently: its push is refused and it becomes a rejected change. Nested in another
+    transaction (where the pragma cannot change), FKs stay on and deferred to the commit.
+    """
+    outermost = not conn.in_transaction
+    if outermost:
+        conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        with atomic(conn):
+            conn.execute("PRAGMA defer_foreign_keys = ON")
+            conn.execute("UPDATE _sync_state SET apply_mode = 1")
+            yield
+            conn.execute("UPDATE _sync_state SET apply_mode = 0")
+    finally:
+        if outermost:
+            conn.execute("PRAGMA foreign_keys = ON")
 
 
 @dataclass(frozen=True)
@@ -224,6 +281,8 @@ class SyncState:
     apply_mode: int
     schema_version: int
     """The recorded local schema version (0: never recorded, i.e. version 1)."""
+    isolate_rows: int = 0
+    isolate_left: int = 0
 
     @property
     def attached(self) -> bool:

@@ -4,6 +4,7 @@ Each method performs one HTTP exchange through ``oversync_client.api.<tag>.<op>.
 and returns the generated success model, or raises from the SDK's error tree:
 
 * network failures, timeouts and 429/502/503/504 answers: :class:`TransportError` (retryable);
+* other 5xx answers but 501: :class:`ServerFailureError` (a retryable ``TransportError``);
 * other error answers: :class:`ServerRejectedError` with the body's ``error`` code and details;
 * success answers that do not parse: :class:`ProtocolError`.
 
@@ -28,6 +29,7 @@ from oversqlite._control import Control, Phase
 from oversqlite._errors import (
     ProtocolError,
     RetryExhaustedError,
+    ServerFailureError,
     ServerRejectedError,
     TransportError,
 )
@@ -180,6 +182,8 @@ class Api:
             raise TransportError(
                 operation, f"HTTP {status} {code}: {message}", status, _retry_after(headers)
             )
+        if status >= 500 and status != 501:  # 501: the server lacks the operation (definitive)
+            raise ServerFailureError(operation, f"HTTP {status} {code}: {message}", status)
         raise ServerRejectedError(operation, status, code, message, details)
 
     # ------------------------------------------------------------------ discovery / lifecycle

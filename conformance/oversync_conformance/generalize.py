@@ -16,7 +16,8 @@ whatever the runs say: error ``message`` texts, ``app_name``, lease/expiry times
 (``next_expected_row_ordinal`` of a staging push session, ``byte_count`` of an empty snapshot,
 the configured ``bundle_limits`` of the capabilities) may be absent, as may oversync-py's
 capability extensions (``features.client_schema_version_gate``, ``client_schema_versions``, any
-configured range), and a snapshot's
+configured range; ``features.authenticated_user`` with ``user_id``;
+``features.registered_table_columns`` with each table spec's ``columns``), and a snapshot's
 ``byte_count`` (payload text as stored) is any positive count. Scenario overrides
 (``ScenarioContext.capture`` / ``loosen``) win over all of it.
 """
@@ -353,8 +354,15 @@ def _loosen_extensions(body: dict[str, Any]) -> None:
     """oversync-py's capability extensions (in any document with `features`): absent on the
     reference, configuration otherwise."""
     features = body.get("features")
-    if isinstance(features, dict) and "client_schema_version_gate" in features:
-        features["client_schema_version_gate"] = {"$optional": True}
+    for flag in ("client_schema_version_gate", "authenticated_user", "registered_table_columns"):
+        if isinstance(features, dict) and flag in features:
+            features[flag] = {"$optional": True}
+    if "user_id" in body and "protocol_version" in body:  # the capabilities' caller
+        body["user_id"] = {"$optional": {"$match": "string"}}
+    specs = body.get("registered_table_specs")
+    for spec in specs if isinstance(specs, list) else ():
+        if isinstance(spec, dict) and "columns" in spec:
+            spec["columns"] = {"$optional": {"$match": "any"}}
     if "client_schema_versions" in body:
         body["client_schema_versions"] = {
             "$optional": {

@@ -433,6 +433,12 @@ class RegisteredTableSpec(BaseModel):
     schema_: Annotated[str, Field(alias="schema")]
     table: str
     sync_key_columns: list[str] | None = None
+    columns: Annotated[
+        list[str] | None,
+        Field(
+            description="oversync-py: the table's wire columns (every column but `_sync_scope_id`), in table\norder, sent with the `registered_table_columns` feature. Clients compare them with\ntheir local tables before they attach.\n"
+        ),
+    ] = None
 
 
 class Features(BaseModel):
@@ -454,6 +460,12 @@ class Features(BaseModel):
             description="oversync-py: `client_schema_versions` says which app schema versions are served.\nAbsent (false) on servers without the gate.\n"
         ),
     ] = None
+    authenticated_user: Annotated[
+        StrictBool | None,
+        Field(
+            description="oversync-py: the capabilities answer carries `user_id`, the user the request's\ncredential authenticates. Absent (false) on servers without it.\n"
+        ),
+    ] = None
     committed_bundle_row_fetch: StrictBool
     committed_bundle_visibility: StrictBool
     connect_lifecycle: StrictBool
@@ -461,6 +473,12 @@ class Features(BaseModel):
     history_pruned_errors: StrictBool
     history_pruned_visibility: StrictBool
     push_session_chunking: StrictBool
+    registered_table_columns: Annotated[
+        StrictBool | None,
+        Field(
+            description="oversync-py: each `registered_table_specs` item lists its `columns`. Absent (false)\non servers without it.\n"
+        ),
+    ] = None
     registered_write_rejection_enforced: StrictBool
     retained_floor_visibility: StrictBool
     retained_window_visibility: StrictBool
@@ -664,3 +682,9 @@ class CapabilitiesResponse(BaseModel):
     features: Features
     bundle_limits: BundleLimits | None = None
     client_schema_versions: ClientSchemaVersions | None = None
+    user_id: Annotated[
+        str | None,
+        Field(
+            description="oversync-py: the user id the request's credential authenticates (sent with the\n`authenticated_user` feature), so a client can refuse to attach another user.\n"
+        ),
+    ] = None

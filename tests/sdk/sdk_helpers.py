@@ -62,8 +62,8 @@ def business_db(path: Path) -> Path:
 def business_config(**overrides: Any) -> ClientConfig:
     tables = [SyncTable(name, key_kind=KeyKind.UUID) for name in TEXT_TABLES]
     tables += [SyncTable(name) for name in BLOB_TABLES]
-    settings: dict[str, Any] = {"retry": FAST_RETRY, **overrides}
-    return ClientConfig(schema="business", tables=tables, **settings)
+    settings: dict[str, Any] = {"retry": FAST_RETRY, "tables": tables, **overrides}
+    return ClientConfig(schema="business", **settings)
 
 
 def app_connection(path: Path) -> sqlite3.Connection:
@@ -226,13 +226,6 @@ class Device:
             transport=self._transport,
         ).open()
 
-    @classmethod
-    def fake(cls, path: Path, fake: Any, user: str, **overrides: Any) -> Device:
-        config = business_config(**overrides) if overrides else None
-        return cls(
-            path, base_url="http://fake", token=user, transport=fake.transport(), config=config
-        )
-
     @property
     def faults(self) -> FaultTransport:
         assert isinstance(self._transport, FaultTransport)
@@ -267,7 +260,7 @@ class Device:
 
 
 class Backend:
-    """A sync server for scenario tests: the in-memory fake or a real server process."""
+    """The sync server of a scenario test: a real server process."""
 
     name = ""
 
@@ -302,28 +295,6 @@ class Backend:
     def close(self) -> None:
         for device in self.devices:
             device.close()
-
-
-class FakeBackend(Backend):
-    name = "fake"
-
-    def __init__(self, root: Path) -> None:
-        from fake_server import FakeServer
-
-        super().__init__(root)
-        self.fake = FakeServer()
-
-    def inner_transport(self) -> httpx.BaseTransport:
-        return self.fake.transport()
-
-    def base_url(self) -> str:
-        return "http://fake"
-
-    def token(self, user: str) -> Any:
-        return user
-
-    def set_floor(self, user: str, floor: int) -> None:
-        self.fake.user(user).floor = floor
 
 
 class ServerBackend(Backend):

@@ -1,11 +1,16 @@
-"""open / attach / detach / uninstall, against the protocol fake and a real server."""
+"""open / attach / detach / uninstall, against a real server."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from sdk_helpers import Backend, FakeBackend, new_id
+from sdk_helpers import Backend, ServerBackend, new_id
 
 from oversqlite import (
     AttachConflictError,
@@ -18,6 +23,8 @@ from oversqlite import (
     PushOutcome,
     ReconnectRequiredError,
 )
+from oversync_server.localpg import create_database_async, drop_database_async
+from serverproc import ServerProcess
 
 
 def add_user(device: object, name: str = "n") -> str:
@@ -189,31 +196,47 @@ def test_servers_without_connect_are_reported(backend: Backend) -> None:
     assert not a.client.status().attached
 
 
-def test_retry_later_is_a_result(tmp_path: object) -> None:
-    backend = FakeBackend(tmp_path)  # type: ignore[arg-type]
+def test_retry_later_is_a_result(backend: Backend) -> None:
+    a, b = backend.device("a"), backend.device("b")
+    add_user(a)
+    assert a.client.attach("alice").outcome is AttachOutcome.SEEDED_FROM_LOCAL  # holds the lease
+    add_user(b)
+    result = b.client.attach("alice")
+    assert result.outcome is AttachOutcome.RETRY_LATER and not result.attached
+    assert result.retry_after is not None and result.retry_after >= 1
+    assert not b.client.status().attached
+    a.client.push_pending()  # the seed ends the initialization
+    assert b.client.attach("alice").outcome is AttachOutcome.USED_REMOTE_STATE
+
+
+@pytest.fixture(scope="module")
+def short_lease_server(
+    pg_cluster: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server whose initialization leases expire after one second."""
+    name = f"t_{uuid.uuid4().hex}"
+    dsn = asyncio.run(create_database_async(pg_cluster, name))
+    process = ServerProcess(
+        dsn,
+        extra_args=("--dev",),
+        env={"OVERSYNC_INITIALIZATION_LEASE_TTL_SECONDS": "1"},
+    ).start(tmp_path_factory.mktemp("lease"))
     try:
-        a = backend.device("a")
-        backend.fake.retry_later_for.add("alice")
-        add_user(a)
-        result = a.client.attach("alice")
-        assert (result.outcome, result.retry_after, result.attached) == (
-            AttachOutcome.RETRY_LATER,
-            3.0,
-            False,
-        )
-        assert not a.client.status().attached
-        assert a.client.attach("alice").outcome is AttachOutcome.SEEDED_FROM_LOCAL
+        yield process
     finally:
-        backend.close()
+        process.stop()
+        asyncio.run(drop_database_async(pg_cluster, name, force=True))
 
 
-def test_a_lost_initialization_lease_keeps_the_rows_and_asks_to_reattach(tmp_path: object) -> None:
-    backend = FakeBackend(tmp_path)  # type: ignore[arg-type]
+def test_a_lost_initialization_lease_keeps_the_rows_and_asks_to_reattach(
+    tmp_path: Path, short_lease_server: ServerProcess
+) -> None:
+    backend = ServerBackend(tmp_path, short_lease_server)
     try:
         a = backend.device("a")
         uid = add_user(a)
-        a.client.attach("alice")
-        backend.fake.expire_initialization("alice")
+        assert a.client.attach("alice").outcome is AttachOutcome.SEEDED_FROM_LOCAL
+        time.sleep(2.0)  # the lease expires (a TTL, not a timing assertion)
         with pytest.raises(ReconnectRequiredError):
             a.client.push_pending()
         assert not a.client.status().attached and a.client.pending_row_count() == 1

@@ -18,7 +18,6 @@ from oversqlite import (
     PushRejectedError,
     RebuildRequiredError,
     RetryExhaustedError,
-    ServerRejectedError,
     SourceRecoveryRequiredError,
 )
 
@@ -165,10 +164,11 @@ def test_exhausted_retries_keep_the_bundle_for_later(backend: Backend) -> None:
 
 def test_a_rejected_bundle_goes_back_to_pending(backend: Backend) -> None:
     a, ids = seeded(backend)
-    a.faults.fail("commit", 500, code="push_session_commit_failed")
-    with pytest.raises(PushRejectedError, match="push_session_commit_failed"):
+    a.faults.fail("commit", 403, code="forbidden")  # refused, not because of a row
+    with pytest.raises(PushRejectedError, match="forbidden"):
         a.client.push_pending()
     assert a.one("SELECT COUNT(*) FROM _sync_outbox") == 0
+    assert a.client.rejected_changes() == []
     assert sorted(pk for _, pk, _ in a.dirty()) == ids
     assert a.client.push_pending().outcome is PushOutcome.COMMITTED
     assert_on_server_once(backend, ids)
@@ -287,8 +287,8 @@ def test_an_interrupted_rebuild_past_a_pruned_bundle_is_finished_by_sync(backend
     backend.set_floor("alice", 2)
     a.reopen()
     a.client.attach("alice")
-    a.faults.fail("create_snapshot", 500, code="snapshot_session_create_failed")
-    with pytest.raises(ServerRejectedError):
+    a.faults.fail("create_snapshot", 500, code="snapshot_session_create_failed", times=3)
+    with pytest.raises(RetryExhaustedError):
         a.client.push_pending()  # the rebuild past our pruned bundle could not start
     assert a.client.status().rebuild_required
     with pytest.raises(RebuildRequiredError):

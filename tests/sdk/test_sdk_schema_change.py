@@ -39,6 +39,7 @@ from oversqlite import (
     Resolution,
     RetryExhaustedError,
     SchemaMismatchError,
+    ServerSchemaMismatchError,
     UpgradeRequiredError,
 )
 
@@ -352,16 +353,26 @@ def test_a_local_only_column_pulls_but_pushes_are_refused_by_name(
     author, (p1, p2, _p3) = seed_three_posts(changing, a)
     # An app release ahead of its server: a column the server does not have yet.
     draft = Migration(2, sql="ALTER TABLE posts ADD COLUMN draft INTEGER DEFAULT 7")
-    b = changing.device(tmp_path / "b.db", config=business_config(migrations=[draft]))
-    with caplog.at_level(logging.WARNING, logger="oversqlite"):
-        assert b.client.attach("alice").outcome is AttachOutcome.USED_REMOTE_STATE
-    assert drift_messages(caplog, "draft")
+    fresh = changing.device(tmp_path / "fresh.db", config=business_config(migrations=[draft]))
+    with pytest.raises(ServerSchemaMismatchError, match="local column 'draft'"):
+        fresh.client.attach("alice")  # refused before anything is written
+    fresh.close()
+    # A device attached before the update only learns it at sync (no attach() round trip).
+    b = changing.device(tmp_path / "b.db")
+    assert b.client.attach("alice").outcome is AttachOutcome.USED_REMOTE_STATE
+    b.config = business_config(migrations=[draft])
+    b.reopen()
+    assert b.client.attach("alice").outcome is AttachOutcome.RESUMED
     assert b.db.execute("SELECT DISTINCT draft FROM posts").fetchall() == [(7,)]
     b.execute("UPDATE posts SET draft = 1 WHERE id = ?", p1)
     a.execute("UPDATE posts SET content = 'from a' WHERE id = ?", p2)
     a.client.sync()
-    with pytest.raises(SchemaMismatchError) as caught:
+    with (
+        caplog.at_level(logging.WARNING, logger="oversqlite"),
+        pytest.raises(SchemaMismatchError) as caught,
+    ):
         b.client.sync()
+    assert drift_messages(caplog, "draft")
     assert (caught.value.table, caught.value.column) == ("business.posts", "draft")
     assert "add the column on the server" in str(caught.value)
     assert b.client.pending_row_count() == 1

@@ -1,4 +1,4 @@
-"""Sync scenarios, each run against the protocol fake and a real server process."""
+"""Sync scenarios, each run against a real server process."""
 
 from __future__ import annotations
 

@@ -8,15 +8,19 @@ from oversync_protocol import models
 from oversync_server.api import HTTPResult
 from oversync_server.api.services import DiscoveryService
 from oversync_server.config import MAX_BUNDLES_PER_PULL, PROTOCOL_VERSION, ServiceConfig
+from oversync_server.engine.catalog import Catalog
+from oversync_server.engine.schema import catalog_of
 from oversync_server.runtime import SyncRuntime
 
 
 def features(config: ServiceConfig, *, watch: bool | None = None) -> models.Features:
-    """The 20 feature flags of the reference, plus `client_schema_version_gate` (oversync-py:
-    `client_schema_versions` is sent); watch follows the configuration, or `watch` (an actor's
+    """The 20 feature flags of the reference, plus oversync-py's `client_schema_version_gate`
+    (`client_schema_versions` is sent), `authenticated_user` (`user_id` is sent) and
+    `registered_table_columns` (each table spec lists its `columns`); watch follows the configuration, or `watch` (an actor's
     answer of the runtime's watch policy) when given."""
     return models.Features(
         accepted_push_replay_visibility=True,
+        authenticated_user=True,
         bundle_change_watch=config.bundle_change_watch if watch is None else watch,
         bundle_pull=True,
         bundle_push=True,
@@ -29,6 +33,7 @@ def features(config: ServiceConfig, *, watch: bool | None = None) -> models.Feat
         history_pruned_errors=True,
         history_pruned_visibility=True,
         push_session_chunking=True,
+        registered_table_columns=True,
         registered_write_rejection_enforced=True,
         retained_floor_visibility=True,
         retained_window_visibility=True,
@@ -62,9 +67,19 @@ def bundle_limits(config: ServiceConfig) -> models.BundleLimits:
 
 
 def capabilities(
-    config: ServiceConfig, *, watch: bool | None = None
+    config: ServiceConfig,
+    *,
+    watch: bool | None = None,
+    catalog: Catalog | None = None,
+    user_id: str | None = None,
 ) -> models.CapabilitiesResponse:
+    """The capabilities document; `catalog` adds each table's columns, `user_id` the caller."""
     tables = config.registered_tables
+
+    def columns(schema: str, table: str) -> list[str] | None:
+        info = None if catalog is None else catalog.by_name(schema, table)
+        return None if info is None else [column.name for column in info.payload_columns]
+
     return models.CapabilitiesResponse(
         protocol_version=PROTOCOL_VERSION,
         schema_version=config.schema_version,
@@ -75,12 +90,14 @@ def capabilities(
                 schema_=table.schema,
                 table=table.table,
                 sync_key_columns=list(table.sync_key_columns),
+                columns=columns(table.schema, table.table),
             )
             for table in tables
         ],
         features=features(config, watch=watch),
         bundle_limits=bundle_limits(config),
         client_schema_versions=client_schema_versions(config),
+        user_id=user_id,
     )
 
 
@@ -109,4 +126,9 @@ class Discovery(DiscoveryService[object]):
         | Response
     ):
         actor = self.runtime.actor(principal, Oversync_Source_ID)
-        return capabilities(self.runtime.config, watch=self.runtime.watch_allowed(actor))
+        return capabilities(
+            self.runtime.config,
+            watch=self.runtime.watch_allowed(actor),
+            catalog=catalog_of(self.runtime),
+            user_id=actor.user_id,
+        )

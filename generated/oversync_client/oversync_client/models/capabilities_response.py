@@ -37,6 +37,10 @@ class CapabilitiesResponse:
     outside `[min_supported, max_supported]` must not push or pull: it has to upgrade (or
     the server has to be rolled back) first. `max_supported` 0 means no upper bound.
      """
+    user_id: str | Unset = UNSET
+    """ oversync-py: the user id the request's credential authenticates (sent with the
+    `authenticated_user` feature), so a client can refuse to attach another user.
+     """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,6 +71,8 @@ class CapabilitiesResponse:
         if not isinstance(self.client_schema_versions, Unset):
             client_schema_versions = self.client_schema_versions.to_dict()
 
+        user_id = self.user_id
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -86,6 +92,8 @@ class CapabilitiesResponse:
             field_dict["bundle_limits"] = bundle_limits
         if client_schema_versions is not UNSET:
             field_dict["client_schema_versions"] = client_schema_versions
+        if user_id is not UNSET:
+            field_dict["user_id"] = user_id
 
         return field_dict
 
@@ -130,6 +138,8 @@ class CapabilitiesResponse:
         else:
             client_schema_versions = ClientSchemaVersions.from_dict(_client_schema_versions)
 
+        user_id = d.pop("user_id", UNSET)
+
         capabilities_response = cls(
             protocol_version=protocol_version,
             schema_version=schema_version,
@@ -139,6 +149,7 @@ class CapabilitiesResponse:
             registered_table_specs=registered_table_specs,
             bundle_limits=bundle_limits,
             client_schema_versions=client_schema_versions,
+            user_id=user_id,
         )
 
         capabilities_response.additional_properties = d

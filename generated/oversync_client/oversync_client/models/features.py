@@ -39,6 +39,14 @@ class Features:
     """ oversync-py: `client_schema_versions` says which app schema versions are served.
     Absent (false) on servers without the gate.
      """
+    authenticated_user: bool | Unset = UNSET
+    """ oversync-py: the capabilities answer carries `user_id`, the user the request's
+    credential authenticates. Absent (false) on servers without it.
+     """
+    registered_table_columns: bool | Unset = UNSET
+    """ oversync-py: each `registered_table_specs` item lists its `columns`. Absent (false)
+    on servers without it.
+     """
     additional_properties: dict[str, bool] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,6 +92,10 @@ class Features:
 
         client_schema_version_gate = self.client_schema_version_gate
 
+        authenticated_user = self.authenticated_user
+
+        registered_table_columns = self.registered_table_columns
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -112,6 +124,10 @@ class Features:
         )
         if client_schema_version_gate is not UNSET:
             field_dict["client_schema_version_gate"] = client_schema_version_gate
+        if authenticated_user is not UNSET:
+            field_dict["authenticated_user"] = authenticated_user
+        if registered_table_columns is not UNSET:
+            field_dict["registered_table_columns"] = registered_table_columns
 
         return field_dict
 
@@ -160,6 +176,10 @@ class Features:
 
         client_schema_version_gate = d.pop("client_schema_version_gate", UNSET)
 
+        authenticated_user = d.pop("authenticated_user", UNSET)
+
+        registered_table_columns = d.pop("registered_table_columns", UNSET)
+
         features = cls(
             accepted_push_replay_visibility=accepted_push_replay_visibility,
             bundle_change_watch=bundle_change_watch,
@@ -182,6 +202,8 @@ class Features:
             status_endpoint=status_endpoint,
             structured_sync_keys=structured_sync_keys,
             client_schema_version_gate=client_schema_version_gate,
+            authenticated_user=authenticated_user,
+            registered_table_columns=registered_table_columns,
         )
 
         features.additional_properties = d

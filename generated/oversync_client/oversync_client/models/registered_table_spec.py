@@ -16,6 +16,11 @@ class RegisteredTableSpec:
     schema: str
     table: str
     sync_key_columns: list[str] | Unset = UNSET
+    columns: list[str] | Unset = UNSET
+    """ oversync-py: the table's wire columns (every column but `_sync_scope_id`), in table
+    order, sent with the `registered_table_columns` feature. Clients compare them with
+    their local tables before they attach.
+     """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -27,6 +32,10 @@ class RegisteredTableSpec:
         if not isinstance(self.sync_key_columns, Unset):
             sync_key_columns = self.sync_key_columns
 
+        columns: list[str] | Unset = UNSET
+        if not isinstance(self.columns, Unset):
+            columns = self.columns
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -37,6 +46,8 @@ class RegisteredTableSpec:
         )
         if sync_key_columns is not UNSET:
             field_dict["sync_key_columns"] = sync_key_columns
+        if columns is not UNSET:
+            field_dict["columns"] = columns
 
         return field_dict
 
@@ -49,10 +60,13 @@ class RegisteredTableSpec:
 
         sync_key_columns = cast(list[str], d.pop("sync_key_columns", UNSET))
 
+        columns = cast(list[str], d.pop("columns", UNSET))
+
         registered_table_spec = cls(
             schema=schema,
             table=table,
             sync_key_columns=sync_key_columns,
+            columns=columns,
         )
 
         registered_table_spec.additional_properties = d
