@@ -36,7 +36,7 @@ from oversqlite._errors import (
     SyncError,
     TransportError,
 )
-from oversqlite._results import ResolvedConflict, SyncReport
+from oversqlite._results import PushReport, RejectedChange, ResolvedConflict, SyncReport
 from oversqlite._watch import WatchUnavailableError, watch_events
 
 if TYPE_CHECKING:
@@ -82,6 +82,8 @@ class SyncEvent:
     report: SyncReport | None = None
     pending_row_count: int | None = None
     conflict: ResolvedConflict | None = None
+    # CHANGE_REJECTED: the change the server refused for good (now in `rejected_changes()`)
+    rejected: RejectedChange | None = None
     error: BaseException | None = None
 
 
@@ -266,9 +268,7 @@ class BackgroundSync:
                 report = client.sync(cancel=cancel)
                 self._report(report)
             elif push:
-                pushed = client.push_pending(cancel=cancel)
-                for conflict in pushed.conflicts:
-                    self._emit(SyncEvent(EventKind.CONFLICT_RESOLVED, conflict=conflict))
+                self._report_push(client.push_pending(cancel=cancel))
             elif pull:
                 client.pull_to_stable(cancel=cancel)
         except OperationCancelledError:
@@ -295,9 +295,14 @@ class BackgroundSync:
         return 0.0
 
     def _report(self, report: SyncReport) -> None:
-        for conflict in report.push.conflicts:
-            self._emit(SyncEvent(EventKind.CONFLICT_RESOLVED, conflict=conflict))
+        self._report_push(report.push)
         self._emit(SyncEvent(EventKind.SYNCED, report=report))
+
+    def _report_push(self, report: PushReport) -> None:
+        for conflict in report.conflicts:
+            self._emit(SyncEvent(EventKind.CONFLICT_RESOLVED, conflict=conflict))
+        for rejected in report.rejected:
+            self._emit(SyncEvent(EventKind.CHANGE_REJECTED, rejected=rejected))
 
     # ------------------------------------------------------------------ the watch thread
 
