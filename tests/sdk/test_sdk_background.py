@@ -4,6 +4,7 @@ real server process."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -324,6 +325,40 @@ def test_watch_reconnects_after_a_server_restart_and_catches_up(
         assert eventually(lambda: b_sync.watching)
         watching = [e for e in events if e.kind is EventKind.WATCHING]
         assert len(watching) >= 2
+    finally:
+        a.close()
+        b.close()
+
+
+def test_background_sync_reports_a_refused_change_and_keeps_syncing(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    a, b = device(server, tmp_path / "a.db", "erin"), device(server, tmp_path / "b.db", "erin")
+    events: list[SyncEvent] = []
+    try:
+        a.client.attach("erin")
+        b.client.attach("erin")
+        parent = insert_user(a, "parent")
+        a.execute(
+            "INSERT INTO posts (id, title, content, author_id) VALUES (?, 't', 'c', ?)",
+            new_id(),
+            parent,
+        )
+        a.client.sync()
+        # an app connection without PRAGMA foreign_keys deletes a still-referenced parent
+        loose = sqlite3.connect(a.path, isolation_level=None, timeout=30)
+        loose.execute("DELETE FROM users WHERE id = ?", (parent,))
+        loose.close()
+        a.client.start(on_event=events.append, poll_interval=0.2)
+        assert eventually(lambda: any(e.kind is EventKind.CHANGE_REJECTED for e in events))
+        [event] = [e for e in events if e.kind is EventKind.CHANGE_REJECTED]
+        assert event.rejected is not None and event.rejected.key == parent
+        assert event.rejected.op == "DELETE"
+        # the queue does not stall: a later write still reaches the other device
+        insert_user(a, "after the refusal")
+        b.client.start(poll_interval=0.2)
+        assert eventually(lambda: "after the refusal" in names(b))
+        assert a.client.rejected_changes() == [event.rejected]
     finally:
         a.close()
         b.close()
