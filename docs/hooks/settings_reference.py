@@ -50,6 +50,8 @@ DESCRIPTIONS: dict[str, str] = {
     "body_read_timeout_seconds": "Time for a whole request body to arrive (408; 0 = off).",
     "keep_alive_timeout_seconds": "An idle kept-alive connection is closed after this.",
     "shutdown_grace_seconds": "In-flight requests' time to finish after SIGTERM or SIGINT.",
+    "workers": "Server worker processes behind one supervisor and socket (0 = one per core).",
+    "http_parser": "HTTP/1.1 parser: httptools (C, the default) or h11 (pure Python).",
     "pool_min_size": "PostgreSQL connections kept open per server process.",
     "pool_max_size": "PostgreSQL connections per server process at most.",
     "pool_acquire_timeout_seconds": "A request's wait for a pool connection (then 503).",

@@ -1,6 +1,7 @@
 """`oversync-server`: run the sync server, check a schema change, or issue a development token.
 
     oversync-server serve [--database-url URL] [--host H] [--port P] [--config FILE] [--dev]
+                          [--workers N]
     oversync-server schema check --config FILE [--database-url URL]
     oversync-server token --user alice
 
@@ -21,14 +22,17 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+import asyncpg
+
 from oversync_server.auth import JWTAuthenticator, sign_token
 from oversync_server.config import ConfigError, ServiceConfig, load_config
 from oversync_server.localpg import LocalPostgres, default_data_dir
+from oversync_server.workers import Supervisor, metrics_directory, prepare, worker_count
 
 DEV_SECRET = "oversync-dev-secret-change-me"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -166,10 +170,6 @@ def _fail(message: str) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from oversync_server.app import create_application
-    from oversync_server.http_server import serve as run_server
-    from oversync_server.runtime import SyncRuntime
-
     database_url = args.database_url or os.environ.get("DATABASE_URL", "")
     local = not database_url
     if not local and not os.environ.get("OVERSYNC_JWT_SECRET") and not args.dev:
@@ -182,33 +182,90 @@ def serve(args: argparse.Namespace) -> int:
     try:
         config = load_config(Path(args.config)) if args.config else _example_config()
         config = apply_env(config, os.environ)
+        if args.workers is not None:
+            config = config.with_changes(workers=args.workers)
     except (ConfigError, OSError) as error:
         return _fail(str(error))
     cluster: LocalPostgres | None = None
     if local:
         cluster, database_url = _start_local_database()
+    example_schema = args.example_schema or (local and not args.config)
     try:
-        runtime = SyncRuntime(config=config, database_url=database_url)
-        if args.example_schema or (local and not args.config):
-            runtime.start_hooks.insert(0, _install_example_schema)
-        runtime.dev_endpoints = args.dev
-        app = create_application(runtime, JWTAuthenticator(jwt_secret()))
-        print(f"oversync server on http://{args.host}:{args.port}  (database {database_url})")
-        print("get a development token with: oversync-server token --user alice", flush=True)
-        try:
-            run_server(app, runtime, host=args.host, port=args.port, log_level=args.log_level)
-        except KeyboardInterrupt:  # a second Ctrl-C while stopping
-            pass
-        except SystemExit:  # uvicorn: the application did not start
-            if runtime.startup_refusal is None:
-                raise
-        if runtime.startup_refusal is not None:
-            print(f"oversync-server: error: {runtime.startup_refusal}", file=sys.stderr)
-            return 2
+        if worker_count(config.workers) > 1:
+            return _serve_workers(args, config, database_url, example_schema=example_schema)
+        return _serve_one(args, config, database_url, example_schema=example_schema)
     finally:
         if cluster is not None:
             cluster.stop()  # only stops a PostgreSQL this command started; its data stays
+
+
+def _announce(args: argparse.Namespace, database_url: str) -> None:
+    print(f"oversync server on http://{args.host}:{args.port}  (database {database_url})")
+    print("get a development token with: oversync-server token --user alice", flush=True)
+
+
+def _serve_one(
+    args: argparse.Namespace, config: ServiceConfig, database_url: str, *, example_schema: bool
+) -> int:
+    """One process: the application and its start work run in the serving process."""
+    from oversync_server.app import create_application
+    from oversync_server.http_server import serve as run_server
+    from oversync_server.runtime import SyncRuntime
+
+    runtime = SyncRuntime(config=config, database_url=database_url)
+    if example_schema:
+        runtime.start_hooks.insert(0, _install_example_schema)
+    runtime.dev_endpoints = args.dev
+    app = create_application(runtime, JWTAuthenticator(jwt_secret()))
+    _announce(args, database_url)
+    try:
+        run_server(app, runtime, host=args.host, port=args.port, log_level=args.log_level)
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping
+        pass
+    except SystemExit:  # uvicorn: the application did not start
+        if runtime.startup_refusal is None:
+            raise
+    if runtime.startup_refusal is not None:
+        return _fail(runtime.startup_refusal)
     return 0
+
+
+def _serve_workers(
+    args: argparse.Namespace, config: ServiceConfig, database_url: str, *, example_schema: bool
+) -> int:
+    """A supervisor and `config.workers` workers (`oversync_server.workers`): the start work
+    (example schema, bootstrap) runs once here before the workers are forked."""
+    count = worker_count(config.workers)
+    # Before anything imports prometheus_client: its multiprocess mode is chosen at import.
+    with metrics_directory():
+        import asyncio
+
+        from oversync_server.app import create_application
+        from oversync_server.http_server import bind, serve_worker
+        from oversync_server.runtime import SyncRuntime
+
+        hooks = [_install_example_schema] if example_schema else []
+        try:
+            refusal = asyncio.run(prepare(config, database_url, hooks))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            return _fail(f"cannot prepare the database: {type(error).__name__}: {error}")
+        if refusal is not None:
+            return _fail(refusal)
+        try:
+            sock = bind(args.host, args.port)
+        except OSError as error:
+            return _fail(f"cannot listen on {args.host}:{args.port}: {error}")
+        runtime = SyncRuntime(config=config, database_url=database_url)
+        runtime.dev_endpoints = args.dev
+        app = create_application(runtime, JWTAuthenticator(jwt_secret()))
+        _announce(args, database_url)
+        print(f"serving with {count} worker processes", flush=True)
+
+        def worker(on_started: Callable[[], None]) -> None:
+            serve_worker(app, runtime, sock, log_level=args.log_level, on_started=on_started)
+
+        with sock:
+            return Supervisor(count, worker).run()
 
 
 async def _install_example_schema(runtime: object) -> None:
@@ -266,6 +323,13 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("OVERSYNC_DEV_ENDPOINTS", "") in ("1", "true", "yes"),
         help="a development server: mount the development endpoints (/dummy-signin, /test/*)"
         " and allow the built-in JWT secret with a real database; never in production",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="server worker processes (default: the workers setting; 0 = one per CPU core,"
+        " 1 = a single process)",
     )
     run.add_argument("--log-level", default="info")
     run.set_defaults(handler=serve)

@@ -102,6 +102,12 @@ class ServiceConfig:
     # SIGTERM: stop accepting, answer new sync requests 503, close watch streams, and give
     # in-flight requests this long to finish.
     shutdown_grace_seconds: float = 30.0
+    # Server processes of `serve`: a supervisor and this many workers on one listening socket,
+    # each with its own event loop and pool (0 = one per CPU core; 1 = a single process).
+    workers: int = 0
+    # The HTTP/1.1 parser: "httptools" (llhttp, C) or "h11" (pure Python); both keep the
+    # limits and deadlines above.
+    http_parser: str = "httptools"
     # PostgreSQL pool of each server process, and how long a request waits for a connection.
     pool_min_size: int = 1
     pool_max_size: int = 10
@@ -164,6 +170,8 @@ class ServiceConfig:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1")
+        if self.http_parser not in ("httptools", "h11"):
+            raise ConfigError(f"http_parser must be httptools or h11, got {self.http_parser!r}")
         if self.pool_min_size > self.pool_max_size:
             raise ConfigError("pool_min_size must be <= pool_max_size")
         if 0 < self.max_client_schema_version < self.min_client_schema_version:
