@@ -14,8 +14,8 @@ LISTEN/NOTIFY, whichever worker served the push.
   supervisor's SIGTERM is the one stop signal a worker acts on.
 * A worker that dies while the service runs is logged and started again (after a back-off
   while restarts keep failing before the worker is ready).
-* A worker that cannot start during the initial start stops the service: the other workers
-  are stopped and the supervisor exits 1.
+* A worker that cannot start during the initial start (it exits before it serves) stops the
+  service: the other workers are stopped and the supervisor exits 1.
 * Metrics: before the workers start, `PROMETHEUS_MULTIPROC_DIR` is set to a fresh temporary
   directory (prometheus_client's multiprocess mode; set before anything imports
   prometheus_client, see `metrics_directory`), removed on exit; each exited worker is marked
@@ -248,7 +248,7 @@ class Supervisor:
                 log.error("worker %d (pid %s) exited with code %s", worker.index, pid, code)
                 return True
             return False
-        if not self.started:  # the initial start failed: the service cannot start
+        if not self.started and not worker.is_ready:  # the service cannot start
             log.error(
                 "worker %d (pid %s) exited with code %s during the start: stopping",
                 worker.index,
