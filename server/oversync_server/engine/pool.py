@@ -8,6 +8,11 @@ Every wait a request can be stuck in is bounded, and each bound answers a retrya
 * every pooled connection starts with `lock_timeout`, `statement_timeout` and
   `idle_in_transaction_session_timeout` (startup parameters, so the pool's `RESET ALL` on release
   keeps them);
+* a released connection is reset (asyncpg's `pg_advisory_unlock_all()`, `CLOSE ALL`,
+  `UNLISTEN *`, `RESET ALL`: one more round trip) unless the code that used it marked it clean
+  with `SyncConnection.skip_next_reset()`: `engine.scope.user_lock` does after it released the
+  user's lock for code that runs only this package's statements (no session state: every
+  setting is `SET LOCAL`/`set_config(..., true)`, cursors live in transactions);
 * `user_turns` is the per-process queue of each user's writers in front of the pool (see
   `engine.scope.user_lock`): a writer waiting for its user's turn holds no connection, so one
   busy user cannot drain the pool that every other user needs.
@@ -38,6 +43,7 @@ else:
 
 __all__ = [
     "SessionTimeouts",
+    "SyncConnection",
     "SyncPool",
     "UserTurns",
     "create_pool",
@@ -150,6 +156,31 @@ class UserTurns:
                 del self._turns[user_id]
 
 
+class SyncConnection(asyncpg.Connection):
+    """A pooled connection that can skip the pool's reset on its next release."""
+
+    __slots__ = ("_skip_reset",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._skip_reset = False
+
+    def skip_next_reset(self) -> None:
+        """The session holds nothing to reset (no advisory lock, setting, cursor or LISTEN):
+        the next release returns it to the pool as it is."""
+        self._skip_reset = True
+
+
+async def _reset(connection: asyncpg.Connection) -> None:
+    """The pool's reset on release (after asyncpg rolled back an open transaction)."""
+    if isinstance(connection, SyncConnection) and connection._skip_reset:
+        connection._skip_reset = False
+        return
+    query = connection.get_reset_query()
+    if query:
+        await connection.execute(query)
+
+
 class _BoundedAcquire(_AcquireContext):
     """`pool.acquire()` whose timeout is a 503 `service_unavailable`."""
 
@@ -192,9 +223,10 @@ class SyncPool(_Pool):
             max_queries=50_000,
             max_inactive_connection_lifetime=300.0,
             loop=None,
-            connection_class=asyncpg.Connection,
+            connection_class=SyncConnection,
             record_class=asyncpg.Record,
             server_settings=session.server_settings(),
+            reset=_reset,
         )
         self.acquire_timeout = acquire_timeout
         self.user_lock_timeout = user_lock_timeout

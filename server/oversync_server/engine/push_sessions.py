@@ -8,11 +8,11 @@ and are deleted by the janitor (`oversync_server.janitor`), outside every user l
 transaction (the reference deletes every user's expired sessions inside each push create).
 
 Statement budget (each function runs in the caller's transaction):
-* `create_session`: 3-4 statements (replay look-up, source read, replace, insert).
-* `stage_chunk`: 4 whatever the row count: one COPY of the rows, one value check that casts every
-  staged payload through its table's row type (`jsonb_populate_record`, the same conversion the
-  commit applies, so type errors answer 400 now instead of failing the commit), one session
-  update; plus the session lock. A failing value check costs one extra statement per payload
+* `create_session`: 1 (the replace of a staging session of the same tuple and the insert).
+* `stage_chunk`: 2 whatever the row count: one COPY of the rows, and one session update whose
+  RETURNING casts every staged payload through its table's row type (`jsonb_populate_record`,
+  the same conversion the commit applies, so type errors answer 400 now instead of failing the
+  commit); plus the session lock. A failing value check costs one extra statement per payload
   column to name the column.
 """
 
@@ -59,14 +59,17 @@ WHERE bl.user_pk = $1 AND bl.source_id = $2 AND bl.source_bundle_id = $3
   AND bl.bundle_seq > us.retained_bundle_floor
 """
 
-_REPLACE = """
-DELETE FROM sync.push_sessions WHERE user_pk = $1 AND source_id = $2 AND source_bundle_id = $3
-"""
-
-_INSERT = """
+# One statement: delete a staging session of the same tuple, then insert the new one. The insert
+# reads the delete's result, so the delete has run (and freed the tuple's unique key) before it.
+_REPLACE_AND_INSERT = """
+WITH replaced AS (
+    DELETE FROM sync.push_sessions WHERE user_pk = $2 AND source_id = $3 AND source_bundle_id = $4
+    RETURNING 1
+)
 INSERT INTO sync.push_sessions (push_id, user_pk, source_id, source_bundle_id, planned_row_count,
                                 next_expected_row_ordinal, initialization_id, expires_at)
-VALUES ($1, $2, $3, $4, $5, 0, $6, now() + make_interval(secs => $7))
+SELECT $1, $2, $3, $4, $5, 0, $6, now() + make_interval(secs => $7)
+FROM (SELECT count(*) FROM replaced) AS done
 """
 
 _LOCK = """
@@ -123,9 +126,8 @@ async def create_session(
 ) -> uuid.UUID:
     """Replace any staging session of the same tuple with a new one; its `push_id`."""
     push_id = uuid.uuid4()
-    await conn.execute(_REPLACE, user_pk, source_id, source_bundle_id)
     await conn.execute(
-        _INSERT,
+        _REPLACE_AND_INSERT,
         push_id,
         user_pk,
         source_id,
@@ -168,16 +170,18 @@ async def delete_session(conn: Connection, push_id: uuid.UUID) -> None:
     await conn.execute("DELETE FROM sync.push_sessions WHERE push_id = $1", push_id)
 
 
-def _check_sql(tables: list[TableInfo]) -> str:
-    # One statement: every staged payload of this chunk through its table's row type.
+def _advance_and_check_sql(tables: list[TableInfo]) -> str:
+    """One statement: advance the session and (in its RETURNING) cast every staged payload of
+    this chunk through its table's row type. The text depends only on the set of tables, so
+    the prepared statement is reused."""
     parts = [
         f"(SELECT count(*) FROM sync.push_session_rows p,"
         f" jsonb_populate_record(NULL::{table.sql_name}, p.payload_apply::jsonb) r"
-        f" WHERE p.push_id = $1 AND p.row_ordinal >= $2 AND p.table_id = {table.table_id}"
+        f" WHERE p.push_id = $1 AND p.row_ordinal >= $4 AND p.table_id = {table.table_id}"
         f" AND p.op_code <> 3)"
         for table in tables
     ]
-    return "SELECT " + " + ".join(parts)
+    return _ADVANCE.rstrip() + " RETURNING " + " + ".join(parts)
 
 
 async def stage_chunk(
@@ -211,10 +215,17 @@ async def stage_chunk(
         {row.table.table_id: row.table for row in rows if row.payload_apply}.values(),
         key=lambda table: table.table_id,
     )
-    if tables:
-        await conn.fetchval(_check_sql(tables), session.push_id, start_row_ordinal)
     end = start_row_ordinal + len(rows)
-    await conn.execute(_ADVANCE, session.push_id, end, float(ttl_seconds))
+    if tables:
+        await conn.fetchval(
+            _advance_and_check_sql(tables),
+            session.push_id,
+            end,
+            float(ttl_seconds),
+            start_row_ordinal,
+        )
+    else:
+        await conn.execute(_ADVANCE, session.push_id, end, float(ttl_seconds))
     return end
 
 

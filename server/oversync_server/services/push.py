@@ -157,7 +157,7 @@ class Push(PushService[object]):
                 )
 
         with failing_as("push_session_create_failed", "Failed to create push session"):
-            async with scopes.user_lock(self.runtime.pool, actor.user_id) as conn:
+            async with scopes.user_lock(self.runtime.pool, actor.user_id, reset=False) as conn:
                 return await run_retrying(lambda: attempt(conn))
 
     async def upload_push_chunk(
@@ -215,7 +215,7 @@ class Push(PushService[object]):
                 )
 
         with failing_as("push_chunk_failed", "Failed to upload push chunk"):
-            async with scopes.user_lock(self.runtime.pool, actor.user_id) as conn:
+            async with scopes.user_lock(self.runtime.pool, actor.user_id, reset=False) as conn:
                 try:
                     next_ordinal = await run_retrying(lambda: attempt(conn))
                 except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as error:
@@ -256,7 +256,7 @@ class Push(PushService[object]):
             )
 
         with failing_as("push_session_commit_failed", "Failed to commit push session"):
-            async with scopes.user_lock(self.runtime.pool, actor.user_id) as conn:
+            async with scopes.user_lock(self.runtime.pool, actor.user_id, reset=False) as conn:
                 try:
                     return await run_retrying(lambda: attempt(conn))
                 except asyncpg.PostgresError as error:
