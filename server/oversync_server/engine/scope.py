@@ -324,14 +324,34 @@ async def lock_scope(conn: Connection, user_id: str, *, at: datetime | None = No
     Call under `user_lock`, inside a transaction. The returned scope has an expired lease
     already turned into UNINITIALIZED (nothing is written for that; see the module notes).
     """
+    scope, _ = await lock_scope_with(conn, _LOCK_SCOPE, user_id, at=at)
+    return scope
+
+
+def lock_scope_sql(columns: str, joins: str) -> str:
+    """`lock_scope`'s statement reading more `columns` (from `joins` on `u`, the user_state
+    row) in the same round trip; `$1` is the user id, further parameters are the caller's."""
+    return f"""
+SELECT {_COLUMNS}, {columns}
+FROM sync.user_state u JOIN sync.scope_state s ON s.user_pk = u.user_pk
+{joins}
+WHERE u.user_id = $1
+FOR UPDATE OF s
+"""
+
+
+async def lock_scope_with(
+    conn: Connection, sql: str, user_id: str, *args: object, at: datetime | None = None
+) -> tuple[Scope, asyncpg.Record]:
+    """`lock_scope` through `sql` (from `lock_scope_sql`): the scope and the whole row."""
     moment = at or now()
-    row = await conn.fetchrow(_LOCK_SCOPE, user_id)
+    row = await conn.fetchrow(sql, user_id, *args)
     if row is None:  # first contact: create both rows, then lock them
         await ensure_scope(conn, user_id)
-        row = await conn.fetchrow(_LOCK_SCOPE, user_id)
+        row = await conn.fetchrow(sql, user_id, *args)
         if row is None:
             raise RuntimeError(f"scope rows for user {user_id!r} vanished after creation")
-    return _scope(user_id, row, moment)
+    return _scope(user_id, row, moment), row
 
 
 # ------------------------------------------------------------------------------- transitions
