@@ -219,7 +219,8 @@ async def _unlock(connection: Connection, user_id: str) -> bool:
     try:
         if connection.is_in_transaction():
             raise RuntimeError("user_lock released inside an open transaction")
-        await asyncio.wait_for(connection.execute(_UNLOCK, user_id), timeout=UNLOCK_TIMEOUT_SECONDS)
+        async with asyncio.timeout(UNLOCK_TIMEOUT_SECONDS):  # no extra task, unlike wait_for
+            await connection.execute(_UNLOCK, user_id)
         return True
     except (Exception, asyncio.CancelledError) as error:
         if database_unavailable(error):  # the session is gone, and its lock with it
