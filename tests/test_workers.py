@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import threading
 import time
@@ -143,6 +144,10 @@ def test_workers_serve_pushes_and_pulls_of_several_clients(
         server.stop()
     log = server.log_path.read_text(errors="replace") if server.log_path else ""
     assert "ERROR" not in log and "Traceback" not in log, log[-3000:]
+    # the supervisor's PROMETHEUS_MULTIPROC_DIR is removed when it exits
+    metrics = re.search(r"multiprocess mode\) in (\S+)", log)
+    assert metrics is not None, log[-3000:]
+    assert not Path(metrics.group(1)).exists()
 
 
 async def test_a_push_on_one_worker_wakes_watch_streams_on_every_worker(

@@ -72,6 +72,7 @@ def metrics_directory() -> Iterator[str]:
     directory = tempfile.mkdtemp(prefix="oversync-metrics-")
     previous = os.environ.get(METRICS_DIR_VARIABLE)
     os.environ[METRICS_DIR_VARIABLE] = directory
+    log.info("workers' metrics (prometheus_client multiprocess mode) in %s", directory)
     try:
         yield directory
     finally:
