@@ -1,9 +1,11 @@
 """The HTTP server: uvicorn with read deadlines, a request-head limit and a graceful shutdown.
 
-uvicorn's h11 protocol has only a keep-alive timer: a connection that sends nothing, half a
+uvicorn's HTTP protocols have only a keep-alive timer: a connection that sends nothing, half a
 head, or a body one byte every few seconds is held forever, and a head beyond h11's buffer
 limit (16 KiB) is answered with a bare 400 and a close that resets the connection before the
-client reads it. `BoundedH11Protocol` adds, per connection:
+client reads it. `BoundedHttpToolsProtocol` (httptools, llhttp in C: the default) and
+`BoundedH11Protocol` (pure Python, `http_parser: h11`) add the same bounds (`_Bounds`), per
+connection:
 
 * a head deadline (`header_read_timeout_seconds`): from the connection's start, and on a
   kept-alive connection from the first byte of the next head (the idle wait before it is the
@@ -27,9 +29,12 @@ tasks cancelled, logged as an error: that work is lost). The lifespan shutdown t
 pool. The process exits 0 after a signal (uvicorn re-raises it, which would kill the process
 before the `serve` command stops its local PostgreSQL).
 
-Only h11 is covered: `serve` names this protocol class, so installing httptools does not switch
-protocols behind its back. An httptools variant would hook the same deadlines on its parser
-callbacks (`on_message_begin`, `on_headers_complete`, `on_message_complete`).
+Each protocol tells where a request stands: h11 through its connection state, httptools through
+its parser callbacks (a head is read until `on_headers_complete`, a body until
+`on_message_complete`). `serve` names the protocol class, so what is installed never switches
+parsers behind its back; the event loop is uvloop (both are in the `server` extra).
+`serve_worker` runs the same server on a socket shared by the workers of `serve --workers`
+(`oversync_server.workers`).
 """
 
 from __future__ import annotations
