@@ -71,7 +71,7 @@ LINGER_SECONDS = 2.0
 # After the shutdown grace, how long closed connections get to end their handlers before the
 # remaining tasks are cancelled.
 CUTOFF_SECONDS = 1.0
-# h11's own limit on a buffered head when `max_request_header_bytes` is 0 (unlimited).
+# The head limit when `max_request_header_bytes` is 0: h11's own buffer limit, for both parsers.
 H11_HEAD_CAP = 1024 * 1024
 # Pending connections a shared listening socket queues for its workers.
 LISTEN_BACKLOG = 2048
@@ -89,7 +89,7 @@ class HttpLimits:
     @classmethod
     def of(cls, config: ServiceConfig) -> HttpLimits:
         return cls(
-            max_header_bytes=config.max_request_header_bytes,
+            max_header_bytes=config.max_request_header_bytes or H11_HEAD_CAP,
             header_timeout=config.header_read_timeout_seconds,
             body_timeout=config.body_read_timeout_seconds,
         )
