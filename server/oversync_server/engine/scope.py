@@ -227,8 +227,11 @@ async def _unlock(connection: Connection, user_id: str) -> bool:
             log.warning("could not release the user lock: %s: %s", type(error).__name__, error)
         else:
             log.warning("could not release the user lock; closing its connection", exc_info=True)
-    # The unlock failed: the server side may still hold the lock, so the session must end.
-    connection.terminate()
+    # The unlock failed: the server side may still hold the lock, so the session must end. A
+    # connection the server closed has been handed back to the pool already (asyncpg releases it
+    # when it is lost): its session, and the lock, are gone.
+    with contextlib.suppress(asyncpg.InterfaceError):
+        connection.terminate()
     return False
 
 
