@@ -25,6 +25,8 @@ class ServerProcess:
     config: Path | None = None
     extra_args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    # `serve --workers`: one process unless a test is about workers (its pid is the server's)
+    workers: int = 1
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -48,6 +50,8 @@ class ServerProcess:
             "--log-level",
             "warning",
             *(["--config", str(self.config)] if self.config else ["--example-schema"]),
+            "--workers",
+            str(self.workers),
             *self.extra_args,
         ]
         environment = {**os.environ, "OVERSYNC_JWT_SECRET": JWT_SECRET, **self.env}

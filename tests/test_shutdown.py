@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from oversync_client.models import PushCommitResponse
 from protocol_helpers import attach, config_file, insert_user
@@ -37,15 +38,23 @@ def _assert_clean_log(server: ServerProcess) -> None:
     assert "ERROR" not in log and "Traceback" not in log, log[-3000:]
 
 
-def _start(database_url: str, directory: Path, **overrides: Any) -> ServerProcess:
+def _start(database_url: str, directory: Path, workers: int, **overrides: Any) -> ServerProcess:
     config = config_file(directory, **overrides)
-    return ServerProcess(database_url, config=config, extra_args=("--example-schema",)).start(
-        directory
+    server = ServerProcess(
+        database_url, config=config, extra_args=("--example-schema",), workers=workers
     )
+    return server.start(directory)
 
 
-def test_sigterm_lets_an_in_flight_commit_finish(database_url: str, tmp_path: Path) -> None:
-    server = _start(database_url, tmp_path, shutdown_grace_seconds=30.0)
+# One process, and a supervisor whose workers each drain (serve --workers 2).
+by_workers = pytest.mark.parametrize("workers", [1, 2])
+
+
+@by_workers
+def test_sigterm_lets_an_in_flight_commit_finish(
+    database_url: str, tmp_path: Path, workers: int
+) -> None:
+    server = _start(database_url, tmp_path, workers, shutdown_grace_seconds=30.0)
     try:
         with server.client("alice") as client:
             attach(client, "dev-a")
@@ -119,8 +128,11 @@ def test_sigterm_lets_an_in_flight_commit_finish(database_url: str, tmp_path: Pa
         again.stop()
 
 
-def test_sigterm_ends_watch_streams_at_once(database_url: str, tmp_path: Path) -> None:
-    server = _start(database_url, tmp_path, shutdown_grace_seconds=30.0)
+@by_workers
+def test_sigterm_ends_watch_streams_at_once(
+    database_url: str, tmp_path: Path, workers: int
+) -> None:
+    server = _start(database_url, tmp_path, workers, shutdown_grace_seconds=30.0)
     ended = threading.Event()
     opened = threading.Event()
 

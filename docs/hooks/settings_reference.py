@@ -44,11 +44,13 @@ DESCRIPTIONS: dict[str, str] = {
     "watch_heartbeat_seconds": "Interval of the watch stream's heartbeat comments (0 = none).",
     "max_request_body_bytes": "A push chunk's body (64 MiB); other requests take at most"
     " 64 KiB. Larger bodies answer 413 `request_too_large`.",
-    "max_request_header_bytes": "The request line and headers (431 beyond; 0 = h11's 1 MiB cap).",
+    "max_request_header_bytes": "The request line and headers (431 beyond; 0 = a 1 MiB cap).",
     "header_read_timeout_seconds": "Time for a whole request head to arrive (408; 0 = off).",
     "body_read_timeout_seconds": "Time for a whole request body to arrive (408; 0 = off).",
     "keep_alive_timeout_seconds": "An idle kept-alive connection is closed after this.",
     "shutdown_grace_seconds": "In-flight requests' time to finish after SIGTERM or SIGINT.",
+    "workers": "Server worker processes behind one supervisor and socket (0 = one per core).",
+    "http_parser": "HTTP/1.1 parser: httptools (C, the default) or h11 (pure Python).",
     "pool_min_size": "PostgreSQL connections kept open per server process.",
     "pool_max_size": "PostgreSQL connections per server process at most.",
     "pool_mode": "`session` (a direct connection or a session-mode pooler) or `transaction`"

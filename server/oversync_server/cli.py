@@ -1,6 +1,7 @@
 """`oversync-server`: run the sync server, check a schema change, or issue a development token.
 
-    oversync-server serve [--config FILE] [--database-url URL] [--host H] [--port P] [--dev] ...
+    oversync-server serve [--config FILE] [--database-url URL] [--host H] [--port P] [--dev]
+                          [--workers N] ...
     oversync-server db-url | db-stop
     oversync-server schema check --config FILE [--database-url URL]
     oversync-server token --user alice
@@ -26,10 +27,14 @@ import logging
 import os
 import sys
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
+
+import asyncpg
 
 from oversync_server.auth import (
     TOKEN_ISSUER,
+    Authenticator,
     authenticator_from_config,
     sign_token,
     split_list,
@@ -45,6 +50,7 @@ from oversync_server.config import (  # apply_env, env_name: for callers of this
     settings,
 )
 from oversync_server.localpg import LocalPostgres, LocalPostgresError, default_data_dir
+from oversync_server.workers import Supervisor, metrics_directory, prepare, worker_count
 
 __all__ = ["apply_env", "env_name", "main"]
 
@@ -75,6 +81,7 @@ def jwt_secret() -> str:
 # ------------------------------------------------------------------ settings
 # The flags of `serve` that set a setting (they override the environment and the file).
 FLAGS = {
+    "workers": "--workers",
     "host": "--host",
     "port": "--port",
     "database_url": "--database-url",
@@ -205,10 +212,6 @@ def db_stop(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ serve
 def serve(args: argparse.Namespace) -> int:
-    from oversync_server.app import create_application
-    from oversync_server.http_server import serve as run_server
-    from oversync_server.runtime import SyncRuntime
-
     try:
         config = _settings(args, EXAMPLE_DIR / "config.yaml")
     except ConfigError as error:
@@ -240,31 +243,93 @@ def serve(args: argparse.Namespace) -> int:
             cluster, database_url = _start_local_database(config)
         except LocalPostgresError as error:
             return _fail(str(error))
+    example_schema = args.example_schema or (local and _config_path(args) is None)
     try:
-        runtime = SyncRuntime(config=config, database_url=database_url)
-        if args.example_schema or (local and _config_path(args) is None):
-            runtime.start_hooks.insert(0, _install_example_schema)
-        runtime.dev_endpoints = config.dev_endpoints
-        app = create_application(runtime, authenticator)
-        print(
-            f"oversync server on http://{config.host}:{config.port}{config.root_path}"
-            f"  (database {_shown_url(database_url)})"
-        )
-        print("get a development token with: oversync-server token --user alice", flush=True)
-        try:
-            run_server(app, runtime, host=config.host, port=config.port, log_level=config.log_level)
-        except KeyboardInterrupt:  # a second Ctrl-C while stopping
-            pass
-        except SystemExit:  # uvicorn: the application did not start
-            if runtime.startup_refusal is None:
-                raise
-        if runtime.startup_refusal is not None:
-            print(f"oversync-server: error: {runtime.startup_refusal}", file=sys.stderr)
-            return 2
+        serving = _serve_workers if worker_count(config.workers) > 1 else _serve_one
+        return serving(config, database_url, authenticator, example_schema=example_schema)
     finally:
         if cluster is not None:
             cluster.stop()  # only stops a PostgreSQL this command started; its data stays
+
+
+def _announce(config: ServiceConfig, database_url: str) -> None:
+    print(
+        f"oversync server on http://{config.host}:{config.port}{config.root_path}"
+        f"  (database {_shown_url(database_url)})"
+    )
+    print("get a development token with: oversync-server token --user alice", flush=True)
+
+
+def _serve_one(
+    config: ServiceConfig,
+    database_url: str,
+    authenticator: Authenticator,
+    *,
+    example_schema: bool,
+) -> int:
+    """One process: the application and its start work run in the serving process."""
+    from oversync_server.app import create_application
+    from oversync_server.http_server import serve as run_server
+    from oversync_server.runtime import SyncRuntime
+
+    runtime = SyncRuntime(config=config, database_url=database_url)
+    if example_schema:
+        runtime.start_hooks.insert(0, _install_example_schema)
+    runtime.dev_endpoints = config.dev_endpoints
+    app = create_application(runtime, authenticator)
+    _announce(config, database_url)
+    try:
+        run_server(app, runtime, host=config.host, port=config.port, log_level=config.log_level)
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping
+        pass
+    except SystemExit:  # uvicorn: the application did not start
+        if runtime.startup_refusal is None:
+            raise
+    if runtime.startup_refusal is not None:
+        return _fail(runtime.startup_refusal)
     return 0
+
+
+def _serve_workers(
+    config: ServiceConfig,
+    database_url: str,
+    authenticator: Authenticator,
+    *,
+    example_schema: bool,
+) -> int:
+    """A supervisor and `config.workers` workers (`oversync_server.workers`): the start work
+    (example schema, bootstrap) runs once here before the workers are forked."""
+    count = worker_count(config.workers)
+    # Before anything imports prometheus_client: its multiprocess mode is chosen at import.
+    with metrics_directory():
+        import asyncio
+
+        from oversync_server.app import create_application
+        from oversync_server.http_server import bind, serve_worker
+        from oversync_server.runtime import SyncRuntime
+
+        hooks = [_install_example_schema] if example_schema else []
+        try:
+            refusal = asyncio.run(prepare(config, database_url, hooks))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            return _fail(f"cannot prepare the database: {type(error).__name__}: {error}")
+        if refusal is not None:
+            return _fail(refusal)
+        try:
+            sock = bind(config.host, config.port)
+        except OSError as error:
+            return _fail(f"cannot listen on {config.host}:{config.port}: {error}")
+        runtime = SyncRuntime(config=config, database_url=database_url)
+        runtime.dev_endpoints = config.dev_endpoints
+        app = create_application(runtime, authenticator)
+        _announce(config, database_url)
+        print(f"serving with {count} worker processes", flush=True)
+
+        def worker(on_started: Callable[[], None]) -> None:
+            serve_worker(app, runtime, sock, log_level=config.log_level, on_started=on_started)
+
+        with sock:
+            return Supervisor(count, worker).run()
 
 
 async def _install_example_schema(runtime: object) -> None:
@@ -373,6 +438,13 @@ def main(argv: list[str] | None = None) -> int:
         help="a development server (setting dev_endpoints): mount the development endpoints"
         " (/dummy-signin, /test/*) and allow the built-in JWT secret with a real database;"
         " never in production",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="server worker processes (setting workers; 0 = one per CPU core, 1 = a single"
+        " process)",
     )
     run.set_defaults(handler=serve)
     url = commands.add_parser(

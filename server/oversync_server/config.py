@@ -170,6 +170,12 @@ class ServiceConfig(BaseSettings):
     # SIGTERM: stop accepting, answer new sync requests 503, close watch streams, and give
     # in-flight requests this long to finish.
     shutdown_grace_seconds: float = 30.0
+    # Server processes of `serve`: a supervisor and this many workers on one listening socket,
+    # each with its own event loop and pool (0 = one per CPU core; 1 = a single process).
+    workers: int = 0
+    # The HTTP/1.1 parser: "httptools" (llhttp, C) or "h11" (pure Python); both keep the
+    # limits and deadlines above.
+    http_parser: Literal["httptools", "h11"] = "httptools"
     # PostgreSQL pool of each server process, and how long a request waits for a connection.
     pool_min_size: int = 1
     pool_max_size: int = 10

@@ -16,6 +16,7 @@ How long a body may take to arrive is the HTTP protocol's business (`http_server
 from __future__ import annotations
 
 import email.message
+import functools
 import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,8 +62,10 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
 def _is_json(content_type: bytes | None) -> bool:
-    """Whether FastAPI decodes a body of this media type as JSON (its own rule)."""
+    """Whether FastAPI decodes a body of this media type as JSON (its own rule; clients send
+    the same few values, so the answers are cached)."""
     if not content_type:
         return True
     message = email.message.Message()

@@ -8,6 +8,11 @@ Every wait a request can be stuck in is bounded, and each bound answers a retrya
 * every pooled connection starts with `lock_timeout`, `statement_timeout` and
   `idle_in_transaction_session_timeout` (startup parameters, so the pool's `RESET ALL` on release
   keeps them);
+* a released connection is reset (asyncpg's `pg_advisory_unlock_all()`, `CLOSE ALL`,
+  `UNLISTEN *`, `RESET ALL`: one more round trip) unless the code that used it marked it clean
+  with `SyncConnection.skip_next_reset()`: `engine.scope.user_lock` does after it released the
+  user's lock for code that runs only this package's statements (no session state: every
+  setting is `SET LOCAL`/`set_config(..., true)`, cursors live in transactions);
 * behind a transaction-pooling PgBouncer (`transaction_pooling=True`) the same timeouts are
   set by every transaction instead (`engine.txpool`);
 * `user_turns` is the per-process queue of each user's writers in front of the pool (see
@@ -29,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from asyncpg.pool import PoolAcquireContext, PoolConnectionProxy
 
+from oversync_server.engine.connection import SyncConnection
 from oversync_server.engine.errors import SyncError, service_unavailable
 from oversync_server.engine.txpool import transaction_pooled_connection_class
 
@@ -41,6 +47,7 @@ else:
 
 __all__ = [
     "SessionTimeouts",
+    "SyncConnection",
     "SyncPool",
     "UserTurns",
     "create_pool",
@@ -153,6 +160,16 @@ class UserTurns:
                 del self._turns[user_id]
 
 
+async def _reset(connection: asyncpg.Connection) -> None:
+    """The pool's reset on release (after asyncpg rolled back an open transaction)."""
+    if isinstance(connection, SyncConnection) and connection._skip_reset:
+        connection._skip_reset = False
+        return
+    query = connection.get_reset_query()
+    if query:
+        await connection.execute(query)
+
+
 class _BoundedAcquire(_AcquireContext):
     """`pool.acquire()` whose timeout is a 503 `service_unavailable`."""
 
@@ -198,7 +215,7 @@ class SyncPool(_Pool):
             }
             if transaction_pooling
             else {
-                "connection_class": asyncpg.Connection,
+                "connection_class": SyncConnection,
                 "server_settings": session.server_settings(),
             }
         )
@@ -210,6 +227,7 @@ class SyncPool(_Pool):
             max_inactive_connection_lifetime=300.0,
             loop=None,
             record_class=asyncpg.Record,
+            reset=_reset,
             **connection_options,
         )
         self.transaction_pooling = transaction_pooling

@@ -8,11 +8,12 @@ and are deleted by the janitor (`oversync_server.janitor`), outside every user l
 transaction (the reference deletes every user's expired sessions inside each push create).
 
 Statement budget (each function runs in the caller's transaction):
-* `create_session`: 3-4 statements (replay look-up, source read, replace, insert).
-* `stage_chunk`: 4 whatever the row count: one COPY of the rows, one value check that casts every
-  staged payload through its table's row type (`jsonb_populate_record`, the same conversion the
-  commit applies, so type errors answer 400 now instead of failing the commit), one session
-  update; plus the session lock. A failing value check costs one extra statement per payload
+* `lock_for_create`: 1 (the scope lock, the replay look-up and the source read).
+* `create_session`: 1 (the replace of a staging session of the same tuple and the insert).
+* `stage_chunk`: 2 whatever the row count: one COPY of the rows, and one session update whose
+  RETURNING casts every staged payload through its table's row type (`jsonb_populate_record`,
+  the same conversion the commit applies, so type errors answer 400 now instead of failing the
+  commit); plus the session lock. A failing value check costs one extra statement per payload
   column to name the column.
 """
 
@@ -28,6 +29,8 @@ from oversync_server.engine.catalog import Catalog, TableInfo, quote_ident
 from oversync_server.engine.db import Connection
 from oversync_server.engine.errors import SyncError
 from oversync_server.engine.push_rows import PreparedRow, chunk_invalid
+from oversync_server.engine.scope import Scope, lock_scope_sql, lock_scope_with
+from oversync_server.engine.sources import SourceState
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,21 +55,36 @@ class AlreadyCommitted:
     bundle_hash: str
 
 
-_FIND_COMMITTED = """
-SELECT bl.bundle_seq, bl.row_count, bl.bundle_hash
-FROM sync.bundle_log bl JOIN sync.user_state us ON us.user_pk = bl.user_pk
-WHERE bl.user_pk = $1 AND bl.source_id = $2 AND bl.source_bundle_id = $3
-  AND bl.bundle_seq > us.retained_bundle_floor
-"""
+@dataclass(frozen=True, slots=True)
+class CreateContext:
+    """What a push create decides on, read in one statement: the locked scope, the retained
+    committed bundle of the source tuple (an idempotent replay), and the source's state."""
 
-_REPLACE = """
-DELETE FROM sync.push_sessions WHERE user_pk = $1 AND source_id = $2 AND source_bundle_id = $3
-"""
+    scope: Scope
+    committed: AlreadyCommitted | None
+    source: SourceState
 
-_INSERT = """
+
+_CREATE_CONTEXT = lock_scope_sql(
+    "c.bundle_seq AS committed_bundle_seq, c.row_count AS committed_row_count,"
+    " c.bundle_hash AS committed_bundle_hash, src.state AS source_state,"
+    " src.max_committed_source_bundle_id, src.replaced_by_source_id",
+    """LEFT JOIN sync.bundle_log c ON c.user_pk = u.user_pk AND c.source_id = $2
+    AND c.source_bundle_id = $3 AND c.bundle_seq > u.retained_bundle_floor
+LEFT JOIN sync.source_state src ON src.user_pk = u.user_pk AND src.source_id = $2""",
+)
+
+# One statement: delete a staging session of the same tuple, then insert the new one. The insert
+# reads the delete's result, so the delete has run (and freed the tuple's unique key) before it.
+_REPLACE_AND_INSERT = """
+WITH replaced AS (
+    DELETE FROM sync.push_sessions WHERE user_pk = $2 AND source_id = $3 AND source_bundle_id = $4
+    RETURNING 1
+)
 INSERT INTO sync.push_sessions (push_id, user_pk, source_id, source_bundle_id, planned_row_count,
                                 next_expected_row_ordinal, initialization_id, expires_at)
-VALUES ($1, $2, $3, $4, $5, 0, $6, now() + make_interval(secs => $7))
+SELECT $1, $2, $3, $4, $5, 0, $6, now() + make_interval(secs => $7)
+FROM (SELECT count(*) FROM replaced) AS done
 """
 
 _LOCK = """
@@ -95,20 +113,30 @@ _STAGE_COLUMNS = (
 )
 
 
-async def find_committed(
-    conn: Connection, *, user_pk: int, source_id: str, source_bundle_id: int
-) -> AlreadyCommitted | None:
-    """The retained committed bundle of this source tuple (idempotent replay), if any."""
-    row = await conn.fetchrow(_FIND_COMMITTED, user_pk, source_id, source_bundle_id)
-    if row is None:
-        return None
-    return AlreadyCommitted(
-        bundle_seq=row["bundle_seq"],
-        source_id=source_id,
-        source_bundle_id=source_bundle_id,
-        row_count=row["row_count"],
-        bundle_hash=bytes(row["bundle_hash"]).hex(),
-    )
+async def lock_for_create(
+    conn: Connection, *, user_id: str, source_id: str, source_bundle_id: int
+) -> CreateContext:
+    """Lock the user's scope (`engine.scope.lock_scope`) and read the tuple's committed bundle
+    and the source's state with it: one round trip instead of three."""
+    scope, row = await lock_scope_with(conn, _CREATE_CONTEXT, user_id, source_id, source_bundle_id)
+    committed = None
+    if row["committed_bundle_seq"] is not None:
+        committed = AlreadyCommitted(
+            bundle_seq=row["committed_bundle_seq"],
+            source_id=source_id,
+            source_bundle_id=source_bundle_id,
+            row_count=row["committed_row_count"],
+            bundle_hash=bytes(row["committed_bundle_hash"]).hex(),
+        )
+    source = SourceState(source_id, None)
+    if row["source_state"] is not None:
+        source = SourceState(
+            source_id,
+            row["source_state"],
+            row["max_committed_source_bundle_id"],
+            row["replaced_by_source_id"],
+        )
+    return CreateContext(scope, committed, source)
 
 
 async def create_session(
@@ -123,9 +151,8 @@ async def create_session(
 ) -> uuid.UUID:
     """Replace any staging session of the same tuple with a new one; its `push_id`."""
     push_id = uuid.uuid4()
-    await conn.execute(_REPLACE, user_pk, source_id, source_bundle_id)
     await conn.execute(
-        _INSERT,
+        _REPLACE_AND_INSERT,
         push_id,
         user_pk,
         source_id,
@@ -168,16 +195,18 @@ async def delete_session(conn: Connection, push_id: uuid.UUID) -> None:
     await conn.execute("DELETE FROM sync.push_sessions WHERE push_id = $1", push_id)
 
 
-def _check_sql(tables: list[TableInfo]) -> str:
-    # One statement: every staged payload of this chunk through its table's row type.
+def _advance_and_check_sql(tables: list[TableInfo]) -> str:
+    """One statement: advance the session and (in its RETURNING) cast every staged payload of
+    this chunk through its table's row type. The text depends only on the set of tables, so
+    the prepared statement is reused."""
     parts = [
         f"(SELECT count(*) FROM sync.push_session_rows p,"
         f" jsonb_populate_record(NULL::{table.sql_name}, p.payload_apply::jsonb) r"
-        f" WHERE p.push_id = $1 AND p.row_ordinal >= $2 AND p.table_id = {table.table_id}"
+        f" WHERE p.push_id = $1 AND p.row_ordinal >= $4 AND p.table_id = {table.table_id}"
         f" AND p.op_code <> 3)"
         for table in tables
     ]
-    return "SELECT " + " + ".join(parts)
+    return _ADVANCE.rstrip() + " RETURNING " + " + ".join(parts)
 
 
 async def stage_chunk(
@@ -211,10 +240,17 @@ async def stage_chunk(
         {row.table.table_id: row.table for row in rows if row.payload_apply}.values(),
         key=lambda table: table.table_id,
     )
-    if tables:
-        await conn.fetchval(_check_sql(tables), session.push_id, start_row_ordinal)
     end = start_row_ordinal + len(rows)
-    await conn.execute(_ADVANCE, session.push_id, end, float(ttl_seconds))
+    if tables:
+        await conn.fetchval(
+            _advance_and_check_sql(tables),
+            session.push_id,
+            end,
+            float(ttl_seconds),
+            start_row_ordinal,
+        )
+    else:
+        await conn.execute(_ADVANCE, session.push_id, end, float(ttl_seconds))
     return end
 
 

@@ -131,7 +131,9 @@ def now() -> datetime:
 
 
 @contextlib.asynccontextmanager
-async def user_lock(pool: asyncpg.Pool, user_id: str) -> AsyncIterator[Connection]:
+async def user_lock(
+    pool: asyncpg.Pool, user_id: str, *, reset: bool = True
+) -> AsyncIterator[Connection]:
     """Hold the user's session advisory lock on a dedicated pooled connection; yield it.
 
     Every writer of a user's sync state (connect, push create/chunk/commit, server writes) runs
@@ -153,6 +155,10 @@ async def user_lock(pool: asyncpg.Pool, user_id: str) -> AsyncIterator[Connectio
     to hold a lock: each transaction opened on the yielded connection takes the same key with
     `pg_try_advisory_xact_lock` instead (same back-off and deadline), so writers must do their
     locked work inside transactions (they do: one transaction per attempt).
+
+    `reset=False` says only this package's statements run on the connection (no session state
+    is left: `engine.pool`), so once the lock is released the pool's reset is skipped, one
+    round trip less per operation; a host callback's connection keeps the reset.
     """
     if isinstance(pool, SyncPool):
         timeout, turns = pool.user_lock_timeout, pool.user_turns
@@ -174,7 +180,11 @@ async def user_lock(pool: asyncpg.Pool, user_id: str) -> AsyncIterator[Connectio
             try:
                 yield connection
             finally:
-                await _unlock(connection, user_id)
+                if await _unlock(connection, user_id) and not reset:
+                    # a `SyncPool` connection (a plain asyncpg pool's has no such method)
+                    skip_reset = getattr(connection, "skip_next_reset", None)
+                    if skip_reset is not None:
+                        skip_reset()
                 await pool.release(connection)
     except TimeoutError as error:
         if not waiting:  # raised by the operation, not by the wait for the turn
@@ -233,21 +243,27 @@ async def _try_lock_until(
         delay = min(delay * 2, BACKOFF_MAX_SECONDS)
 
 
-async def _unlock(connection: Connection, user_id: str) -> None:
+async def _unlock(connection: Connection, user_id: str) -> bool:
+    """Release the user's lock; False when the session had to end (or had ended) instead."""
     if connection.is_closed():
-        return
+        return False
     try:
         if connection.is_in_transaction():
             raise RuntimeError("user_lock released inside an open transaction")
-        await asyncio.wait_for(connection.execute(_UNLOCK, user_id), timeout=UNLOCK_TIMEOUT_SECONDS)
-        return
+        async with asyncio.timeout(UNLOCK_TIMEOUT_SECONDS):  # no extra task, unlike wait_for
+            await connection.execute(_UNLOCK, user_id)
+        return True
     except (Exception, asyncio.CancelledError) as error:
         if database_unavailable(error):  # the session is gone, and its lock with it
             log.warning("could not release the user lock: %s: %s", type(error).__name__, error)
         else:
             log.warning("could not release the user lock; closing its connection", exc_info=True)
-    # The unlock failed: the server side may still hold the lock, so the session must end.
-    connection.terminate()
+    # The unlock failed: the server side may still hold the lock, so the session must end. A
+    # connection the server closed has been handed back to the pool already (asyncpg releases it
+    # when it is lost): its session, and the lock, are gone.
+    with contextlib.suppress(asyncpg.InterfaceError):
+        connection.terminate()
+    return False
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -343,14 +359,34 @@ async def lock_scope(conn: Connection, user_id: str, *, at: datetime | None = No
     Call under `user_lock`, inside a transaction. The returned scope has an expired lease
     already turned into UNINITIALIZED (nothing is written for that; see the module notes).
     """
+    scope, _ = await lock_scope_with(conn, _LOCK_SCOPE, user_id, at=at)
+    return scope
+
+
+def lock_scope_sql(columns: str, joins: str) -> str:
+    """`lock_scope`'s statement reading more `columns` (from `joins` on `u`, the user_state
+    row) in the same round trip; `$1` is the user id, further parameters are the caller's."""
+    return f"""
+SELECT {_COLUMNS}, {columns}
+FROM sync.user_state u JOIN sync.scope_state s ON s.user_pk = u.user_pk
+{joins}
+WHERE u.user_id = $1
+FOR UPDATE OF s
+"""
+
+
+async def lock_scope_with(
+    conn: Connection, sql: str, user_id: str, *args: object, at: datetime | None = None
+) -> tuple[Scope, asyncpg.Record]:
+    """`lock_scope` through `sql` (from `lock_scope_sql`): the scope and the whole row."""
     moment = at or now()
-    row = await conn.fetchrow(_LOCK_SCOPE, user_id)
+    row = await conn.fetchrow(sql, user_id, *args)
     if row is None:  # first contact: create both rows, then lock them
         await ensure_scope(conn, user_id)
-        row = await conn.fetchrow(_LOCK_SCOPE, user_id)
+        row = await conn.fetchrow(sql, user_id, *args)
         if row is None:
             raise RuntimeError(f"scope rows for user {user_id!r} vanished after creation")
-    return _scope(user_id, row, moment)
+    return _scope(user_id, row, moment), row
 
 
 # ------------------------------------------------------------------------------- transitions

@@ -130,6 +130,12 @@ async def require_next(
     """Accept exactly the next `source_bundle_id`: retired -> 409 `source_retired`, below ->
     409 `history_pruned`, above -> 409 `source_sequence_out_of_order`."""
     state = await load_source(conn, user_pk, source_id, for_update=for_update)
+    return check_next(state, user_id=user_id, source_bundle_id=source_bundle_id)
+
+
+def check_next(state: SourceState, *, user_id: str, source_bundle_id: int) -> SourceState:
+    """`require_next` on a source state already read."""
+    source_id = state.source_id
     if state.retired:
         raise source_retired(
             user_id=user_id, source_id=source_id, replaced_by_source_id=state.replaced_by_source_id

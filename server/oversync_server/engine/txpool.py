@@ -16,8 +16,8 @@ may depend on session state. This module keeps the server's guarantees without i
   Parse/Describe/Sync, then Bind/Execute/Sync, which could land on two sessions. So a standalone
   statement runs in a transaction of its own here, and the prepared-statement cache is off
   (`statement_cache_size=0`, set by `engine.pool`).
-* Releasing a connection to the pool sends no reset query: there is no session state to reset,
-  and it would run on an arbitrary session of the pooler.
+* Releasing a connection to the pool sends no reset query (`get_reset_query` is empty): there
+  is no session state to reset, and it would run on an arbitrary session of the pooler.
 
 `LISTEN` needs a real session: the watch listener uses `watch_database_url` (direct or a
 session-mode pooler) instead of the pool.
@@ -35,6 +35,7 @@ from asyncpg.transaction import Transaction
 if TYPE_CHECKING:
     from asyncpg.transaction import _IsolationLevels
 
+from oversync_server.engine.connection import SyncConnection
 from oversync_server.engine.errors import service_unavailable
 
 __all__ = ["TransactionPooledConnection", "transaction_pooled_connection_class"]
@@ -79,7 +80,7 @@ class _PooledTransaction(Transaction):
             raise
 
 
-class TransactionPooledConnection(asyncpg.Connection):
+class TransactionPooledConnection(SyncConnection):
     """An asyncpg connection for a transaction-pooling PgBouncer (see the module docstring)."""
 
     # Set per pool by `transaction_pooled_connection_class`: milliseconds as text.

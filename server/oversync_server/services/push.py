@@ -105,7 +105,13 @@ class Push(PushService[object]):
 
         async def attempt(conn: scopes.Connection) -> models.PushSessionCreateResponse:
             async with conn.transaction():
-                scope = await scopes.lock_scope(conn, actor.user_id)
+                context = await push_sessions.lock_for_create(
+                    conn,
+                    user_id=actor.user_id,
+                    source_id=actor.source_id,
+                    source_bundle_id=body.source_bundle_id,
+                )
+                scope = context.scope
                 seeding = await scopes.admit_push_create(
                     conn,
                     scope,
@@ -113,12 +119,7 @@ class Push(PushService[object]):
                     initialization_id=initialization_id,
                     lease_ttl=timedelta(seconds=config.initialization_lease_ttl_seconds),
                 )
-                committed = await push_sessions.find_committed(
-                    conn,
-                    user_pk=scope.user_pk,
-                    source_id=actor.source_id,
-                    source_bundle_id=body.source_bundle_id,
-                )
+                committed = context.committed
                 if committed is not None:
                     return models.PushSessionCreateResponse(
                         models.PushSessionAlreadyCommitted(
@@ -130,13 +131,8 @@ class Push(PushService[object]):
                             bundle_hash=committed.bundle_hash,
                         )
                     )
-                await sources.require_next(
-                    conn,
-                    user_id=actor.user_id,
-                    user_pk=scope.user_pk,
-                    source_id=actor.source_id,
-                    source_bundle_id=body.source_bundle_id,
-                    for_update=False,
+                sources.check_next(
+                    context.source, user_id=actor.user_id, source_bundle_id=body.source_bundle_id
                 )
                 push_id = await push_sessions.create_session(
                     conn,
@@ -157,7 +153,7 @@ class Push(PushService[object]):
                 )
 
         with failing_as("push_session_create_failed", "Failed to create push session"):
-            async with scopes.user_lock(self.runtime.pool, actor.user_id) as conn:
+            async with scopes.user_lock(self.runtime.pool, actor.user_id, reset=False) as conn:
                 return await run_retrying(lambda: attempt(conn))
 
     async def upload_push_chunk(
@@ -215,7 +211,7 @@ class Push(PushService[object]):
                 )
 
         with failing_as("push_chunk_failed", "Failed to upload push chunk"):
-            async with scopes.user_lock(self.runtime.pool, actor.user_id) as conn:
+            async with scopes.user_lock(self.runtime.pool, actor.user_id, reset=False) as conn:
                 try:
                     next_ordinal = await run_retrying(lambda: attempt(conn))
                 except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as error:
@@ -256,7 +252,7 @@ class Push(PushService[object]):
             )
 
         with failing_as("push_session_commit_failed", "Failed to commit push session"):
-            async with scopes.user_lock(self.runtime.pool, actor.user_id) as conn:
+            async with scopes.user_lock(self.runtime.pool, actor.user_id, reset=False) as conn:
                 try:
                     return await run_retrying(lambda: attempt(conn))
                 except asyncpg.PostgresError as error:
