@@ -22,4 +22,3 @@ class SyncConnection(asyncpg.Connection):
         """The session holds nothing to reset (no advisory lock, setting, cursor or LISTEN):
         the next release returns it to the pool as it is."""
         self._skip_reset = True
-

@@ -29,7 +29,6 @@ import asyncio
 import random
 from typing import TYPE_CHECKING, Any, cast
 
-import asyncpg
 from asyncpg.transaction import Transaction
 
 if TYPE_CHECKING:
