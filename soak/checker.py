@@ -215,11 +215,13 @@ def _check_user(report: Report, user: str, server: Rows, shared: set[str]) -> No
                         write.commit_index = i
             elif ev == "conflict":
                 report.stats[f"conflicts {event['decision']}"] += 1
-                key = (event["table"], event["key"])
+                where = (event["table"], event["key"])
                 if not event["shared"]:
-                    report.fail("conflict", user, f"{device}: a single-writer row conflicted", key)
+                    report.fail(
+                        "conflict", user, f"{device}: a single-writer row conflicted", where
+                    )
                 if event["decision"] in ("accept_server", "keep_merged"):
-                    dropped[(device, *key)].append(i)
+                    dropped[(device, *where)].append(i)
             elif ev == "sync_error" and event["error"] == "ProtocolError":
                 report.fail("protocol", user, f"{device}: {event['message']}")
             elif ev == "final":
@@ -238,8 +240,8 @@ def _check_user(report: Report, user: str, server: Rows, shared: set[str]) -> No
             deletes[(row.table, row.key)] += 1
             continue
         occurrences[(row.table, row.key, row.tag)] += 1
-        write = writes.get(row.tag)
-        if write is None or (write.table, write.key) != (row.table, row.key):
+        found = writes.get(row.tag)
+        if found is None or (found.table, found.key) != (row.table, row.key):
             report.fail(
                 "invented", user, f"tag {row.tag} in bundle {row.bundle_seq}", (row.table, row.key)
             )
@@ -258,14 +260,16 @@ def _check_user(report: Report, user: str, server: Rows, shared: set[str]) -> No
         superseded = any(write.index < w.index < before for w in local) or any(
             write.index < i < before for i in dropped[(write.device, write.table, write.key)]
         )
-        key = (write.table, write.key)
+        where = (write.table, write.key)
         if write.op == "delete":
-            if not superseded and deletes[key] == 0 and key in upserted:
-                report.fail("lost", user, f"committed delete {write.tag} is not on the server", key)
-            elif write.key not in shared and deletes[key] > 1:
-                report.fail("duplicated", user, f"row deleted {deletes[key]} times", key)
+            if not superseded and deletes[where] == 0 and where in upserted:
+                report.fail(
+                    "lost", user, f"committed delete {write.tag} is not on the server", where
+                )
+            elif write.key not in shared and deletes[where] > 1:
+                report.fail("duplicated", user, f"row deleted {deletes[where]} times", where)
         elif not superseded and occurrences[(write.table, write.key, write.tag)] == 0:
-            report.fail("lost", user, f"committed write {write.tag} is not on the server", key)
+            report.fail("lost", user, f"committed write {write.tag} is not on the server", where)
 
     replayed: dict[Key, str | None] = {}
     for row in audit:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import random
 import sqlite3
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -382,4 +381,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
