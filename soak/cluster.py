@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import shutil
 import signal
 import subprocess
 from collections.abc import Coroutine
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 import asyncpg
 from tests.serverproc import JWT_SECRET, ServerProcess
 
-from oversync_server.localpg import LocalPostgres, free_port
+from oversync_server.localpg import LocalPostgres, free_port, make_tempdir
 
 __all__ = ["JWT_SECRET", "Cluster"]
 
@@ -76,7 +77,10 @@ class Cluster:
 
     def __init__(self, root: Path, *, servers: int, retained_bundles: int) -> None:
         self.root = root
-        self.pg = LocalPostgres(root / "pgdata", port=free_port(), ephemeral=False)
+        # durable (fsync on): a PostgreSQL restart must not lose acknowledged commits; under
+        # make_tempdir because the cluster may run as another user than the soak
+        self.pg_root = make_tempdir("oversync-soak-pg-")
+        self.pg = LocalPostgres(self.pg_root / "pgdata", port=free_port(), ephemeral=False)
         self.server_count = servers
         self.env = {
             "OVERSYNC_RETAINED_BUNDLES_PER_USER": str(retained_bundles),
@@ -147,4 +151,7 @@ class Cluster:
     def stop(self) -> None:
         for server in self.servers:
             server.stop()
-        self.pg.stop()
+        try:
+            self.pg.stop()
+        finally:
+            shutil.rmtree(self.pg_root, ignore_errors=True)
