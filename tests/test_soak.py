@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from soak.faults import ALL_FAULTS
 from soak.run import RunConfig, run_seed
 
