@@ -185,11 +185,11 @@ def check(
     for path in sorted(run_dir.glob("*.jsonl")):
         report.histories[path.stem] = list(read_history(path))
     for user in users:
-        _check_user(report, user, final.get(user, {}), shared.get(user, set()))
+        check_user(report, user, final.get(user, {}), shared.get(user, set()))
     return report
 
 
-def _check_user(report: Report, user: str, server: Rows, shared: set[str]) -> None:
+def check_user(report: Report, user: str, server: Rows, shared: set[str]) -> None:
     writes: dict[str, Write] = {}
     by_key: dict[tuple[str, str, str], list[Write]] = defaultdict(list)  # device, table, key
     dropped: dict[tuple[str, str, str], list[int]] = defaultdict(list)  # by a resolver
