@@ -30,6 +30,7 @@ from oversync_server.engine.capture import OP_DELETE, OP_NAMES
 from oversync_server.engine.catalog import KeyKind
 from oversync_server.engine.values import key_from_bytes
 from oversync_wire import bundle_hash, parse_json_text
+from soak.cluster import run_async
 from soak.history import Event, read_history
 from soak.rows import TAG_COLUMN, Rows, server_rows
 
@@ -178,8 +179,6 @@ def check(
     run_dir: Path, database_url: str, users: list[str], shared: dict[str, set[str]]
 ) -> Report:
     """Check one run: histories in `run_dir`, the audited history in `database_url`."""
-    from soak.cluster import run_async
-
     report = Report()
     final = run_async(load_audit(database_url, report))
     for path in sorted(run_dir.glob("*.jsonl")):

@@ -22,6 +22,7 @@ its managed tables (``final``).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sqlite3
 import time
@@ -321,7 +322,7 @@ class Device:
     # ------------------------------------------------------------------ the workload
 
     def run(self) -> None:
-        self.log("start", pid=__import__("os").getpid())
+        self.log("start", pid=os.getpid())
         self.client.open()
         self.attach()
         operations = [
