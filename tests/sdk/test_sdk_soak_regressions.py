@@ -7,12 +7,13 @@ from sdk_helpers import Backend, Crash, new_id
 
 from oversqlite import client_wins
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="known SDK bug (docs/soak.md): create's history_pruned on a prepared outbox starts "
-    "source recovery, which re-pushes the already committed rows under a new source",
+_KNOWN_BUG = (
+    "known SDK bug (docs/soak.md): create's history_pruned on a prepared outbox starts source "
+    "recovery, which re-pushes the already committed rows under a new source"
 )
+
+
+@pytest.mark.xfail(strict=True, reason=_KNOWN_BUG)
 def test_a_commit_whose_answer_was_lost_is_not_committed_again_after_its_bundle_was_pruned(
     server_backend: Backend,
 ) -> None:
@@ -37,3 +38,28 @@ def test_a_commit_whose_answer_was_lost_is_not_committed_again_after_its_bundle_
     assert report.push.row_count == 1
     b.client.sync()
     assert a.everything() == b.everything()
+
+
+@pytest.mark.xfail(strict=True, reason=_KNOWN_BUG)
+def test_an_edit_after_a_lost_and_pruned_commit_is_not_dropped_by_the_default_resolver(
+    server_backend: Backend,
+) -> None:
+    a = server_backend.device("a")  # the default resolver: server_wins
+    a.client.attach("alice")
+    uid = new_id()
+    a.execute("INSERT INTO users (id, name, email) VALUES (?, 'from a', 'e')", uid)
+    a.faults.crash("commit", after=True)
+    with pytest.raises(Crash):
+        a.client.push_pending()
+    b = server_backend.device("b")
+    b.client.attach("alice")
+    b.execute("INSERT INTO users (id, name, email) VALUES (?, 'from b', 'e')", new_id())
+    b.client.sync()
+    server_backend.set_floor("alice", b.client.last_bundle_seq_seen())
+    a.reopen()
+    a.client.attach("alice")
+    a.execute("UPDATE users SET name = 'edited later' WHERE id = ?", uid)
+    a.client.sync()
+    # The bug: the edit rides on the requeued row's stale base, conflicts with the row's own
+    # committed copy, and server_wins silently replaces it by the older committed value.
+    assert a.one("SELECT name FROM users WHERE id = ?", uid) == "edited later"
