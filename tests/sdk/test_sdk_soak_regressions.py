@@ -7,13 +7,12 @@ from sdk_helpers import Backend, Crash, new_id
 
 from oversqlite import client_wins
 
-_KNOWN_BUG = (
-    "known SDK bug (docs/soak.md): create's history_pruned on a prepared outbox starts source "
-    "recovery, which re-pushes the already committed rows under a new source"
+_STALE_BASE = (
+    "known SDK bug (docs/soak.md): a rebuild past our own pruned bundle keeps the stale base of "
+    "the outbox's rows, so a later edit conflicts with the row's own committed copy"
 )
 
 
-@pytest.mark.xfail(strict=True, reason=_KNOWN_BUG)
 def test_a_commit_whose_answer_was_lost_is_not_committed_again_after_its_bundle_was_pruned(
     server_backend: Backend,
 ) -> None:
@@ -32,23 +31,25 @@ def test_a_commit_whose_answer_was_lost_is_not_committed_again_after_its_bundle_
     a.client.attach("alice")
     a.execute("INSERT INTO users (id, name, email) VALUES (?, 'later', 'e')", new_id())
     report = a.client.sync()
-    # Only the new row goes out: "from a" is on the server already. The bug: the committed
-    # outbox is requeued under a rotated source, pushed again on a stale base, conflicts with
-    # its own committed copy, and the resolver judges it as a fresh local edit.
+    # Only the new row goes out: "from a" is on the server already. The bug was: create's
+    # history_pruned started source recovery, which requeued the committed outbox under a
+    # rotated source; pushed again on a stale base, it conflicted with its own committed copy
+    # and the resolver judged it as a fresh local edit.
     assert report.push.row_count == 1
     b.client.sync()
     assert a.everything() == b.everything()
 
 
-@pytest.mark.xfail(strict=True, reason=_KNOWN_BUG)
+@pytest.mark.xfail(strict=True, reason=_STALE_BASE)
+@pytest.mark.parametrize("crash_at", ["commit", "committed_rows"])
 def test_an_edit_after_a_lost_and_pruned_commit_is_not_dropped_by_the_default_resolver(
-    server_backend: Backend,
+    server_backend: Backend, crash_at: str
 ) -> None:
     a = server_backend.device("a")  # the default resolver: server_wins
     a.client.attach("alice")
     uid = new_id()
     a.execute("INSERT INTO users (id, name, email) VALUES (?, 'from a', 'e')", uid)
-    a.faults.crash("commit", after=True)
+    a.faults.crash(crash_at, after=crash_at == "commit")
     with pytest.raises(Crash):
         a.client.push_pending()
     b = server_backend.device("b")
@@ -60,6 +61,6 @@ def test_an_edit_after_a_lost_and_pruned_commit_is_not_dropped_by_the_default_re
     a.client.attach("alice")
     a.execute("UPDATE users SET name = 'edited later' WHERE id = ?", uid)
     a.client.sync()
-    # The bug: the edit rides on the requeued row's stale base, conflicts with the row's own
-    # committed copy, and server_wins silently replaces it by the older committed value.
+    # The bug: the edit keeps the row's stale base (0), conflicts with the row's own committed
+    # copy, and server_wins silently replaces it by the older committed value.
     assert a.one("SELECT name FROM users WHERE id = ?", uid) == "edited later"
