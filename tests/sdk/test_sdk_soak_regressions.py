@@ -1,16 +1,15 @@
-"""Regressions the fault-injection soak (docs/soak.md) found, reduced to one scenario each."""
+"""Regressions the fault-injection soak (docs/soak.md) found, reduced to one scenario each.
+
+All start the same way: device a's push is committed on the server but a dies before it hears
+so (or before it fetched the committed rows), and the bundle is pruned before a comes back.
+"""
 
 from __future__ import annotations
 
 import pytest
 from sdk_helpers import Backend, Crash, new_id
 
-from oversqlite import client_wins
-
-_STALE_BASE = (
-    "known SDK bug (docs/soak.md): a rebuild past our own pruned bundle keeps the stale base of "
-    "the outbox's rows, so a later edit conflicts with the row's own committed copy"
-)
+from oversqlite import Conflict, Resolution, client_wins, server_wins
 
 
 def test_a_commit_whose_answer_was_lost_is_not_committed_again_after_its_bundle_was_pruned(
@@ -40,7 +39,6 @@ def test_a_commit_whose_answer_was_lost_is_not_committed_again_after_its_bundle_
     assert a.everything() == b.everything()
 
 
-@pytest.mark.xfail(strict=True, reason=_STALE_BASE)
 @pytest.mark.parametrize("crash_at", ["commit", "committed_rows"])
 def test_an_edit_after_a_lost_and_pruned_commit_is_not_dropped_by_the_default_resolver(
     server_backend: Backend, crash_at: str
@@ -61,6 +59,36 @@ def test_an_edit_after_a_lost_and_pruned_commit_is_not_dropped_by_the_default_re
     a.client.attach("alice")
     a.execute("UPDATE users SET name = 'edited later' WHERE id = ?", uid)
     a.client.sync()
-    # The bug: the edit keeps the row's stale base (0), conflicts with the row's own committed
-    # copy, and server_wins silently replaces it by the older committed value.
+    # The bug was: the edit kept the row's stale base (0), conflicted with the row's own
+    # committed copy, and server_wins silently replaced it by the older committed value.
     assert a.one("SELECT name FROM users WHERE id = ?", uid) == "edited later"
+
+
+def test_a_row_another_device_changed_after_a_lost_and_pruned_commit_still_conflicts(
+    server_backend: Backend,
+) -> None:
+    judged: list[Conflict] = []
+
+    def recording(conflict: Conflict) -> Resolution:
+        judged.append(conflict)
+        return server_wins(conflict)
+
+    a = server_backend.device("a", resolver=recording)
+    a.client.attach("alice")
+    uid = new_id()
+    a.execute("INSERT INTO users (id, name, email) VALUES (?, 'from a', 'e')", uid)
+    a.faults.crash("commit", after=True)
+    with pytest.raises(Crash):
+        a.client.push_pending()
+    b = server_backend.device("b")
+    b.client.attach("alice")
+    b.execute("UPDATE users SET name = 'changed by b' WHERE id = ?", uid)
+    b.client.sync()
+    server_backend.set_floor("alice", b.client.last_bundle_seq_seen())
+    a.reopen()
+    a.client.attach("alice")
+    a.execute("UPDATE users SET name = 'edited by a' WHERE id = ?", uid)
+    a.client.sync()
+    # b's change is not ours: a's edit is judged against it (here: the server wins)
+    assert [(c.server_row or {}).get("name") for c in judged] == ["changed by b"]
+    assert a.one("SELECT name FROM users WHERE id = ?", uid) == "changed by b"
