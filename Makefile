@@ -11,7 +11,7 @@ GENERATED := generated server/oversync_server/api
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: all install generate lint-spec generate-server generate-client check-generated \
-        lint typecheck docs system-packages test test-fast serve bench bench-bounds conformance clean
+        lint typecheck docs system-packages test test-fast serve bench bench-bounds conformance soak clean
 
 all: test
 
@@ -55,7 +55,7 @@ check-generated: generate
 	@test -z "$$(git status --porcelain -- $(GENERATED))" || \
 	  { git status --porcelain -- $(GENERATED); echo 'generated code is stale: run make generate and commit'; exit 1; }
 
-LINTED := $(wildcard common server client conformance tests bench examples)
+LINTED := $(wildcard common server client conformance tests bench examples soak)
 
 lint: $(STAMP)
 	ruff check --no-cache $(LINTED) --exclude server/oversync_server/api
@@ -63,7 +63,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	mypy common/oversync_wire server/oversync_server client/oversqlite client/oversync_client_helpers \
-	  conformance/oversync_conformance
+	  conformance/oversync_conformance soak
 
 # Debian packages the tests need (.ci/system-packages.txt), installed when missing
 system-packages:
@@ -88,6 +88,12 @@ bench: $(STAMP)
 # what one misbehaving client costs the server: refusal time, RSS growth, other users' latency
 bench-bounds: $(STAMP)
 	python -m bench.bounds
+
+# the fault-injection soak (docs/soak.md): SEEDS runs of MINUTES each, every fault on
+SEEDS   ?= 5
+MINUTES ?= 2
+soak: $(STAMP)
+	python -m soak --seeds $(SEEDS) --minutes $(MINUTES)
 
 conformance: $(STAMP)
 	python -m pytest -q tests/test_conformance.py

@@ -55,6 +55,8 @@ _RECOVERY_ON_COMMIT = ("source_sequence_changed", "source_retired")
 _RESTART = ("push_session_not_found", "push_session_expired", "push_chunk_out_of_order")
 # The server's 400 push_chunk_invalid for a payload column its table lacks.
 _UNKNOWN_COLUMN = re.compile(r'payload for (\S+) contains unknown column "([^"]+)"')
+# The message of create's 409 history_pruned (protocol.md, push session create step 7).
+_MAX_COMMITTED = re.compile(r"max committed source_bundle_id is (\d+)")
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,8 @@ def _create(ctx: Context, outbox: Outbox) -> _Committed | str:
                 initialization_id=with_init,
             )
         except ServerRejectedError as exc:
+            if _pruned_ours(exc, outbox):
+                raise _PrunedSignal from exc
             if not (with_init and exc.code == "push_session_invalid"):
                 _react(ctx, exc, _RECOVERY_ON_CREATE)
             raise
@@ -156,6 +160,16 @@ def _create(ctx: Context, outbox: Outbox) -> _Committed | str:
     if not push_id or planned != len(outbox.rows) or next_expected not in (UNSET, 0):
         raise ProtocolError(f"invalid push session answer {created!r}")
     return str(push_id)
+
+
+def _pruned_ours(exc: ServerRejectedError, outbox: Outbox) -> bool:
+    """Create's ``history_pruned`` says this very bundle is committed (its reply was lost) and
+    no longer retained: the source's committed watermark is the outbox's own id. A watermark
+    above it means a stale local sequence instead (source recovery)."""
+    if exc.code != "history_pruned":
+        return False
+    found = _MAX_COMMITTED.search(exc.server_message)
+    return found is not None and int(found.group(1)) == outbox.source_bundle_id
 
 
 def _already_committed(outbox: Outbox, answer: object) -> _Committed:
@@ -410,7 +424,14 @@ def _prove_ours(ctx: Context, outbox: Outbox, info: _Committed) -> None:
 
 
 def _push_once(ctx: Context, outbox: Outbox) -> PushReport:
-    info = _send(ctx, outbox)
+    try:
+        info = _send(ctx, outbox)
+    except _PrunedSignal:
+        # Committed, but our commit's reply was lost and the bundle is pruned: as below, a
+        # snapshot contains its rows (its bundle_seq is no longer known).
+        logger.info("push: source bundle %d was committed and pruned", outbox.source_bundle_id)
+        _lifecycle.rebuild_past_committed(ctx, outbox)
+        return PushReport(PushOutcome.COMMITTED, None, outbox.source_bundle_id, len(outbox.rows))
     try:
         _fetch(ctx, outbox, info)
     except _PrunedSignal:

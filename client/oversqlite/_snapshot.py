@@ -261,6 +261,26 @@ def _preserve_pending(ctx: Context) -> list[_Pending]:
     return out
 
 
+def _rebase_on_own_commit(
+    ctx: Context, committed: Mapping[tuple[str, str], Any], preserved: list[_Pending]
+) -> None:
+    """A pending row edited after its bundle was committed (the bundle since pruned) still
+    has the base from before that commit; where the snapshot row is exactly what we committed,
+    it is our version: rebase on it, so the edit does not conflict with its own commit. A row
+    another device changed since keeps its old base (the next push raises the conflict)."""
+    for pending in preserved:
+        key = (pending.table, pending.pk)
+        if key not in committed or committed[key] is None:
+            continue
+        table = ctx.tables[pending.table]
+        state = row_state(ctx.conn, table.name, pending.pk)
+        if state and live_payload(ctx.conn, table, pending.pk) == committed[key]:
+            ctx.conn.execute(
+                "UPDATE _sync_dirty_rows SET base_row_version = ? WHERE table_name = ? AND pk = ?",
+                (state[0], *key),
+            )
+
+
 def apply_staged(
     ctx: Context,
     staged: Staged,
@@ -278,9 +298,12 @@ def apply_staged(
     """
     conn = ctx.conn
     with apply_transaction(conn):
+        committed: dict[tuple[str, str], Any] = {}  # the dropped outbox: in the snapshot
         if outbox == "requeue":
             _outbox.unfreeze(conn)
         else:
+            frozen = _outbox.load(conn)
+            committed = {(r.table, r.pk): r.payload for r in frozen.rows} if frozen else {}
             _outbox.clear(conn)
         preserved = _preserve_pending(ctx) if keep_pending else []
         if not keep_pending:
@@ -289,6 +312,7 @@ def apply_staged(
             conn.execute(f"DELETE FROM {table.sql_name}")
         conn.execute("DELETE FROM _sync_row_state")
         _write_staged(ctx, staged)
+        _rebase_on_own_commit(ctx, committed, preserved)
         for pending in preserved:
             table = ctx.tables[pending.table]
             if pending.live is None:
