@@ -93,6 +93,10 @@ def test_shows_the_sync_state(inspected: ServerProcess) -> None:
     assert re.search(r"<td>ada</td><td>1</td>", sections["watch"]), sections["watch"]
     assert "business.users" in sections["tables"]
     assert "watch streams (this process)" in sections["figures"]
+    # the Prometheus counters: 4 push commits of 11 rows
+    figure = '<div class="figure"><div class="value">{}</div><div class="label">{}</div></div>'
+    assert figure.format(4, "push commits") in sections["figures"], sections["figures"]
+    assert figure.format(11, "rows committed by push") in sections["figures"]
 
     one = httpx.get(url, params={"user": "ada", "bundle": 3}, headers=_bearer()).text
     assert all(name in one for name in state.names) and "bob" not in one.split('id="bundles"')[1]

@@ -204,3 +204,40 @@ def install(runtime: SyncRuntime) -> None:
 
     runtime.start_hooks.append(start)
     runtime.stop_hooks.append(stop)
+
+
+# The figures the sync inspector shows at a glance: (label, metric family, sample filter).
+_KEY_FIGURES: tuple[tuple[str, str, str], ...] = (
+    ("requests served", "oversync_requests", "_total"),
+    ("push commits", "oversync_push_commits", "_total"),
+    ("rows committed by push", "oversync_push_rows_committed", "_total"),
+    ("push conflicts (409)", "oversync_push_conflicts", "_total"),
+    ("history_pruned answers", "oversync_history_pruned", "_total"),
+    ("retry answers", "oversync_retry_answers", "_total"),
+    ("snapshot sessions created", "oversync_snapshot_sessions_created", "_total"),
+)
+
+
+def key_figures() -> list[tuple[str, str]]:
+    """Counters of every process since it started (all workers in multiprocess mode), and the
+    mean commit latency and user-lock wait, as (label, value) text pairs."""
+    if MULTIPROCESS_DIR:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry = REGISTRY
+    totals: dict[str, float] = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    figures = [
+        (label, f"{totals.get(name + suffix, 0.0):.0f}") for label, name, suffix in _KEY_FIGURES
+    ]
+    for label, name in (
+        ("mean push commit time", "oversync_push_commit_duration_seconds"),
+        ("mean user-lock wait", "oversync_user_lock_wait_seconds"),
+    ):
+        count = totals.get(f"{name}_count", 0.0)
+        mean = totals.get(f"{name}_sum", 0.0) / count if count else 0.0
+        figures.append((label, f"{mean * 1000:.1f} ms"))
+    return figures

@@ -13,6 +13,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from oversync_server import metrics
 from oversync_server.engine.scope import Connection
 from oversync_server.engine.status import StatusCounters, read_counters
 from oversync_server.runtime import SyncRuntime
@@ -197,13 +198,14 @@ def capped(count: int) -> str:
     return f"{COUNT_CAP}+" if count > COUNT_CAP else str(count)
 
 
-# ------------------------------------------------------------------ metrics hook
-# METRICS HOOK: the Prometheus metrics module (issue 13, item 4) adds its process figures here,
-# e.g. requests by status, commit latency, conflicts, pool waits, as (label, value) pairs. They
-# are shown under "At a glance" after the figures read from PostgreSQL and this process.
+# ------------------------------------------------------------------ metrics
 def metric_figures(runtime: SyncRuntime) -> list[tuple[str, str]]:
-    """Extra key figures from the metrics registry (none yet)."""
-    return []
+    """Key figures of the Prometheus metrics (`oversync_server.metrics`: every worker's), shown
+    under "At a glance" after those read from PostgreSQL and this process; none when
+    `metrics_enabled` is off."""
+    if not runtime.config.metrics_enabled:
+        return []
+    return metrics.key_figures()
 
 
 def _process_figures(runtime: SyncRuntime) -> list[tuple[str, str]]:
