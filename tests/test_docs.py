@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from docs_snippets import DOCS_DIR, REPO_ROOT, PageRun, collect, iter_runnable, pages
+from docs_snippets import DOCS_DIR, READMES, REPO_ROOT, PageRun, collect, iter_runnable, pages
 from oversync_server.localpg import (
     create_database_async,
     drop_database_async,
@@ -79,9 +79,9 @@ def report(run: PageRun) -> None:
 
 
 def test_every_block_has_a_directive() -> None:
-    """Every fenced block of every page says how it runs, or why it does not."""
+    """Every fenced block of every page and README says how it runs, or why it does not."""
     illustrative = []
-    for page in pages():
+    for page in [*pages(), *READMES]:
         illustrative += [block for block in collect(page) if block.kind == "illustrative"]
     print("\nillustrative blocks:")
     for block in illustrative:
@@ -163,6 +163,25 @@ def test_page(
     )
     run.run()
     report(run)
+
+
+@pytest.mark.parametrize("readme", READMES, ids=lambda path: str(path.relative_to(REPO_ROOT)))
+def test_readme(
+    readme: Path, server: ServerProcess, database_url: str, tmp_path: Path, reader_env: dict[str, str]
+) -> None:
+    """A README's blocks, run against the example business schema that `make serve` serves: its
+    `http://127.0.0.1:8080` is this test's server. The repository's own README runs in the
+    checkout (its commands use `.venv/bin/...`), the others in an empty folder."""
+    run = PageRun(
+        readme,
+        workdir=tmp_path,
+        env={**reader_env, "DATABASE_URL": database_url, "OVERSYNC_JWT_SECRET": JWT_SECRET},
+        replacements={"http://127.0.0.1:8080": server.base_url},
+        cwd=REPO_ROOT if readme == REPO_ROOT / "README.md" else tmp_path,
+    )
+    run.run()
+    report(run)
+    assert run.results, f"{readme} has no runnable block"
 
 
 # ------------------------------------------------------------------ the harness itself
