@@ -75,7 +75,7 @@ def report(run: PageRun) -> None:
     total = sum(seconds for _, seconds in run.results)
     print(f"\n{run.page.name}: {len(run.results)} blocks in {total:.1f} s")
     for block, seconds in run.results:
-        print(f"  {block.where:<28} {block.kind:<7} {seconds:6.2f} s")
+        print(f"  {block.where:<40} {block.kind:<7} {seconds:6.2f} s")
 
 
 def test_every_block_has_a_directive() -> None:
