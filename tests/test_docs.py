@@ -167,7 +167,11 @@ def test_page(
 
 @pytest.mark.parametrize("readme", READMES, ids=lambda path: str(path.relative_to(REPO_ROOT)))
 def test_readme(
-    readme: Path, server: ServerProcess, database_url: str, tmp_path: Path, reader_env: dict[str, str]
+    readme: Path,
+    server: ServerProcess,
+    database_url: str,
+    tmp_path: Path,
+    reader_env: dict[str, str],
 ) -> None:
     """A README's blocks, run against the example business schema that `make serve` serves: its
     `http://127.0.0.1:8080` is this test's server. The repository's own README runs in the
