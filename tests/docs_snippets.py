@@ -118,7 +118,10 @@ def collect(page: Path) -> list[Block]:
             raise SnippetError(
                 f"{where}: a ```{lang} block without a <!-- docs: ... --> directive above it"
             )
-        words = shlex.split(directive["body"])
+        try:
+            words = shlex.split(directive["body"])
+        except ValueError as error:  # e.g. an apostrophe in a reason
+            raise SnippetError(f"{where}: the directive cannot be read: {error}") from None
         kind, options = words[0], tuple(words[1:])
         if kind not in KINDS:
             raise SnippetError(f"{where}: unknown directive {kind!r} (one of {KINDS})")
@@ -153,7 +156,9 @@ def pages() -> list[Path]:
 READMES = (
     REPO_ROOT / "README.md",
     REPO_ROOT / "client" / "oversqlite" / "README.md",
+    REPO_ROOT / "conformance" / "README.md",
     REPO_ROOT / "generated" / "oversync_client" / "README.md",
+    REPO_ROOT / "server" / "oversync_server" / "api" / "README.md",
 )
 
 
