@@ -21,7 +21,7 @@ excepted):
                                    any number of lines
     <!-- docs: illustrative REASON --> not run, with the reason (a fragment, another machine)
 
-`run_page` runs the blocks in order and raises `SnippetError` naming the page, line and output
+The READMEs listed in `READMES` follow the same rules. `PageRun.run` runs the blocks in order and raises `SnippetError` naming the page, line and output
 of the first block that fails or prints something else than its `output` block says. The child
 side of the Python session is this file run as a script (`--repl`).
 """

@@ -4,6 +4,8 @@ The quickstart runs from its first command on a fresh database, with the shell s
 repository (as after a clone). Every other page with runnable blocks starts where the quickstart
 leaves a reader: the notes tables created, `notes.sql` and `notes.yaml` in the shell's folder,
 a server serving them at `OVERSYNC_URL`, and `DATABASE_URL` and `OVERSYNC_JWT_SECRET` exported.
+The READMEs (`docs_snippets.READMES`) run against a server of the example business schema, the
+one `make serve` serves, with their `http://127.0.0.1:8080` pointed at it.
 """
 
 from __future__ import annotations
@@ -257,3 +259,23 @@ def test_the_harness_passes_state_between_blocks(
         encoding="utf-8",
     )
     PageRun(page, workdir=tmp_path, env=reader_env).run()
+
+
+def test_the_harness_replaces_text(tmp_path: Path, reader_env: dict[str, str]) -> None:
+    """`replacements` (a README's `make serve` address) apply to every kind of block."""
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- docs: sh -->\n```sh\necho http://127.0.0.1:8080/x\n```\n"
+        "<!-- docs: output -->\n```text\nhttp://127.0.0.1:9/x\n```\n"
+        "<!-- docs: python session -->\n```python\nprint('http://127.0.0.1:8080')\n```\n"
+        "<!-- docs: output -->\n```text\nhttp://127.0.0.1:9\n```\n",
+        encoding="utf-8",
+    )
+    run = PageRun(
+        page,
+        workdir=tmp_path,
+        env=reader_env,
+        replacements={"http://127.0.0.1:8080": "http://127.0.0.1:9"},
+    )
+    run.run()
+    assert [block.kind for block, _ in run.results] == ["sh", "python"]
