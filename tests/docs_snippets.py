@@ -21,7 +21,7 @@ excepted):
                                    any number of lines
     <!-- docs: illustrative REASON --> not run, with the reason (a fragment, another machine)
 
-`run_page` runs the blocks in order and raises `SnippetError` naming the page, line and output
+The READMEs listed in `READMES` follow the same rules. `PageRun.run` runs the blocks in order and raises `SnippetError` naming the page, line and output
 of the first block that fails or prints something else than its `output` block says. The child
 side of the Python session is this file run as a script (`--repl`).
 """
@@ -29,6 +29,7 @@ side of the Python session is this file run as a script (`--repl`).
 from __future__ import annotations
 
 import code
+import dataclasses
 import io
 import itertools
 import json
@@ -117,7 +118,10 @@ def collect(page: Path) -> list[Block]:
             raise SnippetError(
                 f"{where}: a ```{lang} block without a <!-- docs: ... --> directive above it"
             )
-        words = shlex.split(directive["body"])
+        try:
+            words = shlex.split(directive["body"])
+        except ValueError as error:  # e.g. an apostrophe in a reason
+            raise SnippetError(f"{where}: the directive cannot be read: {error}") from None
         kind, options = words[0], tuple(words[1:])
         if kind not in KINDS:
             raise SnippetError(f"{where}: unknown directive {kind!r} (one of {KINDS})")
@@ -145,6 +149,17 @@ def pages() -> list[Path]:
         for path in DOCS_DIR.rglob("*.md")
         if "hooks" not in path.parts and path.relative_to(DOCS_DIR).as_posix() not in UNANNOTATED
     )
+
+
+# The READMEs whose blocks the harness owns too (`tests/test_docs.py` runs them against a server
+# of the example business schema, which is what `make serve` serves).
+READMES = (
+    REPO_ROOT / "README.md",
+    REPO_ROOT / "client" / "oversqlite" / "README.md",
+    REPO_ROOT / "conformance" / "README.md",
+    REPO_ROOT / "generated" / "oversync_client" / "README.md",
+    REPO_ROOT / "server" / "oversync_server" / "api" / "README.md",
+)
 
 
 def output_matches(expected: str, actual: str) -> bool:
@@ -352,10 +367,13 @@ class PageRun:
     env: dict[str, str]
     overrides: dict[str, str] = field(default_factory=dict)  # applied after `sh env` blocks
     cwd: Path | None = None  # where the shell starts (default: workdir)
+    # text replaced in every block before it runs: the READMEs address `make serve`'s fixed
+    # http://127.0.0.1:8080, which the tests point at a server of their own
+    replacements: dict[str, str] = field(default_factory=dict)
     results: list[tuple[Block, float]] = field(default_factory=list)
 
     def run(self) -> None:
-        blocks = collect(self.page)
+        blocks = [self._replaced(block) for block in collect(self.page)]
         shell = Shell(self.cwd or self.workdir, self.env, self.workdir / ".docs-harness")
         session: PythonSession | None = None
         try:
@@ -377,6 +395,12 @@ class PageRun:
             if session is not None:
                 session.close()
             shell.close()
+
+    def _replaced(self, block: Block) -> Block:
+        text = block.text
+        for old, new in self.replacements.items():
+            text = text.replace(old, new)
+        return dataclasses.replace(block, text=text)
 
     def _shell_cwd(self, shell: Shell) -> Path:
         status, output = shell.run("pwd\n")

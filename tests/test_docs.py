@@ -4,6 +4,8 @@ The quickstart runs from its first command on a fresh database, with the shell s
 repository (as after a clone). Every other page with runnable blocks starts where the quickstart
 leaves a reader: the notes tables created, `notes.sql` and `notes.yaml` in the shell's folder,
 a server serving them at `OVERSYNC_URL`, and `DATABASE_URL` and `OVERSYNC_JWT_SECRET` exported.
+The READMEs (`docs_snippets.READMES`) run against a server of the example business schema, the
+one `make serve` serves, with their `http://127.0.0.1:8080` pointed at it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from docs_snippets import DOCS_DIR, REPO_ROOT, PageRun, collect, iter_runnable, pages
+from docs_snippets import DOCS_DIR, READMES, REPO_ROOT, PageRun, collect, iter_runnable, pages
 from oversync_server.localpg import (
     create_database_async,
     drop_database_async,
@@ -73,15 +75,16 @@ def reader_env() -> Iterator[dict[str, str]]:
 
 def report(run: PageRun) -> None:
     total = sum(seconds for _, seconds in run.results)
-    print(f"\n{run.page.name}: {len(run.results)} blocks in {total:.1f} s")
+    shown = run.page.relative_to(REPO_ROOT) if run.page.is_relative_to(REPO_ROOT) else run.page
+    print(f"\n{shown}: {len(run.results)} blocks in {total:.1f} s")
     for block, seconds in run.results:
-        print(f"  {block.where:<28} {block.kind:<7} {seconds:6.2f} s")
+        print(f"  {block.where:<40} {block.kind:<7} {seconds:6.2f} s")
 
 
 def test_every_block_has_a_directive() -> None:
-    """Every fenced block of every page says how it runs, or why it does not."""
+    """Every fenced block of every page and README says how it runs, or why it does not."""
     illustrative = []
-    for page in pages():
+    for page in [*pages(), *READMES]:
         illustrative += [block for block in collect(page) if block.kind == "illustrative"]
     print("\nillustrative blocks:")
     for block in illustrative:
@@ -165,6 +168,42 @@ def test_page(
     report(run)
 
 
+# READMEs whose examples create files run in an empty folder; the others in the checkout, as
+# their paths (`.venv/bin/...`, `conformance/sessions`, `examples/...`) say
+README_IN_EMPTY_FOLDER = {
+    REPO_ROOT / "client" / "oversqlite" / "README.md",
+    REPO_ROOT / "generated" / "oversync_client" / "README.md",
+}
+# the conformance README's server is `serve --dev` with the secret `s3cret`, as it says
+CONFORMANCE_README = REPO_ROOT / "conformance" / "README.md"
+
+
+@pytest.mark.parametrize("readme", READMES, ids=lambda path: str(path.relative_to(REPO_ROOT)))
+def test_readme(
+    readme: Path, database_url: str, tmp_path: Path, reader_env: dict[str, str]
+) -> None:
+    """A README's blocks, run against the example business schema that `make serve` serves: its
+    `http://127.0.0.1:8080` is this test's server."""
+    dev = readme == CONFORMANCE_README
+    secret = "s3cret" if dev else JWT_SECRET
+    server = ServerProcess(
+        database_url, extra_args=("--dev",) if dev else (), env={"OVERSYNC_JWT_SECRET": secret}
+    ).start(tmp_path)
+    try:
+        run = PageRun(
+            readme,
+            workdir=tmp_path,
+            env={**reader_env, "DATABASE_URL": database_url, "OVERSYNC_JWT_SECRET": secret},
+            replacements={"http://127.0.0.1:8080": server.base_url},
+            cwd=tmp_path if readme in README_IN_EMPTY_FOLDER else REPO_ROOT,
+        )
+        run.run()
+    finally:
+        server.stop()
+    report(run)
+    assert run.results, f"{readme} has no runnable block"
+
+
 # ------------------------------------------------------------------ the harness itself
 
 HARNESS_CASES = {
@@ -220,3 +259,23 @@ def test_the_harness_passes_state_between_blocks(
         encoding="utf-8",
     )
     PageRun(page, workdir=tmp_path, env=reader_env).run()
+
+
+def test_the_harness_replaces_text(tmp_path: Path, reader_env: dict[str, str]) -> None:
+    """`replacements` (a README's `make serve` address) apply to every kind of block."""
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- docs: sh -->\n```sh\necho http://127.0.0.1:8080/x\n```\n"
+        "<!-- docs: output -->\n```text\nhttp://127.0.0.1:9/x\n```\n"
+        "<!-- docs: python session -->\n```python\nprint('http://127.0.0.1:8080')\n```\n"
+        "<!-- docs: output -->\n```text\nhttp://127.0.0.1:9\n```\n",
+        encoding="utf-8",
+    )
+    run = PageRun(
+        page,
+        workdir=tmp_path,
+        env=reader_env,
+        replacements={"http://127.0.0.1:8080": "http://127.0.0.1:9"},
+    )
+    run.run()
+    assert [block.kind for block, _ in run.results] == ["sh", "python"]
