@@ -31,7 +31,9 @@ def traced_push_peak(backend: Backend, name: str, rows: int) -> int:
     gc.collect()
     tracemalloc.start()
     try:
-        report = device.client.push_pending()
+        # Collect cyclic garbage (httpx leaves a few reference cycles per request) after every
+        # chunk: the peak then measures what the push holds, not when the collector last ran.
+        report = device.client.push_pending(progress=lambda _: gc.collect())
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -44,5 +46,5 @@ def test_push_memory_does_not_grow_with_the_pending_rows(backend: Backend) -> No
     small = traced_push_peak(backend, "small", 1000)
     large = traced_push_peak(backend, "large", 8000)
     # Holding the 7000 extra rows (~150 bytes of values each) at once would take well over
-    # 4 MB of Python objects; what grows is bounded caches and not yet collected garbage.
-    assert large - small < 2 * 1024 * 1024, (small, large)
+    # 4 MB of Python objects; what grows is bounded caches.
+    assert large - small < 1024 * 1024, (small, large)
