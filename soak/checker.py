@@ -65,6 +65,7 @@ class Failure:
     user: str
     message: str
     key: Key | None = None
+    device: str | None = None  # the device whose tables diverged
 
 
 @dataclass
@@ -78,8 +79,15 @@ class Report:
     def ok(self) -> bool:
         return not self.failures
 
-    def fail(self, kind: str, user: str, message: str, key: Key | None = None) -> None:
-        self.failures.append(Failure(kind, user, message, key))
+    def fail(
+        self,
+        kind: str,
+        user: str,
+        message: str,
+        key: Key | None = None,
+        device: str | None = None,
+    ) -> None:
+        self.failures.append(Failure(kind, user, message, key, device))
 
     def explain(self, failure: Failure, limit: int = 40) -> str:
         """The failure with the minimal history around its key: every event on the key, the
@@ -103,6 +111,9 @@ class Report:
             if shown:
                 lines.append(f"  device {device}:")
                 lines.extend(shown[-limit:])
+        if failure.device is not None:
+            lines.append(f"  {failure.device}'s attaches and pulls that moved its checkpoint:")
+            lines.extend(_checkpoint_events(self.histories.get(failure.device, []))[-limit:])
         rows = [r for r in self.audit.get(failure.user, []) if (r.table, r.key) == failure.key]
         lines.append("  committed bundle rows for the key:")
         lines.extend(f"    seq {r.bundle_seq}#{r.ordinal} {r.op} tag={r.tag}" for r in rows)
@@ -315,4 +326,16 @@ def _compare_device(report: Report, user: str, device: str, rows: Rows, server: 
                     user,
                     f"{device} has {local.get(key)}, the server {server[table].get(key)}",
                     (table, key),
+                    device,
                 )
+
+
+def _checkpoint_events(events: list[Event]) -> list[str]:
+    """A device's attaches, detaches and the syncs whose pull applied something."""
+    shown = []
+    for event in events:
+        moved = event["ev"] == "sync_ok" and event["pull"] != "already_at_target"
+        if moved or event["ev"] in ("attach", "detach"):
+            brief = {k: v for k, v in event.items() if k not in ("rows", "conflicts", "device")}
+            shown.append("    " + json.dumps(brief))
+    return shown

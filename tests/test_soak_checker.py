@@ -78,8 +78,12 @@ def test_a_tag_no_device_wrote_is_invented_and_a_device_that_differs_diverged() 
     events = [*write("a.0.1", K1), synced()]
     server = users(**{K1: "a.0.1", K2: "x.0.9"})
     audit = [row(1, K1, "a.0.1"), row(2, K2, "x.0.9")]
-    report = check([*events, final(users(**{K1: "a.0.1"}))], audit, server)
+    attach = {"ev": "attach", "outcome": "started_empty"}
+    report = check([attach, *events, final(users(**{K1: "a.0.1"}))], audit, server)
     assert kinds(report) == ["diverged", "invented"]
+    # the explanation shows how the device that diverged moved its checkpoint
+    diverged = next(f for f in report.failures if f.kind == "diverged")
+    assert '"outcome": "started_empty"' in report.explain(diverged)
 
 
 def test_a_resolver_that_accepted_the_server_row_explains_a_missing_write() -> None:

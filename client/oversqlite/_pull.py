@@ -62,6 +62,12 @@ def _apply_bundle(ctx: Context, seq: int, rows: list[ServerRow]) -> bool:
     return True
 
 
+def _rebuilt(ctx: Context, on_pruned: PrunedHandler, applied: int) -> PullReport:
+    restore = on_pruned()
+    seen = read_state(ctx.conn).last_bundle_seq_seen
+    return PullReport(PullOutcome.APPLIED_SNAPSHOT, seen, applied, restore)
+
+
 def pull_to_stable(ctx: Context, source_id: str, *, on_pruned: PrunedHandler) -> PullReport:
     """Pull and apply bundles until the checkpoint reaches the frozen stable ceiling."""
     conn = ctx.conn
@@ -85,9 +91,17 @@ def pull_to_stable(ctx: Context, source_id: str, *, on_pruned: PrunedHandler) ->
             if exc.code != "history_pruned":
                 raise
             logger.info("pull: history pruned after bundle %d; rebuilding from a snapshot", after)
-            restore = on_pruned()
-            seen = read_state(conn).last_bundle_seq_seen
-            return PullReport(PullOutcome.APPLIED_SNAPSHOT, seen, applied, restore)
+            return _rebuilt(ctx, on_pruned, applied)
+        if after == 0 and page.bundles and page.bundles[0].bundle_seq != 1:
+            # A pull after bundle 0 is exempt from the server's floor check (go-oversync's
+            # protocol): it skips the pruned bundles silently instead of answering
+            # history_pruned. Bundle sequences are gapless from 1, so a first bundle past 1
+            # means history this device never saw is gone: a snapshot has it.
+            logger.info(
+                "pull: bundles before %d were pruned; rebuilding from a snapshot",
+                page.bundles[0].bundle_seq,
+            )
+            return _rebuilt(ctx, on_pruned, applied)
         stable = page.stable_bundle_seq
         if stable < after:
             raise ProtocolError(

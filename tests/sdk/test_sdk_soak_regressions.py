@@ -92,3 +92,24 @@ def test_a_row_another_device_changed_after_a_lost_and_pruned_commit_still_confl
     # b's change is not ours: a's edit is judged against it (here: the server wins)
     assert [(c.server_row or {}).get("name") for c in judged] == ["changed by b"]
     assert a.one("SELECT name FROM users WHERE id = ?", uid) == "changed by b"
+
+
+def test_a_device_that_started_the_account_empty_gets_history_pruned_before_its_first_pull(
+    server_backend: Backend,
+) -> None:
+    a = server_backend.device("a")
+    assert a.client.attach("alice").outcome.value == "started_empty"  # checkpoint 0
+    b = server_backend.device("b")
+    b.client.attach("alice")
+    early, late = new_id(), new_id()
+    b.execute("INSERT INTO users (id, name, email) VALUES (?, 'early', 'e')", early)
+    b.client.sync()  # bundle 1
+    b.execute("INSERT INTO users (id, name, email) VALUES (?, 'late', 'e')", late)
+    b.client.sync()  # bundle 2
+    server_backend.set_floor("alice", 1)  # bundle 1 is no longer retained
+    report = a.client.sync()
+    # The bug was: a pull after bundle 0 is exempt from the floor check (as in go-oversync), the
+    # server silently skips the pruned bundles, and a never got "early".
+    assert report.pull.outcome.value == "applied_snapshot"
+    assert a.one("SELECT name FROM users WHERE id = ?", early) == "early"
+    assert a.everything() == b.everything()
