@@ -25,7 +25,8 @@ def summary(result: RunResult) -> str:
     return (
         f"seed {result.config.seed}: {status}; {stats['committed writes checked']} committed of"
         f" {stats['writes']} writes checked, {stats['bundles audited']} bundles,"
-        f" {stats['syncs ok']} syncs ({stats['sync errors']} failed and retried);"
+        f" {stats['syncs ok']} syncs ({stats['background syncs']} by background sync,"
+        f" {stats['sync errors']} failed and retried);"
         f" faults: {faults}"
     )
 

@@ -239,6 +239,9 @@ def check_user(report: Report, user: str, server: Rows, shared: set[str]) -> Non
                 _compare_device(report, user, device, event["rows"], server)
         report.stats["syncs ok"] += sum(1 for e in events if e["ev"] == "sync_ok")
         report.stats["sync errors"] += sum(1 for e in events if e["ev"] == "sync_error")
+        report.stats["background syncs"] += sum(
+            1 for e in events if e["ev"] == "sync_ok" and e.get("background")
+        )
         if not finished:
             report.fail("quiescence", user, f"{device} did not record its final tables")
 

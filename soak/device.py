@@ -13,6 +13,13 @@ records every step in ``DIR/<device>.jsonl`` (``soak.history``) before and after
   ``sync_ok`` with ``pending == 0`` follows its ``done``: the SDK said everything was pushed;
 - ``conflict`` for every resolver decision (a merge is a new write with its own tag).
 
+Half of the incarnations (seeded) run the SDK's background sync (``Client.start(watch=True)``)
+instead of calling ``sync()``: it pushes soon after each write and pulls on watch wake-ups; its
+``synced`` events are recorded as ``sync_ok`` (``background: true``), its errors as
+``sync_error``, and an offline period pauses its uploads and downloads. A lock orders each
+write's commit and ``done`` against each ``sync_ok``'s pending count, so a ``sync_ok`` with
+nothing pending that follows a ``done`` was counted after that write committed.
+
 Restarted after a SIGKILL with the same SQLite file and the next ``--incarnation``, it finds its
 own rows again from the tags in the database. When ``DIR/stop`` appears it stops writing, syncs
 until nothing is pending (``drained``), waits for ``DIR/final``, syncs once more and records
@@ -25,6 +32,7 @@ import argparse
 import os
 import random
 import sqlite3
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -36,12 +44,14 @@ from oversqlite import (
     Client,
     ClientConfig,
     Conflict,
+    EventKind,
     KeepLocal,
     KeepMerged,
     ReconnectRequiredError,
     Resolution,
     RetryPolicy,
     SyncError,
+    SyncEvent,
     SyncReport,
     SyncTable,
 )
@@ -76,8 +86,12 @@ class Device:
         self.counter = 0
         self.shared = shared_user_ids(args.seed, self.user, args.shared_rows)
         self.merges: list[str] = []
+        # background sync this incarnation (seeded); `order`: commit+done vs pending+sync_ok
+        self.background = self.rng.random() < args.background_share
+        self.order = threading.Lock()
+        self.reattach = threading.Event()  # the background loop met AttachRequired/Reconnect
         path = self.run_dir / f"{self.name}.db"
-        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0)  # beside the SDK
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.executescript(SCHEMA)
         config = ClientConfig(
@@ -130,16 +144,16 @@ class Device:
         for table, key, op, _sql, _params, tag in statements:
             self.log("intent", tag=tag, table=table, key=key, op=op)
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            for _table, _key, _op, sql, params, _tag in statements:
-                self.db.execute(sql, params)
-            self.db.execute("COMMIT")
+            with self.order:
+                self.db.execute("BEGIN IMMEDIATE")
+                for _table, _key, _op, sql, params, _tag in statements:
+                    self.db.execute(sql, params)
+                self.db.execute("COMMIT")
+                self.log("done", tags=[s[5] for s in statements])
         except sqlite3.Error as exc:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             self.log("write_failed", tags=[s[5] for s in statements], error=str(exc))
-            return
-        self.log("done", tags=[s[5] for s in statements])
 
     def insert_user(self) -> None:
         key, tag = str(self.new_id()), self.tag()
@@ -282,8 +296,13 @@ class Device:
         except SyncError as exc:
             self.log("sync_error", error=type(exc).__name__, message=str(exc)[:300])
             return False
-        if self.merges:  # the SDK wrote and pushed the merged rows in this sync
-            self.log("done", tags=self.merges)
+        self.log_synced(report, pending)
+        return pending == 0
+
+    def log_synced(self, report: SyncReport, pending: int, **extra: Any) -> None:
+        merges, self.merges = self.merges, []
+        if merges:  # the SDK wrote and pushed the merged rows in this sync
+            self.log("done", tags=merges)
         self.log(
             "sync_ok",
             push=report.push.outcome.value,
@@ -292,8 +311,47 @@ class Device:
             pull=report.pull.outcome.value,
             last_seq=report.pull.last_bundle_seq_seen,
             pending=pending,
+            **extra,
         )
-        return pending == 0
+
+    # ------------------------------------------------------------------ background sync
+
+    def on_event(self, event: SyncEvent) -> None:
+        """The SDK's background thread reports; recorded like the foreground's syncs."""
+        if event.kind is EventKind.SYNCED and event.report is not None:
+            with self.order:  # no write commits between this count and its record
+                try:
+                    pending = self.client.pending_row_count()
+                except SyncError:
+                    return
+                self.log_synced(event.report, pending, background=True)
+        elif event.kind in (EventKind.ERROR, EventKind.OFFLINE, EventKind.CHANGE_REJECTED):
+            error = event.error
+            self.merges = []  # not known to be committed: the checker allows either
+            name = type(error).__name__ if error is not None else "rejected"
+            self.log("sync_error", error=name, message=str(error)[:300], background=True)
+            if isinstance(error, (AttachRequiredError, ReconnectRequiredError)):
+                self.reattach.set()
+
+    def start_background(self) -> None:
+        self.client.start(watch=True, on_event=self.on_event, poll_interval=2.0)
+        self.log("background_start")
+
+    def stop_background(self) -> None:
+        if self.client.background is not None:
+            self.client.stop()
+            self.log("background_stop")
+
+    def go_offline(self, offline: bool) -> None:
+        background = self.client.background
+        if background is None:
+            return
+        if offline:
+            background.pause_uploads()
+            background.pause_downloads()
+        else:
+            background.resume_uploads()
+            background.resume_downloads()
 
     def attach(self) -> None:
         while True:
@@ -309,6 +367,7 @@ class Device:
             time.sleep(min(result.retry_after or 0.3, 2.0))
 
     def detach_and_attach(self) -> None:
+        self.stop_background()
         self.log("detach_start")
         try:
             result = self.client.sync_then_detach()
@@ -319,12 +378,20 @@ class Device:
         if result.detached:
             self.attach()
 
+    def restart_background(self) -> None:
+        """After an attach or detach: the background loop runs again (a fresh one)."""
+        if self.background:
+            self.stop_background()
+            self.start_background()
+
     # ------------------------------------------------------------------ the workload
 
     def run(self) -> None:
-        self.log("start", pid=os.getpid())
+        self.log("start", pid=os.getpid(), background=self.background)
         self.client.open()
         self.attach()
+        if self.background:
+            self.start_background()
         operations = [
             (self.insert_user, 3),
             (self.insert_post, 6),
@@ -335,19 +402,32 @@ class Device:
             (self.edit_shared, 4),
         ]
         functions, weights = zip(*operations, strict=True)
-        offline_until = 0.0
+        offline_until, offline = 0.0, False
         while not self.stopping():
             self.rng.choices(functions, weights)[0]()
             roll = self.rng.random()
             now = time.monotonic()
-            if roll < 0.02:
-                offline_until = now + self.rng.uniform(2.0, 10.0)
+            if offline and now >= offline_until:
+                offline = False
+                self.go_offline(False)
+            if self.reattach.is_set():
+                self.reattach.clear()
+                self.stop_background()
+                self.attach()
+                self.restart_background()
+            if roll < 0.02 and not offline:
+                offline_until, offline = now + self.rng.uniform(2.0, 10.0), True
+                self.go_offline(True)
                 self.log("offline", seconds=round(offline_until - now, 2))
-            elif roll < 0.025 and now >= offline_until:
+            elif roll < 0.025 and not offline:
                 self.detach_and_attach()
-            elif roll < 0.3 and now >= offline_until:
+                self.restart_background()
+            elif roll < 0.3 and self.background:
+                time.sleep(self.rng.uniform(0.0, 0.3))  # the app idles; its loop syncs
+            elif roll < 0.3 and not offline:
                 self.sync()
             time.sleep(self.rng.uniform(0.0, 0.05))
+        self.stop_background()  # the drain below is the foreground's, the same for every device
         self.quiesce()
 
     def quiesce(self) -> None:
@@ -378,6 +458,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--incarnation", type=int, default=0)
     parser.add_argument("--shared-rows", type=int, default=3)
     parser.add_argument("--max-blob", type=int, default=20000)
+    parser.add_argument(
+        "--background-share", type=float, default=0.5, help="incarnations on background sync"
+    )
     Device(parser.parse_args(argv)).run()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +24,13 @@ class HistoryWriter:
     def __init__(self, path: Path, **fields: Any) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._fields = fields
+        self._lock = threading.Lock()  # the SDK's background thread logs too
 
     def log(self, ev: str, **data: Any) -> None:
-        event = {"ev": ev, "t": round(time.time(), 3), **self._fields, **data}
-        os.write(self._fd, (json.dumps(event, sort_keys=True) + "\n").encode())
-        os.fsync(self._fd)
+        with self._lock:
+            event = {"ev": ev, "t": round(time.time(), 3), **self._fields, **data}
+            os.write(self._fd, (json.dumps(event, sort_keys=True) + "\n").encode())
+            os.fsync(self._fd)
 
     def close(self) -> None:
         os.close(self._fd)

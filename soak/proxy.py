@@ -2,8 +2,9 @@
 
 One request per connection: the proxy reads the request head and its ``Content-Length`` body,
 sends it upstream with ``Connection: close`` (so the upstream's end of the response is the end
-of the connection) to the next live server, and relays the answer. Per request, with the
-configured probabilities, it instead:
+of the connection) to the next live server, and relays the answer as it comes (a
+``/sync/watch`` stream stays open through it). Per request, with the configured
+probabilities, it instead:
 
 - ``drop_request``: closes the client connection without forwarding;
 - ``drop_response``: forwards, reads the whole answer (the server processed it), closes;
@@ -23,7 +24,8 @@ from dataclasses import dataclass, field
 
 PROXY_FAULTS = ("drop_request", "drop_response", "delay", "cut_body", "duplicate")
 _MAX_HEAD = 64 * 1024
-_UPSTREAM_TIMEOUT = 60.0
+_UPSTREAM_TIMEOUT = 60.0  # of one read from upstream (the watch stream sends heartbeats)
+_READ_SIZE = 64 * 1024
 
 
 @dataclass
@@ -45,6 +47,7 @@ class FaultProxy:
         self._next = 0
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self.port = 0
 
@@ -58,6 +61,9 @@ class FaultProxy:
         async def close() -> None:
             if self._server is not None:
                 self._server.close()
+            for task in list(self._handlers):  # open watch streams never end by themselves
+                task.cancel()
+            await asyncio.gather(*self._handlers, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -96,7 +102,10 @@ class FaultProxy:
                 error = exc
         raise error or OSError("no backend")
 
-    async def _exchange(self, request: bytes, path: bytes) -> bytes:
+    async def _exchange(
+        self, request: bytes, path: bytes, relay: asyncio.StreamWriter | None
+    ) -> None:
+        """Send ``request`` upstream; its answer goes to ``relay`` as it comes (None: dropped)."""
         port, reader, writer = await self._connect()
         commit = path.endswith(b"/commit")
         if commit:
@@ -104,18 +113,27 @@ class FaultProxy:
         try:
             writer.write(request)
             await writer.drain()
-            return await asyncio.wait_for(reader.read(), _UPSTREAM_TIMEOUT)
+            while chunk := await asyncio.wait_for(reader.read(_READ_SIZE), _UPSTREAM_TIMEOUT):
+                if relay is not None:
+                    relay.write(chunk)
+                    await relay.drain()
         finally:
             if commit:
                 self.in_flight_commits[port] -= 1
             writer.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
         try:
             await self._serve_one(reader, writer)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
             pass
+        except asyncio.CancelledError:  # the proxy stops
+            pass
         finally:
+            self._handlers.discard(task)
             writer.close()
 
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -139,6 +157,8 @@ class FaultProxy:
         fault = self._choose_fault()
         if fault == "cut_body" and not body:
             fault = None
+        if fault in ("drop_response", "duplicate") and path.endswith(b"/watch"):
+            fault = "drop_request"  # a stream has no end to wait for before dropping it
         if fault:
             self.counts[fault] += 1
         if fault == "drop_request":
@@ -152,9 +172,5 @@ class FaultProxy:
             upstream.close()
             return
         if fault == "duplicate":
-            await self._exchange(request, path)
-        response = await self._exchange(request, path)
-        if fault == "drop_response":
-            return
-        writer.write(response)
-        await writer.drain()
+            await self._exchange(request, path, None)
+        await self._exchange(request, path, None if fault == "drop_response" else writer)
