@@ -94,7 +94,8 @@ class Cluster:
         self.pg.start()
         self.database_url = self.pg.create_database(self.DATABASE, exist_ok=True)
         for _ in range(self.server_count):
-            self.servers.append(self._start(ServerProcess(self.database_url, env=self.env)))
+            server = ServerProcess(self.database_url, env=self.env, ready_timeout=180.0)
+            self.servers.append(self._start(server))
         run_async(self._execute(AUDIT_DDL))  # sync.* exists once a server has started
         return self
 

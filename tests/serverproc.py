@@ -27,6 +27,8 @@ class ServerProcess:
     env: dict[str, str] = field(default_factory=dict)
     # `serve --workers`: one process unless a test is about workers (its pid is the server's)
     workers: int = 1
+    # seconds to wait for the first answer (the soak starts servers on a loaded machine)
+    ready_timeout: float = 30.0
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -62,7 +64,8 @@ class ServerProcess:
         self._wait_ready()
         return self
 
-    def _wait_ready(self, timeout: float = 30.0) -> None:
+    def _wait_ready(self) -> None:
+        timeout = self.ready_timeout
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None
