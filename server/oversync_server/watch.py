@@ -281,12 +281,23 @@ class BundleChangeListener:
 
     async def _run(self) -> None:
         delay = RECONNECT_INITIAL_SECONDS
+        failures = 0
         while True:
             try:
                 await self._listen_once()
-                delay = RECONNECT_INITIAL_SECONDS  # it was connected: start over quickly
-            except Exception:  # a background loop must survive anything and keep retrying
-                log.warning("bundle change listener lost its connection", exc_info=True)
+                delay, failures = RECONNECT_INITIAL_SECONDS, 0  # it was connected: start over
+            except Exception as exc:  # a background loop must survive anything and keep retrying
+                failures += 1
+                # the first failure with its traceback; while the database stays away, one line
+                log.warning(
+                    "bundle change listener lost its connection (attempt %d, retrying in %.1fs):"
+                    " %s: %s",
+                    failures,
+                    delay,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=failures == 1,
+                )
             self._listening.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
