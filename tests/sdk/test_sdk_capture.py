@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sdk_helpers import app_connection, business_config, new_id
+from sdk_helpers import app_connection, business_config, fold, new_id
 
 from oversqlite import Client
 from oversqlite._outbox import Outbox, freeze
@@ -22,6 +22,7 @@ def db(db_path: Path) -> sqlite3.Connection:
 
 
 def dirty(db: sqlite3.Connection) -> list[tuple[str, str, int]]:
+    fold(db)
     return db.execute(
         "SELECT table_name, pk, base_row_version FROM _sync_dirty_rows ORDER BY dirty_ordinal"
     ).fetchall()
@@ -30,6 +31,7 @@ def dirty(db: sqlite3.Connection) -> list[tuple[str, str, int]]:
 def mark_synced(
     db: sqlite3.Connection, table: str, pk: str, version: int, deleted: bool = False
 ) -> None:
+    fold(db)
     db.execute(
         "INSERT OR REPLACE INTO _sync_row_state VALUES (?, ?, ?, ?)",
         (table, pk, version, int(deleted)),
