@@ -46,24 +46,29 @@ _DROP_UNKNOWN: Final = (
     f"FROM _sync_capture_log AS l WHERE l.intent = 1 AND NOT {_known('l')})"
 )
 
-# Per logged key: its first write, and its first write after its last delete intent.
-_KEYS: Final = (
+# Per logged key, the log position its dirty row is ordered by (NULL: no dirty row): its first
+# write; for a key the server never had, its first write after its last delete intent.
+_STARTS: Final = (
     "WITH events AS (SELECT table_name, pk, seq, "
     "MAX(CASE WHEN intent = 1 THEN seq END) OVER (PARTITION BY table_name, pk) AS last_delete "
     "FROM _sync_capture_log), "
     "keys AS (SELECT table_name, pk, MIN(seq) AS first_seq, MAX(last_delete) AS last_delete, "
     "MIN(CASE WHEN seq > last_delete THEN seq END) AS after_delete "
     "FROM events GROUP BY table_name, pk), "
-    "starts AS (SELECT table_name, pk, CASE WHEN last_delete IS NULL OR "
+    "starts AS MATERIALIZED (SELECT table_name, pk, CASE WHEN last_delete IS NULL OR "
     f"{_known('k')} THEN first_seq ELSE after_delete END AS start FROM keys AS k) "
 )
-
-_ADD_TOUCHED: Final = (
-    _KEYS + "INSERT INTO _sync_dirty_rows (table_name, pk, base_row_version, dirty_ordinal) "
+# The same when the log holds no delete intent (inserts and updates: one sort, not two).
+_STARTS_TOUCHED: Final = (
+    "WITH starts AS (SELECT table_name, pk, MIN(seq) AS start FROM _sync_capture_log "
+    "GROUP BY table_name, pk) "
+)
+# New dirty rows are numbered after the existing ones by log position (gaps do not matter).
+_ADD: Final = (
+    "INSERT INTO _sync_dirty_rows (table_name, pk, base_row_version, dirty_ordinal) "
     "SELECT table_name, pk, COALESCE((SELECT row_version FROM _sync_row_state AS s "
-    "WHERE s.table_name = t.table_name AND s.pk = t.pk), 0), "
-    "? + ROW_NUMBER() OVER (ORDER BY start) FROM starts AS t WHERE start IS NOT NULL "
-    "ON CONFLICT (table_name, pk) DO NOTHING"
+    "WHERE s.table_name = t.table_name AND s.pk = t.pk), 0), ? + start "
+    "FROM starts AS t WHERE start IS NOT NULL ON CONFLICT (table_name, pk) DO NOTHING"
 )
 
 PENDING_SQL: Final = (
@@ -87,7 +92,10 @@ def fold_capture_log(conn: sqlite3.Connection) -> int:
     """
     if conn.execute("SELECT 1 FROM _sync_capture_log LIMIT 1").fetchone() is None:
         return 0
-    conn.execute(_DROP_UNKNOWN)
-    start = conn.execute("SELECT COALESCE(MAX(dirty_ordinal), 0) FROM _sync_dirty_rows")
-    conn.execute(_ADD_TOUCHED, (start.fetchone()[0],))
+    starts = _STARTS_TOUCHED
+    if conn.execute("SELECT 1 FROM _sync_capture_log WHERE intent = 1 LIMIT 1").fetchone():
+        conn.execute(_DROP_UNKNOWN)
+        starts = _STARTS
+    last = conn.execute("SELECT COALESCE(MAX(dirty_ordinal), 0) FROM _sync_dirty_rows")
+    conn.execute(starts + _ADD, (last.fetchone()[0],))
     return conn.execute("DELETE FROM _sync_capture_log").rowcount
