@@ -11,7 +11,8 @@ The fold gives exactly what per-write coalescing gave. The SDK's transactions ar
 writers of ``_sync_row_state`` and ``_sync_outbox_rows``, and each folds before it writes, so
 those tables are unchanged since every logged write: row versions and the "known" test of a
 delete intent (the server has the key live, or the frozen bundle holds it) read now are what
-they were then. Per logged key:
+they were then (the SDK's own writes to managed tables run with capture muted, so no log row
+appears inside its transactions). Per logged key:
 
 * a known key, or one without a delete intent: a dirty row is added unless one exists, with
   the key's row version at first touch (0: none) and ordered by its first logged write;
