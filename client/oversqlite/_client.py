@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Self
 import httpx
 
 from oversqlite import _lifecycle, _marks, _migrate, _outbox, _pull, _push, _rejected
+from oversqlite._capture import fold_capture_log
 from oversqlite._config import ClientConfig
 from oversqlite._context import Context
 from oversqlite._control import CancelToken, Control, ProgressCallback
@@ -73,6 +74,7 @@ from oversqlite._schema import TableInfo, check_foreign_keys, load_tables, table
 from oversqlite._store import (
     STATE_TABLES,
     atomic,
+    begin_immediate,
     connect,
     install,
     pending_row_count,
@@ -231,6 +233,7 @@ class Client:
         conn.execute("BEGIN IMMEDIATE")
         try:
             install(conn)
+            fold_capture_log(conn)  # writes logged while no client was open
             state = read_state(conn)
             schema = self._config.schema
             if state.schema_name and state.schema_name != schema:
@@ -245,7 +248,7 @@ class Client:
             if migrations:  # each runs in a transaction of its own
                 conn.execute("COMMIT")
                 _migrate.run_migrations(conn, self._config, migrations)
-                conn.execute("BEGIN IMMEDIATE")
+                begin_immediate(conn)
             tables = self._register(conn)
             conn.execute("COMMIT")
         except BaseException:

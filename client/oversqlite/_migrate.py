@@ -20,6 +20,7 @@ import logging
 import sqlite3
 
 from oversqlite import _lifecycle, _marks, _outbox, _push
+from oversqlite._capture import fold_capture_log
 from oversqlite._config import BASE_SCHEMA_VERSION, ClientConfig, Migration
 from oversqlite._context import Context
 from oversqlite._errors import ConfigError, MigrationError
@@ -98,6 +99,7 @@ def _apply_one(conn: sqlite3.Connection, config: ClientConfig, migration: Migrat
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
+            fold_capture_log(conn)  # the logged writes are judged by the state before it
             before = _violations(conn)
             drop_all(conn)  # capture suspended: the migration's own writes are not pushed
             _run(conn, migration)

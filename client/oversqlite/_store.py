@@ -6,6 +6,8 @@ Local state (all created idempotently by ``install``):
                           (``rebuild_required``, ``operation``) and ``apply_mode``
 ``_sync_row_state``       the last authoritative version (and tombstone flag) of every key
 ``_sync_dirty_rows``      pending local intent: one row per key, payload read at freeze time
+``_sync_capture_log``     app writes the capture triggers logged since the last fold into the
+                          dirty rows (``oversqlite._capture``; every SDK write transaction folds)
 ``_sync_outbox``          header of the one frozen bundle being pushed (no row: nothing frozen)
 ``_sync_outbox_rows``     the frozen rows, in upload order, with their wire payloads
 ``_sync_snapshot``        header of a staged snapshot download
@@ -35,6 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
+from oversqlite._capture import PENDING_SQL, fold_capture_log
 from oversqlite._errors import ConfigError
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "SyncState",
     "apply_transaction",
     "atomic",
+    "begin_immediate",
     "connect",
     "install",
     "pending_row_count",
@@ -86,8 +90,15 @@ _DDL: Final = (
         dirty_ordinal INTEGER NOT NULL,
         PRIMARY KEY (table_name, pk)
     ) WITHOUT ROWID""",
-    # MAX(dirty_ordinal) runs in every capture trigger: keep it an index lookup.
+    # New dirty rows are numbered from MAX(dirty_ordinal): keep it an index lookup.
     "CREATE INDEX IF NOT EXISTS _sync_dirty_rows_ordinal ON _sync_dirty_rows (dirty_ordinal)",
+    # Appended to by the capture triggers (one row per key written), emptied by every fold.
+    """CREATE TABLE IF NOT EXISTS _sync_capture_log (
+        seq INTEGER PRIMARY KEY,
+        table_name TEXT NOT NULL,
+        pk TEXT NOT NULL,
+        intent INTEGER NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS _sync_outbox (
         singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
         state TEXT NOT NULL CHECK (state IN ('prepared', 'committed')),
@@ -168,6 +179,7 @@ STATE_TABLES: Final = (
     "_sync_state",
     "_sync_row_state",
     "_sync_dirty_rows",
+    "_sync_capture_log",
     "_sync_outbox",
     "_sync_outbox_rows",
     "_sync_snapshot",
@@ -209,9 +221,23 @@ def connect(
     return conn
 
 
+def begin_immediate(conn: sqlite3.Connection) -> None:
+    """Start a write transaction and fold the capture log first (every SDK write does).
+
+    Folding before anything else keeps the row state and the outbox exactly as they were
+    when the app made the logged writes (``oversqlite._capture``).
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        fold_capture_log(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 @contextmanager
 def atomic(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction (``BEGIN IMMEDIATE``), or a savepoint when already inside one.
+    """One write transaction (:func:`begin_immediate`), or a savepoint when already inside one.
 
     Rollback edges: an exception in the body rolls everything back; a failing COMMIT (deferred
     foreign keys are checked there) leaves SQLite's transaction open, so it is rolled back too.
@@ -227,7 +253,7 @@ def atomic(conn: sqlite3.Connection) -> Iterator[None]:
             raise
         conn.execute(f"RELEASE {name}")
         return
-    conn.execute("BEGIN IMMEDIATE")
+    begin_immediate(conn)
     try:
         yield
         conn.execute("COMMIT")
@@ -323,8 +349,9 @@ def update_state(conn: sqlite3.Connection, **values: Any) -> None:
 
 
 def pending_row_count(conn: sqlite3.Connection) -> int:
-    """Rows waiting to be pushed: dirty rows plus frozen outbox rows."""
-    row = conn.execute(
-        "SELECT (SELECT COUNT(*) FROM _sync_dirty_rows) + (SELECT COUNT(*) FROM _sync_outbox_rows)"
-    ).fetchone()
-    return int(row[0])
+    """Rows waiting to be pushed: dirty rows (as folded) plus frozen outbox rows.
+
+    A read only (status reads use a read-only connection): unfolded app writes count as the
+    fold will leave them.
+    """
+    return int(conn.execute(PENDING_SQL).fetchone()[0])

@@ -1,12 +1,15 @@
 """Capture and guard triggers on the managed tables.
 
-Capture (AFTER, muted while ``apply_mode = 1``) records only *which* keys changed: one
-``_sync_dirty_rows`` row per key, keeping the first base version and first-touch order. The
-payload is read from the live row when the push freezes, so it is always the latest state and
-uses one encoder. Coalescing falls out of that:
+Capture (AFTER, muted while ``apply_mode = 1``) records only *which* keys changed, as cheaply
+as it can: one append to ``_sync_capture_log`` per key written (a touch, or a delete intent for
+a deleted key or the old key of a key change), with no lookups. Every SDK write transaction
+first folds the log into ``_sync_dirty_rows`` (``oversqlite._capture``): one row per key,
+keeping the base version at first touch and the first-touch order. The payload is read from
+the live row when the push freezes, so it is always the latest state and uses one encoder.
+Coalescing falls out of that:
 
 * insert then updates: one row; pushed as INSERT (no live row state);
-* insert then delete of a key the server never had: the dirty row is dropped at once;
+* insert then delete of a key the server never had (nor frozen in the outbox): no dirty row;
 * delete then re-insert of a synced key: one row; pushed as UPDATE;
 * a key change: a delete intent for the old key and a touch of the new one.
 
@@ -87,30 +90,11 @@ def _guard() -> str:
     )
 
 
-def _touch(table: TableInfo, key: str, condition: str = "true") -> str:
-    name = quote_literal(table.name)
-    return (
-        "INSERT INTO _sync_dirty_rows (table_name, pk, base_row_version, dirty_ordinal) "
-        f"SELECT {name}, {key}, COALESCE((SELECT row_version FROM _sync_row_state "
-        f"WHERE table_name = {name} AND pk = {key}), 0), "
-        "COALESCE((SELECT MAX(dirty_ordinal) FROM _sync_dirty_rows), 0) + 1 "
-        f"WHERE {condition} ON CONFLICT (table_name, pk) DO NOTHING;"
-    )
-
-
-def _delete_intent(table: TableInfo, key: str, extra: str = "") -> list[str]:
-    """A delete of ``key``: nothing to push if the server never had it (and it is not frozen)."""
-    name = quote_literal(table.name)
-    known = (
-        f"(EXISTS (SELECT 1 FROM _sync_row_state WHERE table_name = {name} AND pk = {key} "
-        f"AND deleted = 0) OR EXISTS (SELECT 1 FROM _sync_outbox_rows "
-        f"WHERE table_name = {name} AND pk = {key}))"
-    )
-    return [
-        f"DELETE FROM _sync_dirty_rows WHERE table_name = {name} AND pk = {key} "
-        f"AND NOT {known}{extra};",
-        _touch(table, key, f"{known}{extra}"),
-    ]
+def _log(table: TableInfo, key: str, intent: int, condition: str = "") -> str:
+    """Append one capture log row (``intent`` 0: touched; 1: delete intent)."""
+    values = f"{quote_literal(table.name)}, {key}, {intent}"
+    source = f"SELECT {values} WHERE {condition}" if condition else f"VALUES ({values})"
+    return f"INSERT INTO _sync_capture_log (table_name, pk, intent) {source};"
 
 
 def _baseline(table: TableInfo, key: str, columns: tuple[ColumnInfo, ...] | None) -> str:
@@ -133,7 +117,7 @@ def trigger_sql(table: TableInfo, baseline: tuple[ColumnInfo, ...] = ()) -> dict
     """The six triggers of ``table``, by name (``baseline``: columns awaiting re-hydration)."""
     target = table.sql_name
     new_key, old_key = table.key_sql("NEW"), table.key_sql("OLD")
-    key_changed = f" AND OLD.{quote_ident(table.key.name)} IS NOT NEW.{quote_ident(table.key.name)}"
+    key_changed = f"OLD.{quote_ident(table.key.name)} IS NOT NEW.{quote_ident(table.key.name)}"
     inserted: list[str] = []
     updated: list[str] = []
     deleted: list[str] = []
@@ -159,14 +143,14 @@ def trigger_sql(table: TableInfo, baseline: tuple[ColumnInfo, ...] = ()) -> dict
             create("bi", "BEFORE INSERT", "", [_guard(), *checks]),
             create("bu", "BEFORE UPDATE", "", [_guard(), *checks]),
             create("bd", "BEFORE DELETE", "", [_guard()]),
-            create("ai", "AFTER INSERT", _APPLY_OFF, [*inserted, _touch(table, new_key)]),
+            create("ai", "AFTER INSERT", _APPLY_OFF, [*inserted, _log(table, new_key, 0)]),
             create(
                 "au",
                 "AFTER UPDATE",
                 _APPLY_OFF,
-                [*updated, *_delete_intent(table, old_key, key_changed), _touch(table, new_key)],
+                [*updated, _log(table, old_key, 1, key_changed), _log(table, new_key, 0)],
             ),
-            create("ad", "AFTER DELETE", _APPLY_OFF, [*deleted, *_delete_intent(table, old_key)]),
+            create("ad", "AFTER DELETE", _APPLY_OFF, [*deleted, _log(table, old_key, 1)]),
         )
     )
 

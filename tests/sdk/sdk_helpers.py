@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 
 from oversqlite import Client, ClientConfig, KeyKind, RetryPolicy, SyncTable
+from oversqlite._capture import fold_capture_log
+from oversqlite._store import begin_immediate
 
 # protocol.md §15.5: same column names as business.*; uuid keys as TEXT except files and
 # file_reviews (16-byte BLOB uuids); timestamps as TEXT; bytea as BLOB.
@@ -71,6 +73,16 @@ def app_connection(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, timeout=30)
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+def fold(conn: sqlite3.Connection) -> None:
+    """Fold the capture log into ``_sync_dirty_rows``, as the SDK's next write transaction does
+    (tests that read or rewrite the state tables directly call it first)."""
+    if conn.in_transaction:
+        fold_capture_log(conn)
+        return
+    begin_immediate(conn)
+    conn.execute("COMMIT")
 
 
 class Crash(BaseException):
@@ -254,6 +266,7 @@ class Device:
         return None if row is None else row[0]
 
     def dirty(self) -> list[tuple[Any, ...]]:
+        fold(self.db)
         return self.db.execute(
             "SELECT table_name, pk, base_row_version FROM _sync_dirty_rows ORDER BY dirty_ordinal"
         ).fetchall()

@@ -7,12 +7,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sdk_helpers import app_connection, business_config, new_id
+from sdk_helpers import app_connection, business_config, fold, new_id
 
 from oversqlite import Client
 from oversqlite._outbox import Outbox, freeze
 from oversqlite._schema import load_tables
-from oversqlite._store import apply_transaction
+from oversqlite._store import apply_transaction, atomic
 
 
 @pytest.fixture
@@ -22,6 +22,7 @@ def db(db_path: Path) -> sqlite3.Connection:
 
 
 def dirty(db: sqlite3.Connection) -> list[tuple[str, str, int]]:
+    fold(db)
     return db.execute(
         "SELECT table_name, pk, base_row_version FROM _sync_dirty_rows ORDER BY dirty_ordinal"
     ).fetchall()
@@ -30,6 +31,7 @@ def dirty(db: sqlite3.Connection) -> list[tuple[str, str, int]]:
 def mark_synced(
     db: sqlite3.Connection, table: str, pk: str, version: int, deleted: bool = False
 ) -> None:
+    fold(db)
     db.execute(
         "INSERT OR REPLACE INTO _sync_row_state VALUES (?, ?, ?, ?)",
         (table, pk, version, int(deleted)),
@@ -197,3 +199,113 @@ def test_existing_rows_with_unsendable_keys_fail_the_open(tmp_path: Path) -> Non
     conn.execute("INSERT INTO files (id, name, data) VALUES (x'0102', 'f', x'01')")
     with pytest.raises(ConfigError, match="cannot be synced"):
         Client(path, business_config(), base_url="http://x", token="t").open()
+
+
+class CoalescingModel:
+    """Per-write coalescing as the capture contract states it (``oversqlite._triggers``)."""
+
+    def __init__(self) -> None:
+        self.dirty: dict[str, tuple[int, int]] = {}  # pk -> (base_row_version, dirty_ordinal)
+        self.row_state: dict[str, tuple[int, bool]] = {}
+        self.outbox: set[str] = set()
+
+    def touch(self, pk: str) -> None:
+        if pk not in self.dirty:
+            ordinal = max((o for _, o in self.dirty.values()), default=0) + 1
+            self.dirty[pk] = (self.row_state.get(pk, (0, False))[0], ordinal)
+
+    def delete_intent(self, pk: str) -> None:
+        state = self.row_state.get(pk)
+        if (state is not None and not state[1]) or pk in self.outbox:
+            self.touch(pk)
+        else:
+            self.dirty.pop(pk, None)
+
+    def expected(self) -> list[tuple[str, str, int]]:
+        ordered = sorted(self.dirty.items(), key=lambda item: item[1][1])
+        return [("users", pk, base) for pk, (base, _) in ordered]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_folded_log_matches_per_write_coalescing(db_path: Path, seed: int) -> None:
+    """Random app writes, SDK transactions that change row state and the outbox in between,
+    and status reads at every step: the fold and the read-only count agree with the model."""
+    import random
+
+    client = Client(db_path, business_config(), base_url="http://x", token="t").open()
+    db = app_connection(db_path)
+    rnd = random.Random(seed)
+    keys = [new_id() for _ in range(8)]
+    live: set[str] = set()
+    model = CoalescingModel()
+    for step in range(400):
+        action = rnd.random()
+        pk = rnd.choice(keys)
+        if action < 0.55:  # an app write
+            if pk not in live:
+                db.execute("INSERT INTO users (id, name, email) VALUES (?, 'n', 'e')", (pk,))
+                live.add(pk)
+                model.touch(pk)
+            elif action < 0.25:
+                db.execute("DELETE FROM users WHERE id = ?", (pk,))
+                live.discard(pk)
+                model.delete_intent(pk)
+            elif action < 0.35 and (free := [k for k in keys if k not in live]):
+                new = rnd.choice(free)
+                db.execute("UPDATE users SET id = ? WHERE id = ?", (new, pk))
+                live.discard(pk)
+                live.add(new)
+                model.delete_intent(pk)
+                model.touch(new)
+            else:
+                db.execute("UPDATE users SET name = ? WHERE id = ?", (f"n{step}", pk))
+                model.touch(pk)
+        else:  # an SDK transaction: it folds, then changes what a later delete is judged by
+            with atomic(db):
+                if action < 0.75:
+                    deleted = rnd.random() < 0.3
+                    db.execute(
+                        "INSERT OR REPLACE INTO _sync_row_state VALUES ('users', ?, ?, ?)",
+                        (pk, step, int(deleted)),
+                    )
+                    model.row_state[pk] = (step, deleted)
+                elif action < 0.85:
+                    db.execute(
+                        "INSERT OR IGNORE INTO _sync_outbox_rows (table_name, pk, op, "
+                        "base_row_version) VALUES ('users', ?, 'UPDATE', 0)",
+                        (pk,),
+                    )
+                    model.outbox.add(pk)
+                elif action < 0.95:
+                    db.execute("DELETE FROM _sync_outbox_rows WHERE pk = ?", (pk,))
+                    model.outbox.discard(pk)
+                else:
+                    db.execute("DELETE FROM _sync_row_state WHERE pk = ?", (pk,))
+                    model.row_state.pop(pk, None)
+        assert client.pending_row_count() == len(model.dirty) + len(model.outbox), step
+        if rnd.random() < 0.1:
+            assert dirty(db) == model.expected(), step
+    assert dirty(db) == model.expected()
+    assert db.execute("SELECT COUNT(*) FROM _sync_capture_log").fetchone() == (0,)
+    client.close()
+
+
+def test_a_database_of_the_previous_sdk_keeps_its_pending_rows(db_path: Path) -> None:
+    """The previous SDK wrote dirty rows from its triggers and had no capture log."""
+    Client(db_path, business_config(), base_url="http://x", token="t").open().close()
+    db = app_connection(db_path)
+    old = new_id()
+    db.execute("INSERT INTO users (id, name, email) VALUES (?, 'a', 'a@x')", (old,))
+    fold(db)
+    for (name,) in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '_sync_a%'"
+    ).fetchall():
+        db.execute(f'DROP TRIGGER "{name}"')
+    db.execute("DROP TABLE _sync_capture_log")
+    assert db.execute("SELECT pk FROM _sync_dirty_rows").fetchall() == [(old,)]
+    with Client(db_path, business_config(), base_url="http://x", token="t") as client:
+        assert client.pending_row_count() == 1
+        new = new_id()
+        db.execute("INSERT INTO users (id, name, email) VALUES (?, 'b', 'b@x')", (new,))
+        assert client.pending_row_count() == 2
+    assert dirty(db) == [("users", old, 0), ("users", new, 0)]

@@ -10,7 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sdk_helpers import app_connection, business_config, new_id
+from sdk_helpers import app_connection, business_config, fold, new_id
 
 from oversqlite import (
     Client,
@@ -30,6 +30,7 @@ def open_client(path: Path, config: ClientConfig) -> Client:
 
 
 def dirty(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    fold(conn)
     return conn.execute(
         "SELECT table_name, pk FROM _sync_dirty_rows ORDER BY dirty_ordinal"
     ).fetchall()
@@ -69,6 +70,7 @@ def test_migrations_run_once_in_order_with_capture_suspended(db_path: Path) -> N
     open_client(db_path, business_config()).close()
     app = app_connection(db_path)
     uid = add_user(app)
+    fold(app)
     app.execute("DELETE FROM _sync_dirty_rows")  # as if synced
     seen: list[int] = []
 

@@ -6,7 +6,7 @@ import sqlite3
 import uuid
 from pathlib import Path
 
-from sdk_helpers import app_connection, business_config, new_id
+from sdk_helpers import app_connection, business_config, fold, new_id
 
 from oversqlite import Client
 from oversqlite._outbox import freeze, load, unfreeze
@@ -29,6 +29,7 @@ def test_upserts_go_parents_first_and_deletes_children_first(db_path: Path) -> N
         "INSERT INTO posts (id, title, content, author_id) VALUES (?, 't', 'c', ?)",
         (gone_post, gone_user),
     )
+    fold(db)  # as if synced: the SDK folds before it writes row state
     for table, pk in (("users", gone_user), ("posts", gone_post)):
         db.execute("INSERT INTO _sync_row_state VALUES (?, ?, 1, 0)", (table, pk))
     db.execute("DELETE FROM _sync_dirty_rows")
@@ -71,6 +72,7 @@ def test_the_frozen_bundle_survives_and_is_reused(db_path: Path) -> None:
     db.execute("INSERT INTO users (id, name, email) VALUES (?, 'b', 'b')", (new_id(),))
     again = freeze(db, tables, "src", 2)  # an outbox exists: it is returned unchanged
     assert again == first == load(db)
+    fold(db)
     assert len(db.execute("SELECT * FROM _sync_dirty_rows").fetchall()) == 1
 
 

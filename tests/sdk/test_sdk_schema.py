@@ -169,7 +169,8 @@ def test_dropping_a_table_from_the_config_drops_its_triggers(db_path: Path) -> N
         assert tables == {"files", "file_reviews"}
         conn.execute("INSERT INTO users (id, name, email) VALUES ('u', 'n', 'e')")
         conn.commit()
-        assert conn.execute("SELECT COUNT(*) FROM _sync_dirty_rows").fetchone()[0] == 0
+        for state_table in ("_sync_capture_log", "_sync_dirty_rows"):
+            assert conn.execute(f"SELECT COUNT(*) FROM {state_table}").fetchone()[0] == 0
 
 
 def test_a_table_with_pending_rows_cannot_leave_the_config(db_path: Path) -> None:
