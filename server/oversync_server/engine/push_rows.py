@@ -26,6 +26,7 @@ from oversync_server.engine.values import (
     exact_json,
     key_to_bytes,
     normalize_columns,
+    plain_canonical_json,
 )
 from oversync_wire import CanonicalJSONError
 
@@ -61,7 +62,20 @@ def _table(catalog: Catalog, row: models.PushRequestRow) -> TableInfo:
     return table
 
 
-def _payload(table: TableInfo, op: str, row: models.PushRequestRow, key_text: str) -> str | None:
+def _sendable(table: TableInfo) -> frozenset[str]:
+    """The payload keys that pass the column checks of `_payload` as they are."""
+    return frozenset(
+        c.name for c in table.columns if c.name != SCOPE_COLUMN and _NAME.match(c.name)
+    )
+
+
+def _payload(
+    table: TableInfo,
+    op: str,
+    row: models.PushRequestRow,
+    key_text: str,
+    sendable: frozenset[str],
+) -> str | None:
     name = table.qualified_name
     sent = "payload" in row.model_fields_set  # an explicit `"payload": null` counts as sent
     if op == "DELETE":
@@ -83,6 +97,11 @@ def _payload(table: TableInfo, op: str, row: models.PushRequestRow, key_text: st
             raise chunk_invalid(f"payload key {name}.{key} must match request key")
     else:
         payload[key] = key_text
+    bytea = table.bytea_columns
+    if not bytea and payload.keys() <= sendable:  # the common case: nothing to refuse, convert
+        fast = plain_canonical_json(payload)
+        if fast is not None:
+            return fast
     for column_name in payload:
         if not _NAME.match(column_name.lower()):
             raise chunk_invalid(f'payload for {name} contains invalid column "{column_name}"')
@@ -92,7 +111,7 @@ def _payload(table: TableInfo, op: str, row: models.PushRequestRow, key_text: st
                 f'payload for {name} contains unknown column "{column_name}"'
                 + (" (column names are lowercase)" if column_name != column_name.lower() else "")
             )
-    for column_name in table.bytea_columns & payload.keys():
+    for column_name in bytea & payload.keys():
         value = payload[column_name]
         if value is None:
             continue
@@ -116,8 +135,13 @@ def prepare_rows(catalog: Catalog, rows: list[models.PushRequestRow]) -> list[Pr
     """Validate one chunk's rows in order; 400 `push_chunk_invalid` on the first broken rule."""
     prepared: list[PreparedRow] = []
     seen: set[tuple[int, bytes]] = set()
+    tables: dict[tuple[str | None, str], TableInfo] = {}
+    sendable: dict[int, frozenset[str]] = {}
     for row in rows:
-        table = _table(catalog, row)
+        named = (row.schema_, row.table)
+        table = tables.get(named) or tables.setdefault(named, _table(catalog, row))
+        if table.table_id not in sendable:
+            sendable[table.table_id] = _sendable(table)
         name = table.qualified_name
         op = row.op.strip().upper()
         if op not in OP_CODES:
@@ -141,7 +165,7 @@ def prepare_rows(catalog: Catalog, rows: list[models.PushRequestRow]) -> list[Pr
                 key_bytes=key_bytes,
                 op_code=OP_CODES[op],
                 base_row_version=row.base_row_version,
-                payload_apply=_payload(table, op, row, key_value),
+                payload_apply=_payload(table, op, row, key_value, sendable[table.table_id]),
             )
         )
     return prepared
