@@ -94,9 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             stdout=subprocess.DEVNULL,
         )
         figures: dict[str, float] = {}
-        load = threading.Thread(
-            target=lambda: figures.update(drive(args.seconds, "profiled"))
-        )
+        load = threading.Thread(target=lambda: figures.update(drive(args.seconds, "profiled")))
         load.start()
         load.join()
         record.wait()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
 from oversync_server.engine.catalog import KeyKind, TableInfo
 from oversync_server.engine.values import (

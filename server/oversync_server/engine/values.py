@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from oversync_server.engine.catalog import SCOPE_COLUMN, KeyKind, TableInfo, ValueKind
-from oversync_wire import canonical_json, normalize_payload
+from oversync_wire import canonical_json, normalize_payload, sorted_compact_json
 
 
 class ValueFormatError(ValueError):
@@ -182,11 +182,6 @@ def _mark_big_ints(value: Any, found: list[int]) -> Any:
     return value
 
 
-# The stdlib C encoder, compact with sorted keys and raw non-ASCII: Go-canonical JSON of a
-# `plain_canonical_json` payload once the HTML characters are escaped.
-_encode_sorted = json.JSONEncoder(
-    ensure_ascii=False, check_circular=False, allow_nan=False, sort_keys=True, separators=(",", ":")
-).encode
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -218,7 +213,7 @@ def plain_canonical_json(payload: Any) -> str | None:
         if kind is int and -_MAX_EXACT <= value <= _MAX_EXACT:
             continue
         return None
-    text = _encode_sorted(payload)
+    text = sorted_compact_json(payload)  # Go-canonical once the HTML characters are escaped
     if not text.isascii() and _SURROGATE.search(text):
         return None
     return _html_escaped(text)
