@@ -1,9 +1,11 @@
 """Profile a server under the 1-row-bundle load: py-spy on a real `serve` process.
 
     python -m bench.profile [--devices 10] [--seconds 20] [--workers 1] [--output FILE]
+    python -m bench.profile --rows 5000 [--table users|posts] ...
 
 Starts a throwaway PostgreSQL and one server (bench/serving.py), drives `--devices` concurrent
-devices pushing 1-row bundles (bench/workloads.py, the `concurrency` workload) while
+devices pushing 1-row bundles (bench/workloads.py, the `concurrency` workload), or with `--rows`
+one device pushing bundles of that many rows (the `push` workload), while
 `py-spy record` samples every process of the server, and writes py-spy's flame graph (SVG), or
 with `--format raw` its collapsed stacks, for `flamegraph.pl` or a text summary (`--top N`
 prints the N functions with the most samples, self and total).
@@ -20,7 +22,7 @@ import threading
 from pathlib import Path
 
 from bench.serving import cluster, database, server
-from bench.workloads import Target, concurrency
+from bench.workloads import Figures, Target, concurrency, push
 from oversync_server.localpg import make_tempdir
 
 
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--rows", type=int, default=0, help="push bundles of this many rows")
+    parser.add_argument("--table", choices=("users", "posts"), default="users")
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--format", choices=("flamegraph", "raw"), default="raw")
     parser.add_argument("--output", type=Path, default=Path("bench/results/profile.txt"))
@@ -63,7 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         server(dsn, logs, args=("--workers", str(args.workers))) as served,
     ):
         target = Target("A", "profiled", served, dsn, pg.postmaster_pid)
-        concurrency(target, args.devices, 2.0, "warm")  # warm-up, not sampled
+
+        def drive(seconds: float, tag: str) -> Figures:
+            if args.rows:
+                return push(target, args.table, args.rows, seconds, 1, tag, full=False)
+            return concurrency(target, args.devices, seconds, tag)
+
+        drive(2.0, "warm")  # warm-up, not sampled
         record = subprocess.Popen(
             [
                 spy,
@@ -84,18 +94,21 @@ def main(argv: list[str] | None = None) -> int:
             stdout=subprocess.DEVNULL,
         )
         figures: dict[str, float] = {}
-        load = threading.Thread(
-            target=lambda: figures.update(
-                concurrency(target, args.devices, args.seconds, "profiled")
-            )
-        )
+        load = threading.Thread(target=lambda: figures.update(drive(args.seconds, "profiled")))
         load.start()
         load.join()
         record.wait()
-    print(
-        f"{figures.get('bundles_per_s', 0):.1f} bundles/s,"
-        f" server CPU {figures.get('server_cpu_ms_per_bundle', 0):.2f} ms/bundle"
-    )
+    if args.rows:
+        print(
+            f"{figures.get('rows_per_s', 0):.0f} rows/s,"
+            f" server CPU {figures.get('server_cpu_us_per_row', 0):.1f} µs/row,"
+            f" db CPU {figures.get('db_cpu_us_per_row', 0):.1f} µs/row"
+        )
+    else:
+        print(
+            f"{figures.get('bundles_per_s', 0):.1f} bundles/s,"
+            f" server CPU {figures.get('server_cpu_ms_per_bundle', 0):.2f} ms/bundle"
+        )
     if args.format == "raw" and args.top:
         print(_summary(args.output, args.top))
     print(f"wrote {args.output}")

@@ -181,3 +181,62 @@ async def test_a_large_push_stages_in_the_temporary_table_with_the_same_bundle_s
         bundle_hash([r.to_dict() for r in fetched])[0] == big.bundle_hash
     )  # what a client verifies
     assert await pg_pool.fetchval("SELECT count(*) FROM sync.bundle_capture_stage") == 0
+
+
+async def _push_large_without_deletes(
+    server: ServerProcess,
+) -> tuple[list[str], int, str, list[str]]:
+    """A push of DIRECT_STAGE_MIN_ROWS inserts and an update of an earlier row (no deletes: the
+    apply statements return their rows, `Staging.RETURNED`); the pushed user keys in order, the
+    bundle's seq and hash, and the hash a client computes from the committed rows."""
+    earlier = str(uuid.uuid4())
+    with server.client("alice") as client:
+        attach(client, "dev-a")
+        seeded = push_rows(client, "dev-a", 1, [insert_user("old", user_id=earlier)])
+        new_users = [insert_user(f"n{i}") for i in range(push_commit.DIRECT_STAGE_MIN_ROWS)]
+        update = row("users", "UPDATE", earlier, {"name": "old again"}, base=seeded.bundle_seq)
+        big = push_rows(client, "dev-a", 2, [*new_users, update])
+        fetched = committed_rows(client, "dev-a", big.bundle_seq)
+    keys = [r.to_dict()["key"]["id"] for r in new_users] + [earlier]
+    fetched_hash = bundle_hash([r.to_dict() for r in fetched])[0]
+    return keys, big.bundle_seq, big.bundle_hash, [fetched_hash]
+
+
+async def test_a_large_push_without_deletes_keeps_the_bundle_shape(
+    server: ServerProcess, pg_pool: asyncpg.Pool
+) -> None:
+    keys, seq, digest, (fetched_hash,) = await _push_large_without_deletes(server)
+    stored = await pg_pool.fetch(
+        "SELECT r.op_code, encode(r.key_bytes, 'hex') AS k, r.payload_wire::text AS payload"
+        " FROM sync.bundle_rows r JOIN sync.user_state u USING (user_pk)"
+        " WHERE u.user_id = 'alice' AND r.bundle_seq = $1 ORDER BY r.row_ordinal",
+        seq,
+    )
+    expected = [(1, uuid.UUID(k).hex) for k in keys[:-1]] + [(2, uuid.UUID(keys[-1]).hex)]
+    assert [(r["op_code"], r["k"]) for r in stored] == expected
+    assert '"name":"old again"' in stored[-1]["payload"]
+    assert fetched_hash == digest  # what a client verifies
+    states = await pg_pool.fetchval(
+        "SELECT count(*) FROM sync.row_state s JOIN sync.user_state u USING (user_pk)"
+        " WHERE u.user_id = 'alice' AND s.bundle_seq = $1 AND NOT s.deleted",
+        seq,
+    )
+    assert states == len(keys)
+    assert await pg_pool.fetchval("SELECT count(*) FROM sync.bundle_capture_stage") == 0
+
+
+async def test_a_large_push_without_deletes_captures_host_trigger_effects(
+    server: ServerProcess, pg_pool: asyncpg.Pool
+) -> None:
+    await pg_pool.execute(HOST_TRIGGERS)
+    keys, seq, digest, (fetched_hash,) = await _push_large_without_deletes(server)
+    stored = await pg_pool.fetch(BUNDLE_ROWS, "alice", seq)
+    inserts = len(keys) - 1
+    # the statement's own rows first, the AFTER trigger's posts after them, then the update
+    # (whose after-image the BEFORE trigger changed)
+    assert [(r["table_name"], r["op_code"]) for r in stored] == (
+        [("users", 1)] * inserts + [("posts", 1)] * inserts + [("users", 2)]
+    )
+    assert '"name":"OLD AGAIN"' in stored[-1]["payload"]
+    assert fetched_hash == digest
+    assert await pg_pool.fetchval("SELECT count(*) FROM sync.bundle_capture_stage") == 0

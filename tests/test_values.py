@@ -18,10 +18,12 @@ from oversync_server.engine.values import (
     ValueFormatError,
     bytea_from_wire,
     bytea_to_wire,
+    exact_json,
     key_from_bytes,
     key_to_bytes,
+    plain_canonical_json,
 )
-from oversync_wire import bundle_hash
+from oversync_wire import bundle_hash, canonical_json
 from protocol_helpers import attach, config_file, row
 from push_support import chunk, committed, error, page, staging, upload
 from serverproc import ServerProcess
@@ -33,9 +35,35 @@ def test_uuid_keys_must_be_canonical() -> None:
     key = "550e8400-e29b-41d4-a716-446655440000"
     assert key_to_bytes(KeyKind.UUID, key) == uuid.UUID(key).bytes
     assert key_from_bytes(KeyKind.UUID, uuid.UUID(key).bytes) == key
-    for bad in (key.upper(), key.replace("-", ""), "{" + key + "}", "nope", ""):
+    for bad in (key.upper(), key.replace("-", ""), "{" + key + "}", key + "\n", "nope", ""):
         with pytest.raises(ValueFormatError, match="canonical dashed lowercase UUID"):
             key_to_bytes(KeyKind.UUID, bad)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"b": "x<y>&\u2028\u2029", "a": None, "c": True, "d": 2**53, "e": -(2**53), "é": "ü"},
+        {"z": '\x01\x7f\n\t\b\f"\\/', "emoji": "\U0001f600", "": ""},
+        {"lone": "\ud800"},  # Go writes U+FFFD: the general path
+        {"big": 2**53 + 1},
+        {"float": 1.5},
+        {"nested": {"a": 1}},
+        {"list": [1]},
+        {"bool_int": False, "n": 0},
+    ],
+)
+def test_the_plain_fast_path_is_the_canonical_encoding(payload: dict[str, Any]) -> None:
+    fast = plain_canonical_json(payload)
+    plain = all(
+        type(v) in (str, bool, type(None)) or (type(v) is int and abs(v) <= 2**53)
+        for v in payload.values()
+    ) and not any(
+        "\ud800" <= ch <= "\udfff" for v in payload.values() if type(v) is str for ch in v
+    )
+    assert (fast is not None) == plain
+    if fast is not None:
+        assert fast == exact_json(payload) == canonical_json(payload).decode("utf-8")
 
 
 def test_text_keys_are_utf8() -> None:

@@ -16,6 +16,7 @@ from oversync_wire.canonical import (
     format_float64,
     normalize_payload,
     parse_json_text,
+    sorted_compact_json,
 )
 from oversync_wire.timefmt import rfc3339_nano
 
@@ -32,4 +33,5 @@ __all__ = [
     "normalize_payload",
     "parse_json_text",
     "rfc3339_nano",
+    "sorted_compact_json",
 ]

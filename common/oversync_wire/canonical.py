@@ -47,6 +47,7 @@ __all__ = [
     "format_float64",
     "normalize_payload",
     "parse_json_text",
+    "sorted_compact_json",
 ]
 
 
@@ -115,6 +116,13 @@ def _make_encode() -> Callable[[Any], str]:
 
 
 _encode: Final = _make_encode()
+
+
+def sorted_compact_json(value: Any) -> str:
+    """``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` without
+    building an encoder per call: no normalisation and no HTML escaping (for callers that know
+    their value needs neither, e.g. only strings, booleans, nulls and small integers)."""
+    return _encode(value)
 
 
 # --------------------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import HANDLED_SIGNALS
 
+from oversync_server import gc_tuning
 from oversync_server.config import ServiceConfig
 from oversync_server.engine.errors import SyncError
 from oversync_server.errors import error_json
@@ -401,6 +402,8 @@ class SyncServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        if self.started:
+            gc_tuning.tune()
         if self.started and self.on_started is not None:
             self.on_started()
 

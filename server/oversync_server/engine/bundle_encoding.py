@@ -9,8 +9,8 @@ constant whatever the bundle's size.
 Most rows take the fast path: a payload whose values are strings, booleans, nulls and integers
 within +-2**53, of a table without bytea columns, whose columns the catalog knows. Go-canonical
 JSON of such a payload is the stdlib C encoder's compact sorted output with `< > & U+2028
-U+2029` escaped (`oversync_wire.canonical`), its exact-integer stored form is the same text, and
-the hash item is that text between constant parts, so each row is parsed once, encoded once and
+U+2029` escaped (`values.plain_canonical_json`), its exact-integer stored form is the same
+text, and the hash item is that text between constant parts, so each row is parsed once, encoded once and
 never normalised. Every other row (floats, big integers, nested JSON, bytea, unknown columns)
 takes the general path (`values.wire_payload_from_db_text`, `values.exact_json`,
 `oversync_wire.canonical_json`), which is what the fast path reproduces byte for byte.
@@ -20,31 +20,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
 from oversync_server.engine.catalog import KeyKind, TableInfo
-from oversync_server.engine.values import exact_json, key_from_bytes, wire_payload_from_db_text
+from oversync_server.engine.values import (
+    exact_json,
+    key_from_bytes,
+    plain_canonical_json,
+    wire_payload_from_db_text,
+)
 from oversync_wire import canonical_json
 
 OP_NAMES = {1: "INSERT", 2: "UPDATE", 3: "DELETE"}
-_MAX_EXACT = 2**53
 _decode = json.JSONDecoder().decode
-_encode = json.JSONEncoder(
-    ensure_ascii=False, check_circular=False, allow_nan=False, sort_keys=True, separators=(",", ":")
-).encode
-
-
-def _html_escaped(text: str) -> str:
-    """Go's HTML-safe string escapes, applied to compact JSON (they only occur in strings)."""
-    if "<" in text or ">" in text or "&" in text or "\u2028" in text or "\u2029" in text:
-        text = (
-            text.replace("<", "\\u003c")
-            .replace(">", "\\u003e")
-            .replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028")
-            .replace("\u2029", "\\u2029")
-        )
-    return text
 
 
 def _text(value: str) -> str:
@@ -68,20 +55,6 @@ class _TableForm:
         self.uuid_key = table.key_kind is KeyKind.UUID
         self.key_head = '{"key":{' + _text(table.key_column) + ":"
         self.tail = ',"schema":' + _text(table.schema) + ',"table":' + _text(table.table) + "}"
-
-
-def _plain(payload: Any) -> bool:
-    """Whether the fast path renders `payload` (a parsed `to_jsonb` object) exactly."""
-    if type(payload) is not dict:
-        return False
-    for value in payload.values():
-        kind = type(value)
-        if kind is str or value is None or kind is bool:
-            continue
-        if kind is int and -_MAX_EXACT <= value <= _MAX_EXACT:
-            continue
-        return False
-    return True
 
 
 class BundleEncoder:
@@ -114,8 +87,11 @@ class BundleEncoder:
         payload = "null"
         if text is not None:
             parsed = _decode(text)
-            if form.fast and _plain(parsed) and form.columns.issuperset(parsed):
-                stored = payload = _html_escaped(_encode(parsed))
+            fast = None
+            if form.fast and type(parsed) is dict and form.columns.issuperset(parsed):
+                fast = plain_canonical_json(parsed)
+            if fast is not None:
+                stored = payload = fast
             else:
                 wire = wire_payload_from_db_text(table, text)
                 stored = exact_json(wire)

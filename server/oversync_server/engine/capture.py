@@ -20,9 +20,10 @@ changes into the bundle. Both the push commit and server-originated writes use i
 The caller owns the transaction and the user lock and has checked the source. On a normal exit
 of the block the finalizer, still inside the caller's transaction:
 
-1. takes the staged changes of this transaction (`DELETE ... RETURNING`) and coalesces them per
-   (table, key): INSERT..DELETE vanishes, X..DELETE is DELETE, INSERT..X is INSERT, otherwise
-   UPDATE, with the last after-image; rows keep their first capture position;
+1. reads the staged changes of this transaction and coalesces them per (table, key):
+   INSERT..DELETE vanishes, X..DELETE is DELETE, INSERT..X is INSERT, otherwise UPDATE, with
+   the last after-image; rows keep their first capture position (skipped when the block set
+   `capture.coalesced`: it captured every change itself, each key once, in order);
 2. allocates the user's next gapless `bundle_seq` (a row update, so a rollback undoes it);
 3. builds the wire payloads (Go-canonical JSON with exact integers, bytea as base64),
    `bundle_hash` and `byte_count`, once per row (`engine.bundle_encoding`);
@@ -39,7 +40,7 @@ Statement budget, whatever the row count: 1 statement for the context, then 4 fo
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,9 @@ from oversync_server.engine.errors import SyncError
 OP_INSERT, OP_UPDATE, OP_DELETE = 1, 2, 3
 OP_NAMES = {OP_INSERT: "INSERT", OP_UPDATE: "UPDATE", OP_DELETE: "DELETE"}
 OP_CODES = {name: code for code, name in OP_NAMES.items()}
+# One coalesced row as `_COALESCED_STAGE` yields it: table_id, key_bytes, op_code, payload text
+# (None for a delete) and the bundle's row count.
+CoalescedRow = tuple[int, bytes, int, str | None, int]
 
 _GUCS = (
     "oversync.bundle_user_id",
@@ -218,6 +222,9 @@ class BundleCapture:
     source_id: str
     source_bundle_id: int
     bundle: CommittedBundle | None = field(default=None)
+    # Set by a block that captured its changes itself, already coalesced and in bundle order
+    # (the push commit's collected apply, `push_commit`): the finalizer then skips the stages.
+    coalesced: list[CoalescedRow] | None = field(default=None)
 
 
 async def set_bundle_context(
@@ -287,15 +294,30 @@ async def finalize_bundle(
     source_id: str,
     source_bundle_id: int,
     direct: bool = False,
+    coalesced: list[CoalescedRow] | None = None,
 ) -> CommittedBundle | None:
     """Turn this transaction's captured changes into the committed bundle (see module doc);
-    `direct`: the transaction has the push commit's direct stage (`ddl.DIRECT_STAGE`) too."""
-    cursor = await conn.cursor(_COALESCED_STAGES if direct else _COALESCED_STAGE, user_pk)
-    records = await cursor.fetch(FINALIZE_BATCH_ROWS)
+    `direct`: the transaction has the push commit's direct stage (`ddl.DIRECT_STAGE`) too;
+    `coalesced`: the changes, coalesced and in order, when the caller captured them all itself
+    (the stages hold none: step 1 is skipped)."""
+    fetch: Callable[[], Awaitable[list[Any]]]
+    if coalesced is None:
+        cursor = await conn.cursor(_COALESCED_STAGES if direct else _COALESCED_STAGE, user_pk)
+
+        async def fetch() -> list[Any]:
+            return await cursor.fetch(FINALIZE_BATCH_ROWS)
+    else:
+        starts = iter(range(0, len(coalesced), FINALIZE_BATCH_ROWS))
+
+        async def fetch() -> list[Any]:
+            start = next(starts, None)
+            return [] if start is None else coalesced[start : start + FINALIZE_BATCH_ROWS]
+
+    records = await fetch()
     if not records:
         await conn.execute(_DROP_STAGE, user_pk)
         return None
-    total = int(records[0]["total"])
+    total = int(records[0][4])
     limit = config.max_rows_per_bundle
     if limit and total > limit:
         raise bundle_too_large(total, limit)
@@ -322,7 +344,7 @@ async def finalize_bundle(
             else:
                 await conn.execute(_PERSIST_MORE, user_pk, bundle_seq, written, *rows)
             written += len(records)
-            records = await cursor.fetch(FINALIZE_BATCH_ROWS) if written < total else []
+            records = await fetch() if written < total else []
         if written != total:
             raise RuntimeError(f"captured {written} rows, expected {total}")
         digest, byte_count = encoder.result()
@@ -365,7 +387,8 @@ async def bundle_transaction(
     finalizer and propagates (the caller's transaction rolls back). Raises `SyncError`
     409 `source_retired` if the source was retired under the caller (it should be locked).
     `direct`: the block also stages rows in `ddl.DIRECT_STAGE` (the push commit, which creates
-    it); the finalizer then reads both stages.
+    it); the finalizer then reads both stages. A block that captured every change itself sets
+    `capture.coalesced` instead (`finalize_bundle`).
     """
     if not conn.is_in_transaction():
         raise BundleContextError("bundle_transaction needs an open transaction on the connection")
@@ -388,6 +411,7 @@ async def bundle_transaction(
         source_id=source_id,
         source_bundle_id=source_bundle_id,
         direct=direct,
+        coalesced=capture.coalesced,
     )
 
 
@@ -397,6 +421,7 @@ __all__ = [
     "OP_NAMES",
     "BundleCapture",
     "BundleContextError",
+    "CoalescedRow",
     "CommittedBundle",
     "bundle_too_large",
     "bundle_transaction",

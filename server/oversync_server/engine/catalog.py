@@ -109,9 +109,12 @@ class TableInfo:
     key_kind: KeyKind
     columns: tuple[ColumnInfo, ...]
     _by_name: dict[str, ColumnInfo] = field(init=False, repr=False, compare=False)
+    _bytea: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {column.name: column for column in self.columns})
+        bytea = frozenset(c.name for c in self.columns if c.type_name == "bytea")
+        object.__setattr__(self, "_bytea", bytea)
 
     @property
     def qualified_name(self) -> str:
@@ -136,7 +139,7 @@ class TableInfo:
 
     @property
     def bytea_columns(self) -> frozenset[str]:
-        return frozenset(c.name for c in self.columns if c.type_name == "bytea")
+        return self._bytea
 
 
 class Catalog:

@@ -19,26 +19,34 @@ the session row locked by `push_sessions.lock_session`):
    rows one by one in upload order, except that rows of one group are applied together (visible
    only to non-deferrable secondary unique constraints that rows of one push swap between them).
    The INSERT and UPDATE statements stage their rows' after-images themselves, set-based, in
-   the same statement (in sync.bundle_capture_stage, or for pushes of `DIRECT_STAGE_MIN_ROWS`
-   rows or more in the temporary `ddl.DIRECT_STAGE`, ordinals from the stage's sequence); the
-   row triggers' WHEN condition skips exactly those rows (`schema.direct_apply_condition`), so
-   they are not staged twice. DELETEs, the cascades they set off and rows written by other triggers go
-   through the reference's capture trigger, in the order it stages them;
+   the same statement (`Staging`: in sync.bundle_capture_stage; for pushes of
+   `DIRECT_STAGE_MIN_ROWS` rows or more in the temporary `ddl.DIRECT_STAGE`, ordinals from the
+   stage's sequence; and for such pushes of at most `RETURNED_MAX_ROWS` rows without deletes as
+   the statements' results, ordinals from the same sequence); the row triggers' WHEN condition
+   skips exactly those rows (`schema.direct_apply_condition`), so they are not staged twice.
+   DELETEs, the cascades they set off and rows written by other triggers go through the
+   reference's capture trigger, in the order it stages them;
 7. `capture.bundle_transaction` turns the captured effects (both stages: cascades and trigger
-   writes included) into the bundle; no effects -> 400 `push_commit_invalid`;
+   writes included) into the bundle; no effects -> 400 `push_commit_invalid`. Returned rows
+   need no coalescing when the trigger stage holds nothing of this transaction and each
+   (table, key) occurs once (the usual case): they are handed to the finalizer as they are;
+   otherwise they are copied into the temporary stage and coalesced with the trigger's rows;
 8. the session is deleted; a seeding commit marks the scope INITIALIZED.
 
 Statement budget, whatever the row count: user lock 1, BEGIN 1, session lock 1, staged checks 2,
 transaction settings 1, lease 2 (seeding only), source 1, bundle context 1, conflicts 1 (+1 on a
 conflict, for the server row), G apply statements, finalize 4, session delete 1, scope transition
 1 (seeding only), COMMIT 1, unlock 1: 16 + G in all (19 + G when seeding), where
-G <= 3 x tables touched (plus one per extra INSERT column set of a table).
+G <= 3 x tables touched (plus one per extra INSERT column set of a table). Returned rows cost
+one more (the trigger stage check; +2 when they go to the temporary stage after all) and spare
+the finalizer's stage read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import Enum
 from typing import Any
 
 from oversync_server.config import ServiceConfig
@@ -49,6 +57,7 @@ from oversync_server.engine.capture import (
     OP_INSERT,
     OP_NAMES,
     OP_UPDATE,
+    CoalescedRow,
     CommittedBundle,
     bundle_transaction,
 )
@@ -85,12 +94,15 @@ SELECT min(o) FROM generate_series(0, $2::bigint - 1) AS o
 WHERE NOT EXISTS (SELECT 1 FROM sync.push_session_rows WHERE push_id = $1 AND row_ordinal = o)
 """
 
+# A row's column set is its payload's keys in document order (canonical payloads sort them, so
+# one set is one array; were a session staged with keys in another order, its rows would only
+# form more groups): not sorting them spares a sort per row. `_staged_filter` uses the same.
 _GROUPS = """
 SELECT table_id, op_code, columns, min(row_ordinal) AS first_ordinal
 FROM (
     SELECT table_id, op_code, row_ordinal,
            CASE WHEN op_code = 3 THEN NULL::text[]
-                ELSE ARRAY(SELECT json_object_keys(payload_apply) ORDER BY 1) END AS columns
+                ELSE ARRAY(SELECT json_object_keys(payload_apply)) END AS columns
     FROM sync.push_session_rows WHERE push_id = $1
 ) staged
 GROUP BY table_id, op_code, columns
@@ -140,6 +152,11 @@ _TRANSACTION_SETTINGS_TEMP = (
 # ones in sync.bundle_capture_stage itself, which spares them the temporary table's truncation
 # at commit (a fixed cost of a few hundred microseconds).
 DIRECT_STAGE_MIN_ROWS = 100
+# ... and pushes of up to this many rows without deletes have them returned instead
+# (`Staging.RETURNED`): the rows go from the apply statements to the finalizer in this process's
+# memory (the push's size bounds it), sparing the stage writes and the coalescing query.
+RETURNED_MAX_ROWS = 10_000
+_DIRECT_STAGE_COLUMNS = ("capture_ordinal", "table_id", "op_code", "key_bytes", "payload_db")
 
 
 def commit_invalid(message: str) -> SyncError:
@@ -170,7 +187,7 @@ def _staged_filter(group: _Group) -> str:
     )
     if group.shares_table:
         keys = "ARRAY[" + ", ".join(quote_literal(c) for c in group.column_sets[0]) + "]::text[]"
-        where += f" AND ARRAY(SELECT json_object_keys(p.payload_apply) ORDER BY 1) = {keys}"
+        where += f" AND ARRAY(SELECT json_object_keys(p.payload_apply)) = {keys}"
     return where
 
 
@@ -185,15 +202,25 @@ def _key_bytes_sql(table: TableInfo, row: str) -> str:
     return f"convert_to({key}, 'UTF8')"
 
 
-def _stage_insert(temporary: bool) -> str:
+class Staging(Enum):
+    """Where the push commit's INSERT and UPDATE statements put their rows' after-images."""
+
+    SHARED = "shared"  # sync.bundle_capture_stage ($3 the user_pk): small pushes
+    TEMPORARY = "temporary"  # the temporary direct stage (`ddl.DIRECT_STAGE`)
+    RETURNED = "returned"  # returned to the caller, in the direct stage's row layout
+
+
+def _stage_insert(staging: Staging) -> str:
     """The head of a statement staging applied rows; its SELECT list continues with table_id,
-    op_code, key_bytes, payload_db. In sync.bundle_capture_stage ($3 the user_pk) or in the
-    temporary direct stage (ordinals from the stage's sequence)."""
-    if temporary:
+    op_code, key_bytes, payload_db. In sync.bundle_capture_stage ($3 the user_pk), in the
+    temporary direct stage or as the statement's result (ordinals from the stage's sequence)."""
+    if staging is Staging.TEMPORARY:
         return (
             f"INSERT INTO {DIRECT_STAGE} (capture_ordinal, table_id, op_code, key_bytes,"
             f" payload_db) SELECT {STAGE_ORDINAL_SQL},"
         )
+    if staging is Staging.RETURNED:
+        return f"SELECT {STAGE_ORDINAL_SQL},"
     return (
         "INSERT INTO sync.bundle_capture_stage"
         " (txid, user_pk, table_id, op_code, key_bytes, payload_db)"
@@ -212,7 +239,7 @@ def _direct(value: str) -> str:
     return f"(SELECT set_config('{CAPTURE_DIRECT_GUC}', '{value}', true)) IS NOT NULL"
 
 
-def _insert_sql(group: _Group, temporary: bool) -> str:
+def _insert_sql(group: _Group, staging: Staging) -> str:
     """One INSERT of the staged rows that sent exactly this group's columns (the others take
     their column defaults), staging each inserted row's after-image in insertion order."""
     table = group.table
@@ -226,12 +253,12 @@ def _insert_sql(group: _Group, temporary: bool) -> str:
         f" jsonb_populate_record(NULL::{table.sql_name}, p.payload_apply::jsonb) AS r"
         f" WHERE {_staged_filter(group)} AND {_direct(str(table.table_id))}"
         f" ORDER BY p.row_ordinal RETURNING {table.sql_name}.*)"
-        f" {_stage_insert(temporary)} {table.table_id}, 1,"
+        f" {_stage_insert(staging)} {table.table_id}, 1,"
         f" {_key_bytes_sql(table, 'a')}, to_jsonb(a) - '{SCOPE_COLUMN}' FROM applied AS a"
     )
 
 
-def _update_sql(group: _Group, temporary: bool) -> str:
+def _update_sql(group: _Group, staging: Staging) -> str:
     """One UPDATE of the group's rows (columns a row did not send keep their value), staging
     each updated row's after-image in update order; a row whose key a trigger changed is
     staged as the delete of the old key and the insert of the new one, as the capture trigger
@@ -262,7 +289,7 @@ def _update_sql(group: _Group, temporary: bool) -> str:
         f" WHERE {_staged_filter(group)} AND {_direct(str(table.table_id))} OFFSET 0) AS src"
         f" WHERE dst._sync_scope_id = $2 AND dst.{key} = src.{key}"
         f" RETURNING dst.*, src.__oversync_key)"
-        f" {_stage_insert(temporary)} {table.table_id},"
+        f" {_stage_insert(staging)} {table.table_id},"
         f" CASE WHEN s.part = 1 THEN 3 WHEN a.__oversync_key = {new_key} THEN 2 ELSE 1 END,"
         f" CASE WHEN s.part = 1 THEN a.__oversync_key ELSE {new_key} END,"
         f" CASE WHEN s.part = 1 THEN NULL"
@@ -272,7 +299,7 @@ def _update_sql(group: _Group, temporary: bool) -> str:
     )
 
 
-def _delete_sql(group: _Group, temporary: bool) -> str:
+def _delete_sql(group: _Group, staging: Staging) -> str:
     """One DELETE of the group's rows ($1 push_id, $2 user_id), captured by the row trigger like
     the cascades it sets off, which keeps their order."""
     table = group.table
@@ -383,14 +410,54 @@ async def _raise_first_conflict(conn: Connection, catalog: Catalog, session: Pus
     )
 
 
+def _staging(planned_rows: int, groups: list[_Group]) -> Staging:
+    if planned_rows < DIRECT_STAGE_MIN_ROWS:
+        return Staging.SHARED
+    if planned_rows <= RETURNED_MAX_ROWS and all(g.op_code != OP_DELETE for g in groups):
+        return Staging.RETURNED
+    return Staging.TEMPORARY
+
+
+_TRIGGER_STAGED = """
+SELECT EXISTS (SELECT 1 FROM sync.bundle_capture_stage
+               WHERE txid = txid_current() AND user_pk = $1)
+"""
+
+
+async def _coalesced(
+    conn: Connection, user_pk: int, returned: list[Any]
+) -> list[CoalescedRow] | None:
+    """The bundle's rows from the apply statements' results (`Staging.RETURNED`), when they are
+    all of them and each (table, key) occurs once: then coalescing changes nothing and the
+    bundle order is the capture order. Otherwise (a host trigger or a cascade staged rows, or a
+    trigger moved a key onto another staged row's) the rows go to the temporary direct stage and
+    the finalizer coalesces both stages in SQL, as for a larger push; None."""
+    returned.sort(key=lambda row: row[0])
+    keys = {(row[1], row[3]) for row in returned}
+    if len(keys) == len(returned) and not await conn.fetchval(_TRIGGER_STAGED, user_pk):
+        total = len(returned)
+        return [(row[1], row[3], row[2], row[4], total) for row in returned]
+    await conn.execute("SET LOCAL client_min_messages = warning;" + DIRECT_STAGE_DDL)
+    await conn.copy_records_to_table(
+        DIRECT_STAGE.removeprefix("pg_temp."),
+        schema_name="pg_temp",
+        columns=_DIRECT_STAGE_COLUMNS,
+        records=[tuple(row) for row in returned],
+    )
+    return None
+
+
 async def commit_session(
     conn: Connection, catalog: Catalog, config: ServiceConfig, session: PushSession
 ) -> CommittedBundle:
     """Apply and commit a locked session (see the module docstring); the committed bundle."""
     await _check_staged(conn, catalog, session)
     groups = await _load_groups(conn, catalog, session.push_id)
-    temporary = session.planned_row_count >= DIRECT_STAGE_MIN_ROWS
-    await conn.execute(_TRANSACTION_SETTINGS_TEMP if temporary else _TRANSACTION_SETTINGS)
+    staging = _staging(session.planned_row_count, groups)
+    temporary = staging is not Staging.SHARED
+    await conn.execute(
+        _TRANSACTION_SETTINGS_TEMP if staging is Staging.TEMPORARY else _TRANSACTION_SETTINGS
+    )
     if session.initialization_id is not None:
         await scopes.require_active_lease(
             conn,
@@ -425,11 +492,18 @@ async def commit_session(
         direct=temporary,
     ) as capture:
         await _raise_first_conflict(conn, catalog, session)
+        returned: list[Any] = []
         for group in groups:
             args = [session.push_id, session.user_id]
-            if not temporary and group.op_code != OP_DELETE:
+            if staging is Staging.SHARED and group.op_code != OP_DELETE:
                 args.append(session.user_pk)
-            await conn.execute(_APPLY_SQL[group.op_code](group, temporary), *args)
+            sql = _APPLY_SQL[group.op_code](group, staging)
+            if staging is Staging.RETURNED:
+                returned += await conn.fetch(sql, *args)
+            else:
+                await conn.execute(sql, *args)
+        if staging is Staging.RETURNED:
+            capture.coalesced = await _coalesced(conn, session.user_pk, returned)
     bundle = capture.bundle
     if bundle is None:
         raise commit_invalid("push session produced no captured business-table effects")
