@@ -57,7 +57,7 @@ from oversync_server.engine.db import run_retrying
 from oversync_server.engine.errors import SyncError
 from oversync_server.engine.rotation import SourceReplacement, rotate_source
 from oversync_server.engine.scope import Connection, require_initialized
-from oversync_server.engine.values import ROW_IDENTITY_JSON_SQL
+from oversync_server.engine.values import ROW_IDENTITY_JSON_SQL, table_row_identity_json_sql
 
 __all__ = [
     "SnapshotSession",
@@ -142,7 +142,8 @@ WHERE user_pk = $1 AND source_id = $2 AND snapshot_id <> $3
 
 
 def _business_select(table: TableInfo) -> str:
-    """The user's rows of one table as (table_id, key_bytes, payload json)."""
+    """The user's rows of one table as (table_id, key_bytes, payload json, identity): identity
+    is the start of the row's wire object (`engine.values.ROW_IDENTITY_JSON_SQL`)."""
     key = f"src.{quote_ident(table.key_column)}"
     key_bytes = (
         f"uuid_send({key})"
@@ -157,9 +158,10 @@ def _business_select(table: TableInfo) -> str:
         # PostgreSQL's base64 breaks lines every 76 characters; the wire wants one line.
         encoded = f"translate(encode(src.{quote_ident(column)}, 'base64'), E'\\n', '')"
         payload += f" || jsonb_build_object({quote_literal(column)}, {encoded})"
+    identity = table_row_identity_json_sql(table, key)
     return (
         f"SELECT {table.table_id}::integer AS table_id, {key_bytes} AS key_bytes,"
-        f" ({payload})::json AS payload"
+        f" ({payload})::json AS payload, {identity} AS identity"
         f" FROM (SELECT {columns} FROM {table.sql_name}"
         f" WHERE {quote_ident(SCOPE_COLUMN)} = $2) AS src"
     )
@@ -195,16 +197,15 @@ WITH business AS (
 ), joined AS MATERIALIZED (
     SELECT COALESCE(b.table_id, l.table_id) AS table_id,
            COALESCE(b.key_bytes, l.key_bytes) AS key_bytes,
-           l.bundle_seq, b.payload
+           l.bundle_seq, b.payload, b.identity
     FROM business AS b FULL JOIN live AS l
       ON l.table_id = b.table_id AND l.key_bytes = b.key_bytes
 ), rendered AS (
-    SELECT r.table_id, r.key_bytes, octet_length(r.payload::text) AS payload_bytes,
-           convert_to({ROW_IDENTITY_JSON_SQL}
-               || ',"row_version":' || r.bundle_seq || ',"payload":' || r.payload::text || '}}',
-               'UTF8') AS wire
-    FROM joined AS r JOIN sync.table_catalog AS c ON c.table_id = r.table_id
-    WHERE r.bundle_seq IS NOT NULL AND r.payload IS NOT NULL
+    SELECT table_id, key_bytes, octet_length(payload::text) AS payload_bytes,
+           convert_to(identity || ',"row_version":' || bundle_seq
+                      || ',"payload":' || payload::text || '}}', 'UTF8') AS wire
+    FROM joined
+    WHERE bundle_seq IS NOT NULL AND payload IS NOT NULL
 ), numbered AS (
     -- one sort: the ordinal and the running byte offset (each row counted with its comma)
     SELECT payload_bytes, wire, row_number() OVER w AS ordinal,
