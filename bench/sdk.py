@@ -7,7 +7,8 @@
   triggers write the dirty rows) beside the same inserts into an identical unmanaged table,
   and their ratio (the goal is at most 2x).
 
-Figures are medians of ``--rounds`` runs; client CPU is this process's CPU time.
+Figures are medians of ``--rounds`` runs; client CPU is this process's CPU time, server CPU the
+server process tree's and database CPU the PostgreSQL cluster's (when this run started it).
 """
 
 from __future__ import annotations
@@ -63,18 +64,34 @@ def _timed(action: Callable[[], object]) -> tuple[float, float]:
     return time.perf_counter() - wall0, procstat.own_cpu_seconds() - cpu0
 
 
-def hydrate_once(base: str, user: str, folder: Path, rows: int) -> tuple[float, float]:
+def hydrate_metered(
+    base: str,
+    user: str,
+    folder: Path,
+    rows: int,
+    *,
+    server_pid: int | None = None,
+    db_pid: int | None = None,
+) -> procstat.Usage:
+    """Wall and CPU time of every side for one ``attach()`` hydrating a fresh file."""
     path = _fresh_db(folder, "hydrate")
     client = Client(path, CONFIG, base_url=base, token=sign_token(SECRET, user)).open()
     try:
-        wall, cpu = _timed(lambda: client.attach(user))
+        with procstat.metered(server_pid, db_pid) as usage:
+            client.attach(user)
         count = sqlite3.connect(path).execute("SELECT COUNT(*) FROM users").fetchone()[0]
         if count != rows:
             raise RuntimeError(f"hydrate wrote {count} rows, expected {rows}")
-        return wall, cpu
+        return usage
     finally:
         client.close()
         path.unlink(missing_ok=True)
+
+
+def hydrate_once(base: str, user: str, folder: Path, rows: int) -> tuple[float, float]:
+    """(wall seconds, client CPU seconds) of one hydrate."""
+    usage = hydrate_metered(base, user, folder, rows)
+    return usage.wall, usage.client_cpu
 
 
 def _user_params(count: int) -> list[tuple[str, str, str]]:
@@ -136,20 +153,39 @@ def capture_once(folder: Path, rows: int, per_transaction: int) -> tuple[float, 
             path.unlink(missing_ok=True)
 
 
-def hydrate_figures(base: str, user: str, rows: int, rounds: int) -> dict[str, Any]:
+def hydrate_figures(
+    base: str,
+    user: str,
+    rows: int,
+    rounds: int,
+    *,
+    server_pid: int | None = None,
+    db_pid: int | None = None,
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="oversync-bench-sdk-") as folder:
-        runs = [hydrate_once(base, user, Path(folder), rows) for _ in range(rounds)]
+        runs = [
+            hydrate_metered(base, user, Path(folder), rows, server_pid=server_pid, db_pid=db_pid)
+            for _ in range(rounds)
+        ]
         plain = [plain_insert_once(Path(folder), rows) for _ in range(rounds)]
-    wall = statistics.median(r[0] for r in runs)
-    cpu = statistics.median(r[1] for r in runs)
+    wall = statistics.median(r.wall for r in runs)
     plain_s = statistics.median(plain)
-    return {
+
+    def us_per_row(seconds: list[float]) -> float:
+        return statistics.median(seconds) / rows * 1e6
+
+    figures: dict[str, Any] = {
         "rows": rows,
         "hydrate_rows_per_s": rows / wall,
-        "client_cpu_us_per_row": cpu / rows * 1e6,
+        "client_cpu_us_per_row": us_per_row([r.client_cpu for r in runs]),
         "plain_sqlite_rows_per_s": rows / plain_s,
         "hydrate_vs_plain_sqlite": plain_s / wall,
     }
+    if server_pid is not None:
+        figures["server_cpu_us_per_row"] = us_per_row([r.server_cpu for r in runs])
+    if db_pid is not None:
+        figures["db_cpu_us_per_row"] = us_per_row([r.db_cpu or 0.0 for r in runs])
+    return figures
 
 
 def capture_figures(rows: int, per_transaction: int, rounds: int) -> dict[str, Any]:
@@ -217,32 +253,45 @@ def steps(user: str, rows: int, folder: Path) -> list[tuple[Item, Run, Baseline]
 
 
 @contextmanager
-def _served(admin_dsn: str | None) -> Iterator[str]:
+def _served(admin_dsn: str | None) -> Iterator[tuple[Served, int | None]]:
+    """A server of this tree on a fresh database: (the server, the postmaster's pid or None)."""
     with ExitStack() as stack:
         log_dir = make_tempdir("oversync-bench-sdk-")
         pg = stack.enter_context(cluster(admin_dsn))
         dsn = stack.enter_context(database(pg.dsn))
         served = stack.enter_context(server(dsn, log_dir, name="sdk"))
-        yield served.base
+        yield served, pg.postmaster_pid
 
 
-def run(base: str, *, rows: int, rounds: int) -> dict[str, Any]:
+def run(
+    base: str,
+    *,
+    rows: int,
+    rounds: int,
+    server_pid: int | None = None,
+    db_pid: int | None = None,
+) -> dict[str, Any]:
     """Seed a ``rows``-row scope on the server at ``base`` and measure both workloads."""
     user = f"sdk-bench-{uuid.uuid4().hex[:8]}"
     workloads.seed(_Target(Served(base, 0)), user, max(1, rows // 1000), min(rows, 1000))  # type: ignore[arg-type]
     return {
-        "hydrate": hydrate_figures(base, user, rows, rounds),
+        "hydrate": hydrate_figures(base, user, rows, rounds, server_pid=server_pid, db_pid=db_pid),
         "capture": capture_figures(min(rows, 50_000), 1000, rounds),
     }
 
 
 def text(figures: dict[str, Any]) -> str:
     h, c = figures["hydrate"], figures["capture"]
+    sides = "".join(
+        f", {label} CPU {h[key]:.1f} us/row"
+        for label, key in (("server", "server_cpu_us_per_row"), ("database", "db_cpu_us_per_row"))
+        if key in h
+    )
     return "\n".join(
         [
             f"sdk hydrate, {h['rows']:,} rows into a fresh file: {h['hydrate_rows_per_s']:,.0f} "
-            f"rows/s (goal >= 50,000), client CPU {h['client_cpu_us_per_row']:.1f} us/row; "
-            f"plain SQLite inserts {h['plain_sqlite_rows_per_s']:,.0f} rows/s",
+            f"rows/s (goal >= 50,000), client CPU {h['client_cpu_us_per_row']:.1f} us/row"
+            f"{sides}; plain SQLite inserts {h['plain_sqlite_rows_per_s']:,.0f} rows/s",
             f"sdk capture, {c['rows']:,} app inserts ({c['rows_per_transaction']}/transaction): "
             f"{c['managed_us_per_row']:.2f} us/row managed vs {c['plain_us_per_row']:.2f} "
             f"us/row plain = {c['capture_overhead_ratio']:.2f}x (goal <= 2x)",
@@ -259,8 +308,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     with ExitStack() as stack:
-        base = args.base_url or stack.enter_context(_served(args.admin_dsn))
-        figures = run(base, rows=args.rows, rounds=args.rounds)
+        if args.base_url:
+            figures = run(args.base_url, rows=args.rows, rounds=args.rounds)
+        else:
+            served, db_pid = stack.enter_context(_served(args.admin_dsn))
+            figures = run(
+                served.base,
+                rows=args.rows,
+                rounds=args.rounds,
+                server_pid=served.pid,
+                db_pid=db_pid,
+            )
     print(text(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n")

@@ -113,6 +113,22 @@ async def test_bootstrap_creates_layout_and_catalog(pg_pool: asyncpg.Pool) -> No
     assert again.catalog_rows() == catalog.catalog_rows()
 
 
+async def test_a_layout_without_snapshot_pages_gets_the_table(pg_pool: asyncpg.Pool) -> None:
+    """A database the Go server (or an older oversync-py) bootstrapped has no sync.snapshot_pages:
+    bootstrap adds it, its wire bytes stored uncompressed out of line (sliced reads)."""
+    config = await _example(pg_pool)
+    await bootstrap(pg_pool, config)
+    async with pg_pool.acquire() as conn:
+        await conn.execute("DROP TABLE sync.snapshot_pages")
+    await bootstrap(pg_pool, config)
+    async with pg_pool.acquire() as conn:
+        storage = await conn.fetchval(
+            "SELECT attstorage FROM pg_attribute"
+            " WHERE attrelid = 'sync.snapshot_pages'::regclass AND attname = 'rows_wire'"
+        )
+    assert storage == b"e"  # attstorage is a "char"
+
+
 # Every foreign key of the reference layout (server.md §1.4; the Go DDL names the bundle_log one
 # of bundle_rows `bundle_rows_bundle_fk`, the others are inline): (table, definition).
 REFERENCE_FOREIGN_KEYS = sorted(
@@ -163,7 +179,10 @@ async def test_sync_foreign_keys_and_bundle_rows_match_the_reference(
     foreign_keys = sorted(
         (r["table_name"], r["definition"]) for r in constraints if r["kind"] == "f"
     )
-    assert foreign_keys == REFERENCE_FOREIGN_KEYS
+    # plus our extra table's: every session delete, the Go server's too, takes its pages along
+    ours = ("snapshot_pages", "FOREIGN KEY (snapshot_id) REFERENCES"
+            " sync.snapshot_sessions(snapshot_id) ON DELETE CASCADE")  # fmt: skip
+    assert foreign_keys == sorted([*REFERENCE_FOREIGN_KEYS, ours])
     bundle_rows = [r for r in constraints if r["table_name"] == "bundle_rows"]
     assert sorted((r["kind"], r["definition"]) for r in bundle_rows) == REFERENCE_BUNDLE_ROWS
     names = {r["name"] for r in bundle_rows if r["kind"] == "f"}

@@ -187,6 +187,74 @@ async def test_rows_of_every_table_in_table_id_then_key_order(server: ServerProc
     assert rows[1].payload.to_dict()["data"] == data  # bytea as padded standard base64
 
 
+async def test_pages_split_by_bytes_and_chunks_slice_multibyte_text(
+    server: ServerProcess, pg_pool: asyncpg.Pool
+) -> None:
+    # 120 rows of ~60 KB of 1-4 byte UTF-8 each: over PAGE_BYTES, so the rows span two byte-
+    # bounded pages, and chunks of every size must cut them exactly at row boundaries.
+    text = "aé€😀" * 6000
+    names = {str(uuid.uuid4()): f"{i}:{text}" for i in range(120)}
+    with server.client("uma") as client:
+        attach(client, "dev-a")
+        keys = sorted(names)
+        for bundle, start in enumerate(range(0, len(keys), 40), start=1):
+            push_rows(
+                client,
+                "dev-a",
+                bundle,
+                [
+                    row("users", "INSERT", k, {"id": k, "name": names[k], "email": "u@x"})
+                    for k in keys[start : start + 40]
+                ],
+            )
+        created = parsed(snapshot_create(client, "dev-a"), SnapshotSession)
+        pages = await pg_pool.fetch(
+            "SELECT first_ordinal, row_count FROM sync.snapshot_pages WHERE snapshot_id = $1"
+            " ORDER BY first_ordinal",
+            uuid.UUID(created.snapshot_id),
+        )
+        assert len(pages) > 1 and sum(p["row_count"] for p in pages) == 120
+        for max_rows in (1, 7, 5000):
+            rows = snapshot_rows(client, "dev-a", created.snapshot_id, max_rows=max_rows)
+            assert _names(rows) == names
+            assert [r.key.to_dict()["id"] for r in rows] == keys
+
+
+async def test_a_session_the_go_server_wrote_is_served_from_snapshot_session_rows(
+    server: ServerProcess, pg_pool: asyncpg.Pool
+) -> None:
+    # The reference stores one sync.snapshot_session_rows row per snapshot row.
+    with server.client("gus") as client:
+        attach(client, "dev-a")
+        push_rows(client, "dev-a", 1, [insert_user()])
+    keys = sorted(str(uuid.uuid4()) for _ in range(5))
+    snapshot_id = uuid.uuid4()
+    async with pg_pool.acquire() as conn:
+        user_pk = await conn.fetchval("SELECT user_pk FROM sync.user_state WHERE user_id = 'gus'")
+        table_id = await conn.fetchval(
+            "SELECT table_id FROM sync.table_catalog WHERE table_name = 'users'"
+        )
+        await conn.execute(
+            "INSERT INTO sync.snapshot_sessions (snapshot_id, user_pk, snapshot_bundle_seq,"
+            " row_count, byte_count, expires_at) VALUES ($1, $2, 1, 5, 100, now() + interval '1h')",
+            snapshot_id,
+            user_pk,
+        )
+        await conn.executemany(
+            "INSERT INTO sync.snapshot_session_rows (snapshot_id, row_ordinal, table_id,"
+            " key_bytes, bundle_seq, payload_wire) VALUES ($1, $2, $3, $4, 1, $5::json)",
+            [
+                (snapshot_id, n, table_id, uuid.UUID(k).bytes, f'{{"id": "{k}", "name": "n{n}"}}')
+                for n, k in enumerate(keys, start=1)
+            ],
+        )
+    with server.client("gus") as client:
+        rows = snapshot_rows(client, "dev-a", str(snapshot_id), max_rows=2)
+    assert [(r.key.to_dict()["id"], r.payload.to_dict()["name"]) for r in rows] == [
+        (k, f"n{n}") for n, k in enumerate(keys, start=1)
+    ]
+
+
 async def test_limits_answer_413(database_url: str, tmp_path: Path) -> None:
     server = start_server(
         database_url,

@@ -18,8 +18,9 @@ import binascii
 import logging
 import sqlite3
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -86,14 +87,15 @@ def download(ctx: Context, source_id: str, *, replacement: tuple[str, str] | Non
     if not session.snapshot_id or seq < 0 or count < 0 or (count > 0 and seq == 0):
         raise ProtocolError(f"invalid snapshot session {session.to_dict()!r}")
     try:
-        with atomic(ctx.conn):
-            ctx.conn.execute(
-                "INSERT INTO _sync_snapshot (singleton, snapshot_id, snapshot_bundle_seq, "
-                "row_count) VALUES (1, ?, ?, ?)",
-                (session.snapshot_id, seq, count),
-            )
-        stager = _Stager(ctx, count)
-        received = _download_rows(ctx, source_id, session.snapshot_id, seq, stager)
+        with _unsynced_commits(ctx.conn):
+            with atomic(ctx.conn):
+                ctx.conn.execute(
+                    "INSERT INTO _sync_snapshot (singleton, snapshot_id, snapshot_bundle_seq, "
+                    "row_count) VALUES (1, ?, ?, ?)",
+                    (session.snapshot_id, seq, count),
+                )
+            stager = _Stager(ctx, count)
+            received = _download_rows(ctx, source_id, session.snapshot_id, seq, stager)
         if received != count:
             raise ProtocolError(f"snapshot delivered {received} rows, announced {count}")
         with atomic(ctx.conn):
@@ -103,6 +105,27 @@ def download(ctx: Context, source_id: str, *, replacement: tuple[str, str] | Non
         raise
     ctx.api.delete_snapshot(source_id, session.snapshot_id)
     return Staged(session.snapshot_id, seq, count, stager.uniform_columns())
+
+
+_NORMAL = 1  # PRAGMA synchronous levels: OFF 0, NORMAL 1, FULL 2, EXTRA 3
+
+
+@contextmanager
+def _unsynced_commits(conn: sqlite3.Connection) -> Iterator[None]:
+    """Stage pages with ``synchronous = NORMAL`` (in WAL mode: no fsync per commit, the file
+    never corrupt; a power loss may roll back the last commits). A stage is only trusted once
+    its ``complete`` mark commits, after this block, with the connection's own level, whose
+    sync covers the staged pages before it; so a crash can only lose an untrusted partial
+    stage, which is started over anyway."""
+    level = int(conn.execute("PRAGMA synchronous").fetchone()[0])
+    if level <= _NORMAL:
+        yield
+        return
+    conn.execute(f"PRAGMA synchronous = {_NORMAL}")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA synchronous = {level}")
 
 
 class _Stager:

@@ -5,8 +5,9 @@ outside every user lock and request transaction (the reference deletes every use
 sessions inside each push create and snapshot create). Every `janitor_interval_seconds`
 (0 = off) a sweep runs short autocommit statements until nothing expired is left:
 
-1. the staged/frozen rows of expired sessions, `janitor_batch_size` rows per statement, so a
-   session of 100,000 rows never becomes one huge cascading delete;
+1. the staged/frozen rows of expired sessions (push session rows, snapshot session rows and
+   this server's snapshot pages), `janitor_batch_size` rows per statement, so a session of
+   100,000 rows never becomes one huge cascading delete;
 2. then the expired session rows themselves, `janitor_batch_size` per statement.
 
 A session is expired once `expires_at < now()`, the test the chunk read applies, so no chunk
@@ -36,12 +37,12 @@ __all__ = ["Janitor", "SweepResult", "install_janitor"]
 log = logging.getLogger("oversync_server")
 
 
-def _rows_sql(sessions: str, rows: str, key: str) -> str:
+def _rows_sql(sessions: str, rows: str, key: str, ordinal: str = "row_ordinal") -> str:
     """Delete up to $1 rows of expired, unlocked sessions (by the rows' primary key)."""
     return f"""
 DELETE FROM sync.{rows}
-WHERE ({key}, row_ordinal) IN (
-    SELECT r.{key}, r.row_ordinal
+WHERE ({key}, {ordinal}) IN (
+    SELECT r.{key}, r.{ordinal}
     FROM sync.{sessions} AS s JOIN sync.{rows} AS r ON r.{key} = s.{key}
     WHERE s.expires_at < now()
     LIMIT $1
@@ -63,16 +64,23 @@ WHERE {key} IN (
 """
 
 
-# (what, rows statement, sessions statement), children first.
+# (what, {SweepResult field: children statement}, sessions statement), children first.
 _KINDS = (
     (
         "push",
-        _rows_sql("push_sessions", "push_session_rows", "push_id"),
+        {"push_session_rows": _rows_sql("push_sessions", "push_session_rows", "push_id")},
         _sessions_sql("push_sessions", "push_id"),
     ),
     (
         "snapshot",
-        _rows_sql("snapshot_sessions", "snapshot_session_rows", "snapshot_id"),
+        {
+            "snapshot_session_rows": _rows_sql(
+                "snapshot_sessions", "snapshot_session_rows", "snapshot_id"
+            ),
+            "snapshot_pages": _rows_sql(
+                "snapshot_sessions", "snapshot_pages", "snapshot_id", "first_ordinal"
+            ),
+        },
         _sessions_sql("snapshot_sessions", "snapshot_id"),
     ),
 )
@@ -86,6 +94,8 @@ class SweepResult:
     push_session_rows: int = 0
     snapshot_sessions: int = 0
     snapshot_session_rows: int = 0
+    snapshot_pages: int = 0
+    """Pages of this server's snapshot sessions (`sync.snapshot_pages`)."""
 
     @property
     def total(self) -> int:
@@ -94,6 +104,7 @@ class SweepResult:
             + self.push_session_rows
             + self.snapshot_sessions
             + self.snapshot_session_rows
+            + self.snapshot_pages
         )
 
 
@@ -143,11 +154,10 @@ class Janitor:
         """Delete every expired push and snapshot session now, batch by batch."""
         batch = self.runtime.config.janitor_batch_size
         result = SweepResult()
-        for kind, rows_sql, sessions_sql in _KINDS:
-            rows = await self._drain(rows_sql, batch)
-            sessions = await self._drain(sessions_sql, batch)
-            setattr(result, f"{kind}_session_rows", rows)
-            setattr(result, f"{kind}_sessions", sessions)
+        for kind, children, sessions_sql in _KINDS:
+            for field, rows_sql in children.items():
+                setattr(result, field, await self._drain(rows_sql, batch))
+            setattr(result, f"{kind}_sessions", await self._drain(sessions_sql, batch))
         self.sweeps += 1
         return result
 

@@ -9,9 +9,12 @@ Deliberate differences (docs/deviations.md): the redundant second unique index o
 UNIQUE constraint already provides that index. `snapshot_sessions` has one extra column,
 `source_id` (default '', the last column; `UPGRADE_DDL` adds it to an existing layout) and its
 index, so a source's new snapshot session replaces its older one and the per-user cap is cheap.
-One extra table, `sync.registered_columns` (`EXTRA_TABLES`), records the columns of every
+Two extra tables (`EXTRA_TABLES`): `sync.registered_columns` records the columns of every
 registered table as bootstrap last served them, so that `oversync-server schema check` can tell
-a removed, renamed or retyped column (docs/schema-changes.md). The Go server validates only
+a removed, renamed or retyped column (docs/schema-changes.md); `sync.snapshot_pages` holds the
+rows of the snapshot sessions this server creates, already rendered as wire JSON, a page of rows
+per table row (`engine.snapshots`; a session the Go server created keeps its rows in
+`snapshot_session_rows` and is served from there). The Go server validates only
 `sync.meta` and `sync.table_catalog` of an existing layout, so the extras do not bother it.
 """
 
@@ -40,7 +43,7 @@ SYNC_TABLES: Final = (
     "sync.snapshot_session_rows",
 )
 # oversync-py's own tables in schema `sync` (not in the reference layout).
-EXTRA_TABLES: Final = ("sync.registered_columns",)
+EXTRA_TABLES: Final = ("sync.registered_columns", "sync.snapshot_pages")
 
 # The columns of each registered table as last bootstrapped (`engine.schema.record_columns`).
 # No foreign key to table_catalog: the reference's foreign keys stay the only ones in `sync`.
@@ -57,6 +60,25 @@ CREATE TABLE IF NOT EXISTS sync.registered_columns (
     recorded_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (table_id, column_name)
 );
+"""
+
+# The rows of a snapshot session created by this server, a page per row (`engine.snapshots`):
+# rows first_ordinal .. first_ordinal + row_count - 1 as their SnapshotRow wire JSON joined by
+# ',' (`rows_wire`, UTF-8, stored uncompressed out of line so a chunk reads only the bytes it
+# serves), `row_ends[i]` the byte offset just past row i. `payload_bytes` sums the rows'
+# payload text lengths (the session's byte_count). The foreign key makes every session delete,
+# the Go server's included, take its pages along.
+SNAPSHOT_PAGES_DDL: Final = """
+CREATE TABLE IF NOT EXISTS sync.snapshot_pages (
+    snapshot_id UUID NOT NULL REFERENCES sync.snapshot_sessions (snapshot_id) ON DELETE CASCADE,
+    first_ordinal BIGINT NOT NULL,
+    row_count INTEGER NOT NULL,
+    payload_bytes BIGINT NOT NULL,
+    row_ends INTEGER[] NOT NULL,
+    rows_wire BYTEA NOT NULL,
+    PRIMARY KEY (snapshot_id, first_ordinal)
+);
+ALTER TABLE sync.snapshot_pages ALTER COLUMN rows_wire SET STORAGE EXTERNAL;
 """
 
 SCHEMA_DDL: Final = (
@@ -241,6 +263,7 @@ CREATE SEQUENCE IF NOT EXISTS sync.rejected_registered_write_seq;
 CREATE SEQUENCE IF NOT EXISTS sync.history_pruned_error_seq;
 """
     + REGISTERED_COLUMNS_DDL
+    + SNAPSHOT_PAGES_DDL
 )
 
 # Brings an existing layout (created by the reference or an older oversync-py) to SCHEMA_DDL's
@@ -251,6 +274,7 @@ SELECT NOT EXISTS (
     WHERE attrelid = 'sync.snapshot_sessions'::regclass AND attname = 'source_id'
       AND NOT attisdropped)
     OR to_regclass('sync.registered_columns') IS NULL
+    OR to_regclass('sync.snapshot_pages') IS NULL
 """
 UPGRADE_DDL: Final = (
     """
@@ -258,6 +282,7 @@ ALTER TABLE sync.snapshot_sessions ADD COLUMN IF NOT EXISTS source_id TEXT NOT N
 CREATE INDEX IF NOT EXISTS ss_user_source_idx ON sync.snapshot_sessions (user_pk, source_id);
 """
     + REGISTERED_COLUMNS_DDL
+    + SNAPSHOT_PAGES_DDL
 )
 
 # Transaction-local: the id of a registered table whose rows the running top-level statement

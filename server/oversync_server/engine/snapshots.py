@@ -2,10 +2,15 @@
 
 A snapshot is materialised entirely inside PostgreSQL: one `INSERT ... SELECT` reads every
 registered business table for the user, joins it with the user's live `sync.row_state`, numbers
-the rows 1..N by `(table_id, key_bytes)` (bytewise, as the reference orders them) and writes
-`sync.snapshot_session_rows` together with the `sync.snapshot_sessions` row. No snapshot row
-ever passes through Python, so server memory does not grow with the snapshot; chunks are then
-read by ordinal range (at most `max_rows_per_snapshot_chunk` rows per request).
+the rows 1..N by `(table_id, key_bytes)` (bytewise, as the reference orders them), renders each
+as its SnapshotRow wire JSON once, and writes them as pages of up to `PAGE_ROWS` rows /
+`PAGE_BYTES` bytes into `sync.snapshot_pages` (our extra table; `engine.ddl`) together with the
+`sync.snapshot_sessions` row. No snapshot row ever passes through Python at create, and a chunk
+(at most `max_rows_per_snapshot_chunk` rows) is the byte slices of the pages it covers, so server
+memory does not grow with the snapshot and serving a chunk renders nothing. The reference writes
+one `sync.snapshot_session_rows` row per snapshot row instead (two unique indexes and two
+foreign-key checks per row, the bulk of the create's cost); sessions the Go server created that
+way are still served from there (docs/deviations.md).
 
 Create runs in one REPEATABLE READ transaction, so the image, `snapshot_bundle_seq` and the scope
 gate all come from the same database snapshot: the image is exactly the state after bundle
@@ -26,8 +31,8 @@ Round trips: create = BEGIN + scope gate + cap count + [limit pre-count] + [rota
 (the reference issues one INSERT per row). Chunk = 1 statement. Delete = 1 statement.
 
 Payloads are `to_jsonb` of the row's catalog-known columns (no `_sync_scope_id`) with bytea
-columns rewritten as padded standard base64, stored as JSON text; `byte_count` is the sum of
-their byte lengths.
+columns rewritten as padded standard base64, as PostgreSQL's JSON text; `byte_count` is the sum
+of their byte lengths.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ from oversync_server.engine.db import run_retrying
 from oversync_server.engine.errors import SyncError
 from oversync_server.engine.rotation import SourceReplacement, rotate_source
 from oversync_server.engine.scope import Connection, require_initialized
-from oversync_server.engine.values import ROW_IDENTITY_JSON_SQL
+from oversync_server.engine.values import ROW_IDENTITY_JSON_SQL, table_row_identity_json_sql
 
 __all__ = [
     "SnapshotSession",
@@ -137,7 +142,8 @@ WHERE user_pk = $1 AND source_id = $2 AND snapshot_id <> $3
 
 
 def _business_select(table: TableInfo) -> str:
-    """The user's rows of one table as (table_id, key_bytes, payload json)."""
+    """The user's rows of one table as (table_id, key_bytes, payload json, identity): identity
+    is the start of the row's wire object (`engine.values.ROW_IDENTITY_JSON_SQL`)."""
     key = f"src.{quote_ident(table.key_column)}"
     key_bytes = (
         f"uuid_send({key})"
@@ -152,12 +158,21 @@ def _business_select(table: TableInfo) -> str:
         # PostgreSQL's base64 breaks lines every 76 characters; the wire wants one line.
         encoded = f"translate(encode(src.{quote_ident(column)}, 'base64'), E'\\n', '')"
         payload += f" || jsonb_build_object({quote_literal(column)}, {encoded})"
+    identity = table_row_identity_json_sql(table, key)
     return (
         f"SELECT {table.table_id}::integer AS table_id, {key_bytes} AS key_bytes,"
-        f" ({payload})::json AS payload"
+        f" ({payload})::json AS payload, {identity} AS identity"
         f" FROM (SELECT {columns} FROM {table.sql_name}"
         f" WHERE {quote_ident(SCOPE_COLUMN)} = $2) AS src"
     )
+
+
+PAGE_ROWS = 1000
+"""Snapshot rows per `sync.snapshot_pages` row at most."""
+PAGE_BYTES = 4 * 1024 * 1024
+"""Wire bytes per page: a page closes at the row that crosses a multiple of this (so a page is
+at most this plus one row)."""
+_PAGE_SPAN = PAGE_ROWS - 1  # a page holding ordinal n starts at n - _PAGE_SPAN or later
 
 
 def materialize_sql(catalog: Catalog) -> str:
@@ -167,6 +182,10 @@ def materialize_sql(catalog: Catalog) -> str:
     $6 source_id.
     Returns the counts, plus the number and one example of rows on either side of the
     business/row_state consistency check (the caller rolls back if any).
+
+    Rows are numbered 1..N by `(table_id, key_bytes)`, rendered once as their SnapshotRow wire
+    JSON and written as pages (`sync.snapshot_pages`, a few hundred table rows for 100k
+    snapshot rows, so chunk reads only copy bytes).
     """
     business = "\nUNION ALL\n".join(_business_select(table) for table in catalog.tables)
     return f"""
@@ -178,23 +197,42 @@ WITH business AS (
 ), joined AS MATERIALIZED (
     SELECT COALESCE(b.table_id, l.table_id) AS table_id,
            COALESCE(b.key_bytes, l.key_bytes) AS key_bytes,
-           l.bundle_seq, b.payload
+           l.bundle_seq, b.payload, b.identity
     FROM business AS b FULL JOIN live AS l
       ON l.table_id = b.table_id AND l.key_bytes = b.key_bytes
-), inserted AS (
-    INSERT INTO sync.snapshot_session_rows
-        (snapshot_id, row_ordinal, table_id, key_bytes, bundle_seq, payload_wire)
-    SELECT $1, row_number() OVER (ORDER BY table_id, key_bytes), table_id, key_bytes,
-           bundle_seq, payload
+), rendered AS (
+    SELECT table_id, key_bytes, octet_length(payload::text) AS payload_bytes,
+           convert_to(identity || ',"row_version":' || bundle_seq
+                      || ',"payload":' || payload::text || '}}', 'UTF8') AS wire
     FROM joined
     WHERE bundle_seq IS NOT NULL AND payload IS NOT NULL
-    RETURNING octet_length(payload_wire::text) AS bytes
+), numbered AS (
+    -- one sort: the ordinal and the running byte offset (each row counted with its comma)
+    SELECT payload_bytes, wire, row_number() OVER w AS ordinal,
+           sum(octet_length(wire) + 1) OVER w AS byte_end
+    FROM rendered
+    WINDOW w AS (ORDER BY table_id, key_bytes ROWS UNBOUNDED PRECEDING)
+), grouped AS (
+    SELECT min(ordinal) AS first_ordinal, count(*) AS row_count,
+           sum(payload_bytes) AS payload_bytes,
+           min(byte_end - octet_length(wire) - 1) AS base,
+           array_agg(byte_end ORDER BY ordinal) AS byte_ends,
+           string_agg(wire, '\\x2c'::bytea ORDER BY ordinal) AS rows_wire
+    FROM numbered
+    GROUP BY (ordinal - 1) / {PAGE_ROWS}, (byte_end - 1) / {PAGE_BYTES}
+), pages AS (
+    INSERT INTO sync.snapshot_pages
+        (snapshot_id, first_ordinal, row_count, payload_bytes, row_ends, rows_wire)
+    SELECT $1, first_ordinal, row_count, payload_bytes,
+           ARRAY(SELECT (e - base - 1)::integer FROM unnest(byte_ends) AS e), rows_wire
+    FROM grouped
+    RETURNING row_count, payload_bytes
 ), session AS (
     INSERT INTO sync.snapshot_sessions
         (snapshot_id, user_pk, snapshot_bundle_seq, row_count, byte_count, expires_at, source_id)
-    SELECT $1, $3, $4, count(*), COALESCE(sum(bytes), 0),
+    SELECT $1, $3, $4, COALESCE(sum(row_count), 0), COALESCE(sum(payload_bytes), 0),
            now() + make_interval(secs => $5::double precision), $6::text
-    FROM inserted
+    FROM pages
     RETURNING row_count, byte_count, expires_at
 )
 SELECT s.row_count, s.byte_count, s.expires_at,
@@ -316,7 +354,8 @@ async def _create_in_tx(
 # ------------------------------------------------------------------------------------ chunks
 
 # One statement: the session (owner and expiry decided by the database clock) and the rows with
-# ordinals in (after, upper], each rendered as the wire's SnapshotRow JSON (Go's field order).
+# ordinals in (after, upper] as wire JSON: slices of this server's pages, or, for a session the
+# Go server created, its `snapshot_session_rows` rendered as SnapshotRow JSON (Go's field order).
 # Ordinals are contiguous 1..row_count, so has_more is row_count > upper.
 _CHUNK = """
 WITH s AS (
@@ -325,8 +364,26 @@ WITH s AS (
     FROM sync.snapshot_sessions AS s
     JOIN sync.user_state AS u ON u.user_pk = s.user_pk
     WHERE s.snapshot_id = $1
+), p AS (
+    SELECT p.row_ends, p.rows_wire,
+           greatest($3 + 1, p.first_ordinal) - p.first_ordinal + 1 AS low,
+           least($4, p.first_ordinal + p.row_count - 1) - p.first_ordinal + 1 AS high,
+           p.first_ordinal
+    FROM s JOIN sync.snapshot_pages AS p ON p.snapshot_id = s.snapshot_id
+    WHERE s.owned AND NOT s.expired
+      AND p.first_ordinal BETWEEN $3 + 1 - {PAGE_SPAN} AND $4
+      AND p.first_ordinal + p.row_count > $3 + 1
+), sliced AS (
+    SELECT first_ordinal, high - low + 1 AS returned,
+           CASE WHEN low = 1 THEN 0 ELSE row_ends[low - 1] + 1 END AS start, row_ends[high] AS stop,
+           rows_wire
+    FROM p
 )
 SELECT s.snapshot_bundle_seq, s.row_count, s.owned, s.expired,
+       (SELECT COALESCE(sum(returned), 0)::bigint FROM sliced) AS paged,
+       (SELECT array_agg(substring(rows_wire FROM start + 1 FOR stop - start)
+                         ORDER BY first_ordinal)
+         FROM sliced) AS pages,
        (SELECT count(*) FROM sync.snapshot_session_rows AS r
          WHERE s.owned AND NOT s.expired AND r.snapshot_id = s.snapshot_id
            AND r.row_ordinal > $3 AND r.row_ordinal <= $4) AS returned,
@@ -340,7 +397,9 @@ SELECT s.snapshot_bundle_seq, s.row_count, s.owned, s.expired,
          WHERE s.owned AND NOT s.expired AND r.snapshot_id = s.snapshot_id
            AND r.row_ordinal > $3 AND r.row_ordinal <= $4) AS rows
 FROM s
-""".replace("{ROW_IDENTITY_JSON_SQL}", ROW_IDENTITY_JSON_SQL)
+""".replace("{ROW_IDENTITY_JSON_SQL}", ROW_IDENTITY_JSON_SQL).replace(
+    "{PAGE_SPAN}", str(_PAGE_SPAN)
+)
 
 
 async def read_chunk(
@@ -366,14 +425,19 @@ async def read_chunk(
         raise _forbidden(snapshot_id)
     if row["expired"]:
         raise _expired(snapshot_id)
-    returned: int = row["returned"]
-    body = (
+    parts: list[bytes] = list(row["pages"] or ())
+    if row["rows"]:
+        parts.append(row["rows"].encode())
+    returned: int = row["paged"] + row["returned"]
+    head = (
         f'{{"snapshot_id":"{session_id}","snapshot_bundle_seq":{row["snapshot_bundle_seq"]}'
-        f',"rows":[{row["rows"] or ""}]'
-        f',"next_row_ordinal":{after_row_ordinal + returned}'
+        ',"rows":['
+    )
+    tail = (
+        f'],"next_row_ordinal":{after_row_ordinal + returned}'
         f',"has_more":{json.dumps(row["row_count"] > upper)}}}'
     )
-    return body.encode()
+    return b"".join((head.encode(), b",".join(parts), tail.encode()))
 
 
 # ------------------------------------------------------------------------------------ delete

@@ -34,7 +34,13 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from oversync_server.engine.catalog import SCOPE_COLUMN, KeyKind, TableInfo, ValueKind
+from oversync_server.engine.catalog import (
+    SCOPE_COLUMN,
+    KeyKind,
+    TableInfo,
+    ValueKind,
+    quote_literal,
+)
 from oversync_wire import canonical_json, normalize_payload, sorted_compact_json
 
 
@@ -243,3 +249,19 @@ ROW_IDENTITY_JSON_SQL = """'{"schema":' || to_json(c.schema_name)::text
            ELSE to_json(convert_from(r.key_bytes, 'UTF8'))::text
        END
     || '}'"""
+
+
+def table_row_identity_json_sql(table: TableInfo, key_sql: str) -> str:
+    """`ROW_IDENTITY_JSON_SQL`'s text for a row of `table` whose key is the SQL expression
+    `key_sql` (the key column itself, uuid or text), without a catalog row: the constant part
+    is one InitPlan per statement, and the key is rendered from its own value, not its bytes."""
+    prefix = (
+        f"""(SELECT '{{"schema":' || to_json({quote_literal(table.schema)}::text)::text"""
+        f""" || ',"table":' || to_json({quote_literal(table.table)}::text)::text"""
+        f""" || ',"key":{{' || to_json({quote_literal(table.key_column)}::text)::text || ':')"""
+    )
+    if table.key_kind is KeyKind.UUID:
+        key = f"""'"' || {key_sql}::text || '"'"""
+    else:
+        key = f"to_json({key_sql}::text)::text"
+    return f"{prefix} || {key} || '}}'"
