@@ -19,7 +19,9 @@ the transaction is safe: every later statement sees what the holder committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 
 from oversync_server.engine.errors import service_unavailable
 
-__all__ = ["SyncConnection"]
+__all__ = ["SyncConnection", "transaction_with"]
 
 _TRY_LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended($1::text, 0))"
 BACKOFF_INITIAL_SECONDS = 0.005
@@ -57,15 +59,16 @@ def _begin_sql(transaction: Transaction) -> str:
 
 class _SyncTransaction(Transaction):
     """A transaction whose `BEGIN` round trip, when top-level, also runs the connection's
-    per-transaction settings and takes the user lock it holds (see the module docstring)."""
+    per-transaction settings, this transaction's own (`settings`) and takes the user lock the
+    connection holds (see the module docstring)."""
 
-    __slots__ = ()
+    __slots__ = ("_settings",)
 
     async def start(self) -> None:
         connection = self._connection  # type: ignore[attr-defined]
         assert isinstance(connection, SyncConnection)
         user = connection._lock_user
-        suffix = connection.begin_settings
+        suffix = connection.begin_settings + self._settings
         # (a user id PostgreSQL cannot hold as text takes the lock in a statement of its own)
         lock_in_begin = user is not None and "\x00" not in user
         if lock_in_begin:
@@ -78,6 +81,8 @@ class _SyncTransaction(Transaction):
             await super().start()  # nested (a savepoint), misuse (asyncpg's errors), plain
             if top_level and user is not None:
                 await self._locked(connection, user, None)
+            if not top_level and self._settings:
+                await asyncpg.Connection.execute(connection, self._settings)
             return
         connection._top_xact = self
         try:
@@ -167,6 +172,25 @@ class SyncConnection(asyncpg.Connection):
         isolation: _IsolationLevels | None = None,
         readonly: bool = False,
         deferrable: bool = False,
+        settings: str = "",
     ) -> Transaction:
+        """asyncpg's transaction; `settings` (SQL statements, each ending in `;`, e.g.
+        `SET LOCAL ...;`) run in its `BEGIN` round trip."""
         self._check_open()  # type: ignore[attr-defined]
-        return _SyncTransaction(self, isolation, readonly, deferrable)
+        transaction = _SyncTransaction(self, isolation, readonly, deferrable)
+        transaction._settings = (" " + settings) if settings else ""
+        return transaction
+
+
+@contextlib.asynccontextmanager
+async def transaction_with(connection: Any, settings: str) -> AsyncIterator[None]:
+    """A transaction on `connection` whose `settings` (statements, each ending in `;`) run
+    first: in the `BEGIN` round trip on a `SyncConnection` (or a pool's proxy of one), right
+    after `BEGIN` on any other asyncpg connection."""
+    if getattr(connection, "begin_settings", None) is not None:
+        async with connection.transaction(settings=settings):
+            yield
+        return
+    async with connection.transaction():
+        await connection.execute(settings)
+        yield

@@ -239,10 +239,9 @@ class Push(PushService[object]):
         config = self.runtime.config
 
         async def attempt(conn: scopes.Connection) -> models.PushCommitResponse:
-            async with conn.transaction():
-                session = await push_sessions.lock_session(conn, push_id, actor.user_id)
-                bundle = await push_commit.commit_session(conn, catalog, config, session)
-            # the transaction committed here: deferred FK checks have passed
+            bundle = await push_commit.commit_push(
+                conn, catalog, config, push_id=push_id, user_id=actor.user_id
+            )
             return models.PushCommitResponse(
                 bundle_seq=bundle.bundle_seq,
                 source_id=bundle.source_id,
