@@ -47,9 +47,8 @@ async def test_user_lock_is_transaction_scoped_and_serialises_with_session_locks
     try:
         for user in ("alice", "o'brien\\x"):
             async with user_lock(pool, user) as conn:
-                async with conn.transaction():
-                    async with pool.acquire() as other:
-                        assert not await other.fetchval(f"SELECT pg_try_advisory_lock({go_key})", user)
+                async with conn.transaction(), pool.acquire() as other:
+                    assert not await other.fetchval(f"SELECT pg_try_advisory_lock({go_key})", user)
                 async with pool.acquire() as other:
                     assert await other.fetchval(f"SELECT pg_try_advisory_lock({go_key})", user)
                     with pytest.raises(SyncError) as refused:

@@ -60,17 +60,26 @@ def test_fast_and_fastapi_paths_answer_alike(server: ServerProcess) -> None:
         assert _call(server, user, "/sync/connect", {"has_local_pending_rows": False}).is_success
         steps = []
         created = _call(
-            server, user, route("/sync/push-sessions"), {"source_bundle_id": 1, "planned_row_count": 2}
+            server,
+            user,
+            route("/sync/push-sessions"),
+            {"source_bundle_id": 1, "planned_row_count": 2},
         )
         steps.append(_shape(created))
         push_id = created.json()["push_id"]
         chunk = {"start_row_ordinal": 0, "rows": [_row(str(uuid.uuid4()), "n1")]}
-        steps.append(_shape(_call(server, user, route(f"/sync/push-sessions/{push_id}/chunks"), chunk)))
+        steps.append(
+            _shape(_call(server, user, route(f"/sync/push-sessions/{push_id}/chunks"), chunk))
+        )
         # errors from the service: a chunk out of order, a commit of an incomplete session
-        steps.append(_shape(_call(server, user, route(f"/sync/push-sessions/{push_id}/chunks"), chunk)))
+        steps.append(
+            _shape(_call(server, user, route(f"/sync/push-sessions/{push_id}/chunks"), chunk))
+        )
         steps.append(_shape(_call(server, user, route(f"/sync/push-sessions/{push_id}/commit"))))
         chunk = {"start_row_ordinal": 1, "rows": [_row(str(uuid.uuid4()), "n2")]}
-        steps.append(_shape(_call(server, user, route(f"/sync/push-sessions/{push_id}/chunks"), chunk)))
+        steps.append(
+            _shape(_call(server, user, route(f"/sync/push-sessions/{push_id}/chunks"), chunk))
+        )
         steps.append(_shape(_call(server, user, route(f"/sync/push-sessions/{push_id}/commit"))))
         # a replay of the committed tuple
         steps.append(

@@ -100,8 +100,10 @@ class PushFastPath:
         self.authenticate = authenticate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or b"%" in scope.get(
-            "raw_path", b""
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or b"%" in scope.get("raw_path", b"")
         ):
             await self.app(scope, receive, send)
             return
@@ -161,7 +163,7 @@ class PushFastPath:
         except Exception:  # refused: FastAPI's route answers it
             raise _NotMine from None
         result: object
-        adapter: TypeAdapter[Any]
+        adapter: Any
         if operation == "create":
             result = await self.push.create_push_session(
                 principal=principal, Oversync_Source_ID=source_id, body=request

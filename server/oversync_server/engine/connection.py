@@ -63,20 +63,23 @@ class _SyncTransaction(Transaction):
     connection holds (see the module docstring)."""
 
     __slots__ = ("_settings",)
+    _settings: str
+    _state: TransactionState
 
     async def start(self) -> None:
         connection = self._connection  # type: ignore[attr-defined]
         assert isinstance(connection, SyncConnection)
+        internals: Any = connection  # asyncpg's `_top_xact` is not in its type stubs
         user = connection._lock_user
         suffix = connection.begin_settings + self._settings
         # (a user id PostgreSQL cannot hold as text takes the lock in a statement of its own)
         lock_in_begin = user is not None and "\x00" not in user
-        if lock_in_begin:
+        if user is not None and lock_in_begin:
             suffix += (
                 " SELECT 1 WHERE pg_try_advisory_xact_lock(hashtextextended("
                 f"{_text_literal(user)}::text, 0))"
             )
-        top_level = connection._top_xact is None and not connection.is_in_transaction()
+        top_level = internals._top_xact is None and not connection.is_in_transaction()
         if not top_level or self._state is not TransactionState.NEW or not suffix:
             await super().start()  # nested (a savepoint), misuse (asyncpg's errors), plain
             if top_level and user is not None:
@@ -84,14 +87,14 @@ class _SyncTransaction(Transaction):
             if not top_level and self._settings:
                 await asyncpg.Connection.execute(connection, self._settings)
             return
-        connection._top_xact = self
+        internals._top_xact = self
         try:
             status = await asyncpg.Connection.execute(connection, _begin_sql(self) + suffix)
             if user is not None:
                 await self._locked(connection, user, status if lock_in_begin else None)
         except BaseException:
             self._state = TransactionState.FAILED
-            connection._top_xact = None
+            internals._top_xact = None
             if connection.is_in_transaction():  # end it: `async with` will not exit it
                 try:
                     await asyncpg.Connection.execute(connection, "ROLLBACK")

@@ -49,9 +49,9 @@ from typing import TypeAlias, cast
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from oversync_server.engine.connection import SyncConnection
 from oversync_server.engine.errors import SyncError, service_unavailable
 from oversync_server.engine.pool import SyncPool, UserTurns, database_unavailable
-from oversync_server.engine.connection import SyncConnection
 from oversync_wire.timefmt import rfc3339_nano
 
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
