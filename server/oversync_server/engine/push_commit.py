@@ -1,17 +1,18 @@
 """Push commit: apply a staged session all-or-nothing as one bundle (protocol.md §6.4, server.md §4.3).
 
-`commit_session` runs inside the caller's transaction (READ COMMITTED, under the user lock, with
-the session row locked by `push_sessions.lock_session`):
+`commit_push` runs one transaction (READ COMMITTED) on a connection of `scope.user_lock`; its
+BEGIN round trip takes the user lock, defers all constraints (FK order inside the bundle does
+not matter) and plans joins as index probes. One statement (`_LOCK_FOR_COMMIT`) then locks the
+session row and the source row and reads everything the checks below decide on, which raise in
+the reference's order:
 
-1. the staged rows are complete, contiguous, and name each (table, key) once;
-2. all constraints are deferred (FK order inside the bundle does not matter) and joins are
-   planned as index probes;
+1. the session: 404 unknown, 403 another user's, 410 expired;
+2. the staged rows are complete, contiguous, and name each (table, key) once;
 3. a seeding session re-validates and refreshes its initialization lease;
-4. the source is locked: retired -> 409 `source_retired`, moved on -> 409
-   `source_sequence_changed`;
-5. one query checks every staged row's `base_row_version` against `sync.row_state`; the first
-   conflicting row in upload order aborts with 409 `push_conflict` (the body carries the live
-   server row when there is one);
+4. the source: retired -> 409 `source_retired`, moved on -> 409 `source_sequence_changed`;
+5. every staged row's `base_row_version` agrees with `sync.row_state`; the first conflicting
+   row in upload order aborts with 409 `push_conflict` (the body carries the live server row
+   when there is one);
 6. the rows are applied straight from `sync.push_session_rows` inside PostgreSQL (payloads never
    travel back to Python): one INSERT per (table, column set), one UPDATE per table (columns a
    row did not send keep their value), one DELETE per table, in order of each group's first row.
@@ -26,12 +27,13 @@ the session row locked by `push_sessions.lock_session`):
    through the reference's capture trigger, in the order it stages them;
 7. `capture.bundle_transaction` turns the captured effects (both stages: cascades and trigger
    writes included) into the bundle; no effects -> 400 `push_commit_invalid`;
-8. the session is deleted; a seeding commit marks the scope INITIALIZED.
+8. the session is deleted (by the last apply statement); a seeding commit marks the scope
+   INITIALIZED.
 
-Statement budget, whatever the row count: user lock 1, BEGIN 1, session lock 1, staged checks 2,
-transaction settings 1, lease 2 (seeding only), source 1, bundle context 1, conflicts 1 (+1 on a
-conflict, for the server row), G apply statements, finalize 4, session delete 1, scope transition
-1 (seeding only), COMMIT 1, unlock 1: 16 + G in all (19 + G when seeding), where
+Statement budget, whatever the row count: BEGIN (user lock and settings) 1, the locked read 1,
+direct stage setup 1 (pushes of `DIRECT_STAGE_MIN_ROWS` rows or more), lease 2 (seeding only),
+bundle context 1, the server row 1 (on a conflict only), G apply statements, finalize 4, scope
+transition 1 (seeding only), COMMIT 1: 8 + G in all (11 + G when seeding), where
 G <= 3 x tables touched (plus one per extra INSERT column set of a table).
 """
 

@@ -23,6 +23,7 @@ session-mode pooler) instead of the pool.
 
 from __future__ import annotations
 
+import os
 from typing import Any, cast
 
 from oversync_server.engine.connection import SyncConnection
@@ -35,6 +36,13 @@ class TransactionPooledConnection(SyncConnection):
 
     def get_reset_query(self) -> str:
         return ""
+
+    # asyncpg names the statements of cursors from a per-process counter, and closes them
+    # later, in another transaction, so possibly on another server session of the pooler: the
+    # name can outlive its client on a session another process (same counter) then uses. A
+    # random part makes every name unique.
+    def _get_unique_id(self, prefix: str) -> str:
+        return f"__asyncpg_{prefix}_{os.urandom(8).hex()}__"
 
     # A standalone statement gets a transaction of its own (see the module docstring).
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
