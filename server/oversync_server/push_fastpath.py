@@ -14,8 +14,9 @@ bytes (the response model's JSON, aliases, unset fields left out) and the same e
 Only the happy path is served here: a request it does not take for certain (another route or
 method, a percent-encoded path, a missing, repeated or non-ASCII `Authorization` or
 `Oversync-Source-ID` header, a source id the spec's constraints refuse, a token the
-authenticator refuses, a body that is not JSON or does not validate) goes on, untouched, to the
-FastAPI application, which answers it as it always has. Nothing has run for it by then.
+authenticator refuses, a body that is not JSON or does not validate, a body over
+`FAST_BODY_BYTES`) goes on, untouched, to the FastAPI application, which answers it as it always
+has. Nothing has run for it by then.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ _CREATE_PATH = "/sync/push-sessions"
 _SESSION_PATH = re.compile(r"/sync/push-sessions/([^/]+)/(chunks|commit)")
 # The spec's constraints of the Oversync-Source-ID header (openapi/oversync.yaml).
 _SOURCE_ID = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
+
+# Bodies up to this size only: a bigger one is a big chunk, where FastAPI's fixed cost does not
+# matter, and a malformed one would be decoded twice (here, then by FastAPI for its answer).
+FAST_BODY_BYTES = 64 * 1024
 
 _CREATE_RESPONSE = TypeAdapter(models.PushSessionCreateResponse)
 _CHUNK_RESPONSE = TypeAdapter(models.PushChunkResponse)
@@ -122,6 +127,9 @@ class PushFastPath:
                 return  # the client has gone
             body = read
             receive = _replay(body, receive)
+            if len(body) > FAST_BODY_BYTES:
+                await self.app(scope, receive, send)
+                return
         try:
             response = await self._serve(scope, operation, push_id, body)
         except _NotMine:
