@@ -164,10 +164,13 @@ async def test_transaction_scoped_user_locks_serialise_across_processes(
             assert await conn.fetchval("SHOW lock_timeout") == "10s"
 
         # A Go-style session lock on the direct connection blocks the pooled writers too.
-        async with user_lock(direct_pool, "alice"):
+        async with direct_pool.acquire() as go_style:
+            key = "SELECT pg_advisory_lock(hashtextextended('alice', 0))"
+            await go_style.execute(key)
             with pytest.raises(SyncError):
                 async with user_lock(waiter_pool, "alice") as conn, conn.transaction():
                     pass
+            await go_style.execute("SELECT pg_advisory_unlock(hashtextextended('alice', 0))")
     finally:
         for pool in (holder_pool, waiter_pool, direct_pool):
             await pool.close()

@@ -17,6 +17,7 @@ from oversync_server.engine.errors import authentication_failed
 from oversync_server.errors import exception_handlers
 from oversync_server.janitor import install_janitor
 from oversync_server.middleware import SyncMiddleware
+from oversync_server.push_fastpath import PushFastPath
 from oversync_server.runtime import SyncRuntime, WatchPolicy
 from oversync_server.services.discovery import Discovery
 from oversync_server.services.lifecycle import Lifecycle
@@ -40,13 +41,16 @@ def create_application(
     install_bundle_watch(runtime)  # the LISTEN side of bundle-change wake-ups
     install_janitor(runtime)  # deletes expired push and snapshot sessions in the background
 
+    async def principal_of(token: str) -> Principal:
+        principal = await authenticator.authenticate(token)
+        observability.note_user(principal.user_id)  # for the request's log line
+        return principal
+
     async def authorize(_: RequirementSets, credentials: Credentials) -> Principal:
         bearer = credentials.get("bearerAuth")
         if not isinstance(bearer, HTTPAuthorizationCredentials) or not bearer.credentials:
             raise authentication_failed("Authorization header required")
-        principal = await authenticator.authenticate(bearer.credentials)
-        observability.note_user(principal.user_id)  # for the request's log line
-        return principal
+        return await principal_of(bearer.credentials)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -60,9 +64,10 @@ def create_application(
         finally:
             await runtime.stop()
 
+    push = Push(runtime)
     app = create_app(
         lifecycle=Lifecycle(runtime),
-        push=Push(runtime),
+        push=push,
         pull=Pull(runtime),
         snapshot=Snapshot(runtime),
         discovery=Discovery(runtime),
@@ -75,6 +80,8 @@ def create_application(
         app.include_router(devendpoints.router(runtime, authenticator))
     if runtime.config.inspector_token:  # the read-only operator page, behind its own token
         app.include_router(inspector.router(runtime))
+    # the hot push requests without FastAPI's routing (inside SyncMiddleware: push_fastpath)
+    app.add_middleware(PushFastPath, push=push, authenticate=principal_of)
     app.add_middleware(SyncMiddleware, runtime=runtime)
     observability.install(app, runtime)  # outermost: request ids, request log lines, /metrics
     app.state.runtime = runtime

@@ -63,7 +63,7 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _is_json(content_type: bytes | None) -> bool:
+def is_json(content_type: bytes | None) -> bool:
     """Whether FastAPI decodes a body of this media type as JSON (its own rule; clients send
     the same few values, so the answers are cached)."""
     if not content_type:
@@ -207,7 +207,7 @@ class SyncMiddleware:
         body = await _read_body(receive, limit)
         if body is None:
             return too_large(limit), receive
-        if chunk and body and _is_json(_header(scope, b"content-type")):
+        if chunk and body and is_json(_header(scope, b"content-type")):
             refusal = check_chunk(body, config.max_rows_per_push_chunk, scope["headers"])
             if refusal is not None:
                 return refusal, receive

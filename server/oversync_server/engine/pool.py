@@ -10,9 +10,9 @@ Every wait a request can be stuck in is bounded, and each bound answers a retrya
   keeps them);
 * a released connection is reset (asyncpg's `pg_advisory_unlock_all()`, `CLOSE ALL`,
   `UNLISTEN *`, `RESET ALL`: one more round trip) unless the code that used it marked it clean
-  with `SyncConnection.skip_next_reset()`: `engine.scope.user_lock` does after it released the
-  user's lock for code that runs only this package's statements (no session state: every
-  setting is `SET LOCAL`/`set_config(..., true)`, cursors live in transactions);
+  with `SyncConnection.skip_next_reset()`: `engine.scope.user_lock` does for code that runs
+  only this package's statements (no session state: the user lock is transaction-scoped,
+  every setting is `SET LOCAL`/`set_config(..., true)`, cursors live in transactions);
 * behind a transaction-pooling PgBouncer (`transaction_pooling=True`) the same timeouts are
   set by every transaction instead (`engine.txpool`);
 * `user_turns` is the per-process queue of each user's writers in front of the pool (see

@@ -1,17 +1,18 @@
 """Push commit: apply a staged session all-or-nothing as one bundle (protocol.md §6.4, server.md §4.3).
 
-`commit_session` runs inside the caller's transaction (READ COMMITTED, under the user lock, with
-the session row locked by `push_sessions.lock_session`):
+`commit_push` runs one transaction (READ COMMITTED) on a connection of `scope.user_lock`; its
+BEGIN round trip takes the user lock, defers all constraints (FK order inside the bundle does
+not matter) and plans joins as index probes. One statement (`_LOCK_FOR_COMMIT`) then locks the
+session row and the source row and reads everything the checks below decide on, which raise in
+the reference's order:
 
-1. the staged rows are complete, contiguous, and name each (table, key) once;
-2. all constraints are deferred (FK order inside the bundle does not matter) and joins are
-   planned as index probes;
+1. the session: 404 unknown, 403 another user's, 410 expired;
+2. the staged rows are complete, contiguous, and name each (table, key) once;
 3. a seeding session re-validates and refreshes its initialization lease;
-4. the source is locked: retired -> 409 `source_retired`, moved on -> 409
-   `source_sequence_changed`;
-5. one query checks every staged row's `base_row_version` against `sync.row_state`; the first
-   conflicting row in upload order aborts with 409 `push_conflict` (the body carries the live
-   server row when there is one);
+4. the source: retired -> 409 `source_retired`, moved on -> 409 `source_sequence_changed`;
+5. every staged row's `base_row_version` agrees with `sync.row_state`; the first conflicting
+   row in upload order aborts with 409 `push_conflict` (the body carries the live server row
+   when there is one);
 6. the rows are applied straight from `sync.push_session_rows` inside PostgreSQL (payloads never
    travel back to Python): one INSERT per (table, column set), one UPDATE per table (columns a
    row did not send keep their value), one DELETE per table, in order of each group's first row.
@@ -31,12 +32,13 @@ the session row locked by `push_sessions.lock_session`):
    need no coalescing when the trigger stage holds nothing of this transaction and each
    (table, key) occurs once (the usual case): they are handed to the finalizer as they are;
    otherwise they are copied into the temporary stage and coalesced with the trigger's rows;
-8. the session is deleted; a seeding commit marks the scope INITIALIZED.
+8. the session is deleted (by the last apply statement); a seeding commit marks the scope
+   INITIALIZED.
 
-Statement budget, whatever the row count: user lock 1, BEGIN 1, session lock 1, staged checks 2,
-transaction settings 1, lease 2 (seeding only), source 1, bundle context 1, conflicts 1 (+1 on a
-conflict, for the server row), G apply statements, finalize 4, session delete 1, scope transition
-1 (seeding only), COMMIT 1, unlock 1: 16 + G in all (19 + G when seeding), where
+Statement budget, whatever the row count: BEGIN (user lock and settings) 1, the locked read 1,
+direct stage setup 1 (pushes staged in the temporary stage), lease 2 (seeding only), bundle
+context 1, the server row 1 (on a conflict only), G apply statements, finalize 4, scope
+transition 1 (seeding only), COMMIT 1: 8 + G in all (11 + G when seeding), where
 G <= 3 x tables touched (plus one per extra INSERT column set of a table). Returned rows cost
 one more (the trigger stage check; +2 when they go to the temporary stage after all) and spare
 the finalizer's stage read.
@@ -44,14 +46,17 @@ the finalizer's stage read.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
 from typing import Any
 
+import asyncpg
+
 from oversync_server.config import ServiceConfig
+from oversync_server.engine import push_sessions, sources
 from oversync_server.engine import scope as scopes
-from oversync_server.engine import sources
 from oversync_server.engine.capture import (
     OP_DELETE,
     OP_INSERT,
@@ -69,6 +74,7 @@ from oversync_server.engine.catalog import (
     quote_ident,
     quote_literal,
 )
+from oversync_server.engine.connection import transaction_with
 from oversync_server.engine.db import Connection
 from oversync_server.engine.ddl import (
     CAPTURE_DIRECT_GUC,
@@ -77,23 +83,15 @@ from oversync_server.engine.ddl import (
     STAGE_ORDINAL_SQL,
 )
 from oversync_server.engine.errors import SyncError
-from oversync_server.engine.push_sessions import PushSession, delete_session
+from oversync_server.engine.push_sessions import PushSession
 from oversync_server.engine.values import key_from_bytes, wire_key, wire_payload_from_db_text
-
-_STAGED_STATS = """
-SELECT count(*) AS staged, COALESCE(max(row_ordinal), -1) AS last_ordinal,
-       (SELECT ARRAY[d.table_id::text, encode(d.key_bytes, 'hex')]
-        FROM sync.push_session_rows d WHERE d.push_id = $1
-        GROUP BY d.table_id, d.key_bytes HAVING count(*) > 1
-        ORDER BY min(d.row_ordinal) LIMIT 1) AS duplicate
-FROM sync.push_session_rows WHERE push_id = $1
-"""
 
 _FIRST_GAP = """
 SELECT min(o) FROM generate_series(0, $2::bigint - 1) AS o
 WHERE NOT EXISTS (SELECT 1 FROM sync.push_session_rows WHERE push_id = $1 AND row_ordinal = o)
 """
 
+# The staged rows' apply groups: (table, op, column set) in order of each group's first row.
 # A row's column set is its payload's keys in document order (canonical payloads sort them, so
 # one set is one array; were a session staged with keys in another order, its rows would only
 # form more groups): not sorting them spares a sort per row. `_staged_filter` uses the same.
@@ -103,10 +101,9 @@ FROM (
     SELECT table_id, op_code, row_ordinal,
            CASE WHEN op_code = 3 THEN NULL::text[]
                 ELSE ARRAY(SELECT json_object_keys(payload_apply)) END AS columns
-    FROM sync.push_session_rows WHERE push_id = $1
+    FROM sync.push_session_rows WHERE push_id = ps.push_id
 ) staged
 GROUP BY table_id, op_code, columns
-ORDER BY first_ordinal
 """
 
 # The first staged row whose base_row_version disagrees with row_state (server.md §4.3 table).
@@ -118,10 +115,10 @@ SELECT p.row_ordinal, p.table_id, p.key_bytes, p.op_code, p.base_bundle_seq,
 FROM sync.push_session_rows p
 LEFT JOIN LATERAL (
     SELECT s.bundle_seq, s.deleted FROM sync.row_state s
-    WHERE s.user_pk = $2 AND s.table_id = p.table_id AND s.key_bytes = p.key_bytes
+    WHERE s.user_pk = ps.user_pk AND s.table_id = p.table_id AND s.key_bytes = p.key_bytes
     LIMIT 1  -- keeps the subquery from being flattened into a join
 ) rs ON TRUE
-WHERE p.push_id = $1 AND NOT COALESCE(
+WHERE p.push_id = ps.push_id AND NOT COALESCE(
     CASE WHEN p.op_code = 1 THEN
              (rs.bundle_seq IS NULL AND p.base_bundle_seq = 0)
              OR (rs.bundle_seq IS NOT NULL AND rs.deleted AND p.base_bundle_seq = rs.bundle_seq)
@@ -129,6 +126,46 @@ WHERE p.push_id = $1 AND NOT COALESCE(
     END, FALSE)
 ORDER BY p.row_ordinal
 LIMIT 1
+"""
+
+# Everything the commit decides on, in one round trip ($1 push_id, $2 the caller's user id):
+# the session row (locked), the staged rows' count, last ordinal, first duplicate target and
+# apply groups, the source row (locked), and the first conflicting row. Only the caller's own
+# session gets its source locked and its rows checked; the caller raises in the reference's
+# order (session, staged rows, lease, source, conflict).
+_LOCK_FOR_COMMIT = f"""
+SELECT ps.push_id, ps.user_pk, us.user_id, ps.source_id, ps.source_bundle_id,
+       ps.planned_row_count, ps.next_expected_row_ordinal, ps.initialization_id,
+       ps.expires_at < clock_timestamp() AS expired,
+       st.staged, st.last_ordinal,
+       (SELECT ARRAY[d.table_id::text, encode(d.key_bytes, 'hex')]
+        FROM sync.push_session_rows d WHERE d.push_id = ps.push_id AND us.user_id = $2
+        GROUP BY d.table_id, d.key_bytes HAVING count(*) > 1
+        ORDER BY min(d.row_ordinal) LIMIT 1) AS duplicate,
+       (SELECT json_agg(json_build_array(g.table_id, g.op_code, g.columns, g.first_ordinal)
+                        ORDER BY g.first_ordinal)::text
+        FROM ({_GROUPS}) AS g WHERE us.user_id = $2) AS groups,
+       src.state AS source_state, src.max_committed_source_bundle_id,
+       src.replaced_by_source_id,
+       c.row_ordinal AS conflict_ordinal, c.table_id AS conflict_table_id,
+       c.key_bytes AS conflict_key, c.op_code AS conflict_op,
+       c.base_bundle_seq AS conflict_base, c.state_seq AS conflict_state_seq,
+       c.state_deleted AS conflict_state_deleted
+FROM sync.push_sessions ps
+JOIN sync.user_state us ON us.user_pk = ps.user_pk
+CROSS JOIN LATERAL (
+    SELECT count(*) AS staged, COALESCE(max(row_ordinal), -1) AS last_ordinal
+    FROM sync.push_session_rows WHERE push_id = ps.push_id AND us.user_id = $2
+) st
+LEFT JOIN LATERAL (
+    SELECT s.state, s.max_committed_source_bundle_id, s.replaced_by_source_id
+    FROM sync.source_state s
+    WHERE s.user_pk = ps.user_pk AND s.source_id = ps.source_id AND us.user_id = $2
+    FOR UPDATE
+) src ON TRUE
+LEFT JOIN LATERAL ({_FIRST_CONFLICT}) c ON us.user_id = $2
+WHERE ps.push_id = $1
+FOR UPDATE OF ps
 """
 
 # Deferred constraints (FK order inside a bundle does not matter), and a planner restricted to
@@ -139,13 +176,11 @@ LIMIT 1
 # set-based inserts that these settings do not slow down.
 _TRANSACTION_SETTINGS = (
     "SET CONSTRAINTS ALL DEFERRED; SET LOCAL enable_hashjoin = off;"
-    " SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off"
+    " SET LOCAL enable_mergejoin = off; SET LOCAL enable_material = off;"
 )
 # ... and for a push that stages its rows in the temporary direct stage (no notice when it
 # exists already).
-_TRANSACTION_SETTINGS_TEMP = (
-    _TRANSACTION_SETTINGS + "; SET LOCAL client_min_messages = warning;" + DIRECT_STAGE_DDL
-)
+_DIRECT_STAGE_SETUP = "SET LOCAL client_min_messages = warning;" + DIRECT_STAGE_DDL
 
 # Pushes of at least this many rows stage their applied rows in the temporary direct stage
 # (`ddl.DIRECT_STAGE`: no WAL, foreign keys or indexes, a fraction of the cost per row); smaller
@@ -314,19 +349,19 @@ def _delete_sql(group: _Group, staging: Staging) -> str:
 _APPLY_SQL = {OP_INSERT: _insert_sql, OP_UPDATE: _update_sql, OP_DELETE: _delete_sql}
 
 
-async def _check_staged(conn: Connection, catalog: Catalog, session: PushSession) -> None:
-    stats = await conn.fetchrow(_STAGED_STATS, session.push_id)
-    assert stats is not None
+async def _check_staged(
+    conn: Connection, catalog: Catalog, session: PushSession, row: asyncpg.Record
+) -> None:
     planned = session.planned_row_count
-    if session.next_expected_row_ordinal != planned or stats["staged"] != planned:
+    if session.next_expected_row_ordinal != planned or row["staged"] != planned:
         raise commit_invalid(
-            f"staged row count {stats['staged']} does not match planned_row_count {planned}"
+            f"staged row count {row['staged']} does not match planned_row_count {planned}"
         )
-    if stats["last_ordinal"] != planned - 1:
+    if row["last_ordinal"] != planned - 1:
         gap = await conn.fetchval(_FIRST_GAP, session.push_id, planned)
         raise commit_invalid(f"staged rows are not contiguous at row_ordinal {gap}")
-    if stats["duplicate"] is not None:
-        table_id, key_hex = stats["duplicate"]
+    if row["duplicate"] is not None:
+        table_id, key_hex = row["duplicate"]
         table = catalog.by_id(int(table_id))
         key = key_from_bytes(table.key_kind, bytes.fromhex(key_hex))
         raise commit_invalid(
@@ -334,22 +369,20 @@ async def _check_staged(conn: Connection, catalog: Catalog, session: PushSession
         )
 
 
-async def _load_groups(conn: Connection, catalog: Catalog, push_id: Any) -> list[_Group]:
+def _groups(catalog: Catalog, text: str | None) -> list[_Group]:
+    """The apply statements' groups of `_LOCK_FOR_COMMIT`'s `groups` (in first-row order)."""
     groups: dict[tuple[int, int, tuple[str, ...] | None], _Group] = {}
-    for row in await conn.fetch(_GROUPS, push_id):
-        op = row["op_code"]
-        columns = tuple(row["columns"]) if row["columns"] is not None else ()
+    for table_id, op, names, first_ordinal in json.loads(text) if text else ():
+        columns = tuple(names) if names is not None else ()
         # INSERT: one statement per column set (absent columns take their defaults);
         # UPDATE and DELETE: one statement per table.
-        key = (row["table_id"], op, columns if op == OP_INSERT else None)
+        key = (table_id, op, columns if op == OP_INSERT else None)
         group = groups.get(key)
         if group is None:
-            groups[key] = _Group(
-                catalog.by_id(row["table_id"]), op, [columns], row["first_ordinal"]
-            )
+            groups[key] = _Group(catalog.by_id(table_id), op, [columns], first_ordinal)
         else:
             group.column_sets.append(columns)
-            group.first_ordinal = min(group.first_ordinal, row["first_ordinal"])
+            group.first_ordinal = min(group.first_ordinal, first_ordinal)
     insert_groups_per_table: dict[int, int] = {}
     for group in groups.values():
         if group.op_code == OP_INSERT:
@@ -362,16 +395,28 @@ async def _load_groups(conn: Connection, catalog: Catalog, push_id: Any) -> list
     return sorted(groups.values(), key=lambda g: g.first_ordinal)
 
 
-async def _raise_first_conflict(conn: Connection, catalog: Catalog, session: PushSession) -> None:
-    row = await conn.fetchrow(_FIRST_CONFLICT, session.push_id, session.user_pk)
-    if row is None:
+def _source_state(session: PushSession, row: asyncpg.Record) -> sources.SourceState:
+    if row["source_state"] is None:
+        return sources.SourceState(session.source_id, None)
+    return sources.SourceState(
+        session.source_id,
+        row["source_state"],
+        row["max_committed_source_bundle_id"],
+        row["replaced_by_source_id"],
+    )
+
+
+async def _raise_first_conflict(
+    conn: Connection, catalog: Catalog, session: PushSession, row: asyncpg.Record
+) -> None:
+    if row["conflict_ordinal"] is None:
         return
-    table = catalog.by_id(row["table_id"])
-    key_bytes = bytes(row["key_bytes"])
+    table = catalog.by_id(row["conflict_table_id"])
+    key_bytes = bytes(row["conflict_key"])
     key_text = key_from_bytes(table.key_kind, key_bytes)
-    op = OP_NAMES[row["op_code"]]
-    base = row["base_bundle_seq"]
-    state_seq, deleted = row["state_seq"], row["state_deleted"]
+    op = OP_NAMES[row["conflict_op"]]
+    base = row["conflict_base"]
+    state_seq, deleted = row["conflict_state_seq"], row["conflict_state_deleted"]
     where = f"{op.lower()} conflict on {table.qualified_name} {key_text}"
     if op == "INSERT":
         if state_seq is None:
@@ -447,17 +492,45 @@ async def _coalesced(
     return None
 
 
-async def commit_session(
-    conn: Connection, catalog: Catalog, config: ServiceConfig, session: PushSession
+# The last apply statement also deletes the session (its staged rows go with it, ON DELETE
+# CASCADE, at the end of the statement, which has read them already): one round trip less.
+_DELETE_SESSION_CTE = "gone AS (DELETE FROM sync.push_sessions WHERE push_id = $1)"
+
+
+def _deleting_session(sql: str) -> str:
+    if sql.startswith("WITH "):
+        return f"WITH {_DELETE_SESSION_CTE}, {sql[5:]}"
+    return f"WITH {_DELETE_SESSION_CTE} {sql}"
+
+
+async def commit_push(
+    conn: Connection, catalog: Catalog, config: ServiceConfig, *, push_id: str, user_id: str
 ) -> CommittedBundle:
-    """Apply and commit a locked session (see the module docstring); the committed bundle."""
-    await _check_staged(conn, catalog, session)
-    groups = await _load_groups(conn, catalog, session.push_id)
+    """Lock, check, apply and commit the caller's session in one transaction on `conn` (see
+    the module docstring); the committed bundle, once the transaction has committed."""
+    parsed = push_sessions.parse_push_id(push_id)
+    async with transaction_with(conn, _TRANSACTION_SETTINGS):
+        row = await conn.fetchrow(_LOCK_FOR_COMMIT, parsed, user_id)
+        session = push_sessions.checked_session(push_id, user_id, row)
+        assert row is not None
+        bundle = await _commit_locked(conn, catalog, config, session, row)
+    # the transaction committed here: deferred FK checks have passed
+    return bundle
+
+
+async def _commit_locked(
+    conn: Connection,
+    catalog: Catalog,
+    config: ServiceConfig,
+    session: PushSession,
+    row: asyncpg.Record,
+) -> CommittedBundle:
+    await _check_staged(conn, catalog, session, row)
+    groups = _groups(catalog, row["groups"])
     staging = _staging(session.planned_row_count, groups)
     temporary = staging is not Staging.SHARED
-    await conn.execute(
-        _TRANSACTION_SETTINGS_TEMP if staging is Staging.TEMPORARY else _TRANSACTION_SETTINGS
-    )
+    if staging is Staging.TEMPORARY:
+        await conn.execute(_DIRECT_STAGE_SETUP)
     if session.initialization_id is not None:
         await scopes.require_active_lease(
             conn,
@@ -466,7 +539,7 @@ async def commit_session(
             initialization_id=session.initialization_id,
             lease_ttl=timedelta(seconds=config.initialization_lease_ttl_seconds),
         )
-    state = await sources.load_source(conn, session.user_pk, session.source_id, for_update=True)
+    state = _source_state(session, row)
     if state.retired:
         raise sources.source_retired(
             user_id=session.user_id,
@@ -491,13 +564,15 @@ async def commit_session(
         initialization_id=str(session.initialization_id) if session.initialization_id else None,
         direct=temporary,
     ) as capture:
-        await _raise_first_conflict(conn, catalog, session)
+        await _raise_first_conflict(conn, catalog, session, row)
         returned: list[Any] = []
-        for group in groups:
+        for number, group in enumerate(groups, start=1):
             args = [session.push_id, session.user_id]
             if staging is Staging.SHARED and group.op_code != OP_DELETE:
                 args.append(session.user_pk)
             sql = _APPLY_SQL[group.op_code](group, staging)
+            if number == len(groups):
+                sql = _deleting_session(sql)
             if staging is Staging.RETURNED:
                 returned += await conn.fetch(sql, *args)
             else:
@@ -507,7 +582,6 @@ async def commit_session(
     bundle = capture.bundle
     if bundle is None:
         raise commit_invalid("push session produced no captured business-table effects")
-    await delete_session(conn, session.push_id)
     if session.initialization_id is not None:
         await scopes.mark_initialized(conn, session.user_pk, source_id=session.source_id)
     return bundle

@@ -10,11 +10,12 @@ transaction (the reference deletes every user's expired sessions inside each pus
 Statement budget (each function runs in the caller's transaction):
 * `lock_for_create`: 1 (the scope lock, the replay look-up and the source read).
 * `create_session`: 1 (the replace of a staging session of the same tuple and the insert).
-* `stage_chunk`: 2 whatever the row count: one COPY of the rows, and one session update whose
-  RETURNING casts every staged payload through its table's row type (`jsonb_populate_record`,
-  the same conversion the commit applies, so type errors answer 400 now instead of failing the
-  commit); plus the session lock. A failing value check costs one extra statement per payload
-  column to name the column.
+* `stage_chunk`: 1 for a chunk of up to `SMALL_CHUNK_ROWS` rows (their insert from arrays, the
+  session update and the value check in one statement), else 2 whatever the row count: one
+  COPY of the rows, and one session update whose RETURNING casts every staged payload through
+  its table's row type (`jsonb_populate_record`, the same conversion the commit applies, so
+  type errors answer 400 now instead of failing the commit); plus the session lock. A failing
+  value check costs one extra statement per payload column to name the column.
 """
 
 from __future__ import annotations
@@ -44,6 +45,19 @@ class PushSession:
     next_expected_row_ordinal: int
     initialization_id: uuid.UUID | None
     expired: bool
+
+
+_SESSION_FIELDS = (
+    "push_id",
+    "user_pk",
+    "user_id",
+    "source_id",
+    "source_bundle_id",
+    "planned_row_count",
+    "next_expected_row_ordinal",
+    "initialization_id",
+    "expired",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,11 +185,21 @@ def session_not_found(push_id: str) -> SyncError:
 async def lock_session(conn: Connection, push_id: str, user_id: str) -> PushSession:
     """Lock the caller's live session: 404 unknown (or not a UUID), 403 another user's, 410
     expired."""
+    parsed = parse_push_id(push_id)
+    return checked_session(push_id, user_id, await conn.fetchrow(_LOCK, parsed))
+
+
+def parse_push_id(push_id: str) -> uuid.UUID:
+    """The session id as a UUID; 404 `push_session_not_found` for anything else."""
     try:
-        parsed = uuid.UUID(push_id)
+        return uuid.UUID(push_id)
     except ValueError:
         raise session_not_found(push_id) from None
-    row = await conn.fetchrow(_LOCK, parsed)
+
+
+def checked_session(push_id: str, user_id: str, row: asyncpg.Record | None) -> PushSession:
+    """The session of a row read like `lock_session`'s (its columns first): 404 none, 403
+    another user's, 410 expired."""
     if row is None:
         raise session_not_found(push_id)
     if row["user_id"] != user_id:
@@ -188,25 +212,57 @@ async def lock_session(conn: Connection, push_id: str, user_id: str) -> PushSess
             "push_session_expired",
             f"push session {push_id} has expired; start a new push session",
         )
-    return PushSession(**dict(row))
+    return PushSession(*(row[field] for field in _SESSION_FIELDS))
 
 
 async def delete_session(conn: Connection, push_id: uuid.UUID) -> None:
     await conn.execute("DELETE FROM sync.push_sessions WHERE push_id = $1", push_id)
 
 
+def _value_checks(tables: list[TableInfo], source: str, where: str = "") -> str:
+    """SQL adding up, for each table, the staged rows `p` of `source` (`where` ending in AND
+    narrows them) cast through the table's row type (`jsonb_populate_record`, which fails on a
+    value the column type refuses, as the commit's apply would). The text depends only on the
+    set of tables, so the prepared statement is reused."""
+    return " + ".join(
+        f"(SELECT count(*) FROM {source},"
+        f" jsonb_populate_record(NULL::{table.sql_name}, p.payload_apply::jsonb) r"
+        f" WHERE {where}p.table_id = {table.table_id} AND p.op_code <> 3)"
+        for table in tables
+    )
+
+
 def _advance_and_check_sql(tables: list[TableInfo]) -> str:
     """One statement: advance the session and (in its RETURNING) cast every staged payload of
-    this chunk through its table's row type. The text depends only on the set of tables, so
-    the prepared statement is reused."""
-    parts = [
-        f"(SELECT count(*) FROM sync.push_session_rows p,"
-        f" jsonb_populate_record(NULL::{table.sql_name}, p.payload_apply::jsonb) r"
-        f" WHERE p.push_id = $1 AND p.row_ordinal >= $4 AND p.table_id = {table.table_id}"
-        f" AND p.op_code <> 3)"
-        for table in tables
-    ]
-    return _ADVANCE.rstrip() + " RETURNING " + " + ".join(parts)
+    this chunk through its table's row type."""
+    checks = _value_checks(
+        tables, "sync.push_session_rows p", "p.push_id = $1 AND p.row_ordinal >= $4 AND "
+    )
+    return _ADVANCE.rstrip() + " RETURNING " + checks
+
+
+# Chunks of up to this many rows are staged by one statement: the rows as arrays
+# (`_STAGE_SMALL`), the session advance and the value check of their payloads; bigger ones by a
+# COPY and the advance-and-check statement.
+SMALL_CHUNK_ROWS = 100
+
+_STAGE_SMALL = """
+WITH p AS (
+    SELECT $4 + r.ordinal - 1 AS row_ordinal, r.table_id, r.key_bytes, r.op_code,
+           r.base_bundle_seq, r.payload_apply::json AS payload_apply
+    FROM unnest($5::int4[], $6::bytea[], $7::int2[], $8::int8[], $9::text[])
+         WITH ORDINALITY AS r(table_id, key_bytes, op_code, base_bundle_seq, payload_apply, ordinal)
+), staged AS (
+    INSERT INTO sync.push_session_rows (push_id, row_ordinal, table_id, key_bytes, op_code,
+                                        base_bundle_seq, payload_apply)
+    SELECT $1, row_ordinal, table_id, key_bytes, op_code, base_bundle_seq, payload_apply FROM p
+), advanced AS (
+    UPDATE sync.push_sessions
+    SET next_expected_row_ordinal = $2, expires_at = now() + make_interval(secs => $3)
+    WHERE push_id = $1
+)
+SELECT {checks}
+"""
 
 
 async def stage_chunk(
@@ -217,10 +273,29 @@ async def stage_chunk(
     rows: list[PreparedRow],
     ttl_seconds: float,
 ) -> int:
-    """Stage one chunk (COPY), check its values against the column types, advance the session.
+    """Stage one chunk, check its values against the column types, advance the session.
 
     Returns the new `next_expected_row_ordinal`.
     """
+    tables = sorted(
+        {row.table.table_id: row.table for row in rows if row.payload_apply}.values(),
+        key=lambda table: table.table_id,
+    )
+    end = start_row_ordinal + len(rows)
+    if len(rows) <= SMALL_CHUNK_ROWS:
+        await conn.fetchval(
+            _STAGE_SMALL.format(checks=_value_checks(tables, "p") if tables else "0"),
+            session.push_id,
+            end,
+            float(ttl_seconds),
+            start_row_ordinal,
+            [row.table.table_id for row in rows],
+            [row.key_bytes for row in rows],
+            [row.op_code for row in rows],
+            [row.base_row_version for row in rows],
+            [row.payload_apply for row in rows],
+        )
+        return end
     records = [
         (
             session.push_id,
@@ -236,11 +311,6 @@ async def stage_chunk(
     await conn.copy_records_to_table(
         "push_session_rows", schema_name="sync", columns=_STAGE_COLUMNS, records=records
     )
-    tables = sorted(
-        {row.table.table_id: row.table for row in rows if row.payload_apply}.values(),
-        key=lambda table: table.table_id,
-    )
-    end = start_row_ordinal + len(rows)
     if tables:
         await conn.fetchval(
             _advance_and_check_sql(tables),

@@ -49,9 +49,9 @@ from typing import TypeAlias, cast
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from oversync_server.engine.connection import SyncConnection
 from oversync_server.engine.errors import SyncError, service_unavailable
 from oversync_server.engine.pool import SyncPool, UserTurns, database_unavailable
-from oversync_server.engine.txpool import TransactionPooledConnection
 from oversync_wire.timefmt import rfc3339_nano
 
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
@@ -134,57 +134,60 @@ def now() -> datetime:
 async def user_lock(
     pool: asyncpg.Pool, user_id: str, *, reset: bool = True
 ) -> AsyncIterator[Connection]:
-    """Hold the user's session advisory lock on a dedicated pooled connection; yield it.
+    """Serialise the user's writers; yield the pooled connection they run on.
 
     Every writer of a user's sync state (connect, push create/chunk/commit, server writes) runs
-    under this lock, on the yielded connection, for the whole operation. Waiting never holds a
-    pool connection:
+    under this lock, on the yielded connection, doing its locked work inside transactions (one
+    per attempt). Waiting never holds a pool connection:
 
     1. in this process, the user's writers queue FIFO for their turn (`SyncPool.user_turns`);
-    2. the writer whose turn it is takes a connection and `pg_try_advisory_lock` (the
-       reference's key, so Go servers on the same database serialise with us); while another
-       process holds the lock it releases the connection and backs off (jittered, doubling,
-       capped at 200 ms) before trying again.
+    2. on a `SyncPool` connection every top-level transaction opened on the yielded connection
+       takes the user's transaction-scoped advisory lock (the reference's key, so Go servers
+       and other server processes on the same database, direct or behind a transaction-pooling
+       PgBouncer, serialise with us) in its `BEGIN` round trip, backing off (jittered,
+       doubling, capped at 200 ms) while another session holds it (`engine.connection`). The
+       lock ends with each transaction: no unlock statement, nothing left for a reset.
 
-    Both steps share one deadline, the pool's `user_lock_timeout` (30 s for a plain asyncpg
-    pool), after which the writer gets a retryable 503 `service_unavailable`. The lock is
-    released on the same connection; if that fails (or a try-lock was cancelled half-way) the
-    connection is terminated, so the lock dies with its session instead of going back to the pool.
+    Both waits share one deadline, the pool's `user_lock_timeout` (30 s for a plain asyncpg
+    pool), after which the writer gets a retryable 503 `service_unavailable`.
 
-    Behind a transaction-pooling PgBouncer (`SyncPool.transaction_pooling`) there is no session
-    to hold a lock: each transaction opened on the yielded connection takes the same key with
-    `pg_try_advisory_xact_lock` instead (same back-off and deadline), so writers must do their
-    locked work inside transactions (they do: one transaction per attempt).
+    A plain `asyncpg.Pool` (its connections are no `SyncConnection`) holds the session advisory lock instead, from
+    a `pg_try_advisory_lock` before the work to a `pg_advisory_unlock` after it (a connection
+    whose unlock failed is terminated, so the lock dies with its session).
 
     `reset=False` says only this package's statements run on the connection (no session state
-    is left: `engine.pool`), so once the lock is released the pool's reset is skipped, one
-    round trip less per operation; a host callback's connection keeps the reset.
+    is left: `engine.pool`), so the pool's reset on release is skipped, one round trip less per
+    operation; a host callback's connection keeps the reset.
     """
     if isinstance(pool, SyncPool):
         timeout, turns = pool.user_lock_timeout, pool.user_turns
     else:
         timeout, turns = DEFAULT_USER_LOCK_TIMEOUT_SECONDS, UserTurns()
-    started = asyncio.get_running_loop().time()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     deadline = None if timeout is None else started + timeout
     waiting = True
     try:
         async with turns.turn(user_id, timeout):
             waiting = False
-            if getattr(pool, "transaction_pooling", False):
-                async with _transaction_lock(pool, user_id, deadline, timeout) as connection:
-                    yield connection
+            if not isinstance(pool, SyncPool):
+                async with _session_lock(pool, user_id, deadline, timeout) as locked:
+                    yield locked
                 return
-            connection = await _try_lock_until(pool, user_id, deadline, timeout)
-            if observe := getattr(pool, "on_user_lock_wait", None):  # metrics: the wait
-                observe(asyncio.get_running_loop().time() - started)
+            connection = await pool.acquire()
+            synced = cast(SyncConnection, connection)  # the proxy forwards to it
+            waited = loop.time() - started
+            synced.hold_user_lock(user_id, deadline, timeout)
             try:
                 yield connection
             finally:
-                if await _unlock(connection, user_id) and not reset:
-                    # a `SyncPool` connection (a plain asyncpg pool's has no such method)
-                    skip_reset = getattr(connection, "skip_next_reset", None)
-                    if skip_reset is not None:
-                        skip_reset()
+                if not connection.is_closed():
+                    waited += synced.lock_waited
+                    synced.hold_user_lock(None, None, None)
+                    if not reset:
+                        synced.skip_next_reset()
+                if observe := getattr(pool, "on_user_lock_wait", None):  # metrics: the waits
+                    observe(waited)
                 await pool.release(connection)
     except TimeoutError as error:
         if not waiting:  # raised by the operation, not by the wait for the turn
@@ -193,20 +196,15 @@ async def user_lock(
 
 
 @contextlib.asynccontextmanager
-async def _transaction_lock(
+async def _session_lock(
     pool: asyncpg.Pool, user_id: str, deadline: float | None, timeout: float | None
 ) -> AsyncIterator[Connection]:
-    """Behind a transaction-pooling PgBouncer: a connection whose every top-level transaction
-    takes the user's transaction-scoped advisory lock (`engine.txpool`). Each transaction of the
-    operation holds the lock from its first statement to its end."""
-    connection = await pool.acquire()
-    pooled = cast(TransactionPooledConnection, connection)  # the proxy forwards to it
+    """The session advisory lock of a plain asyncpg pool's connection (see `user_lock`)."""
+    connection = await _try_lock_until(pool, user_id, deadline, timeout)
     try:
-        pooled.hold_user_lock(user_id, deadline, timeout)
         yield connection
     finally:
-        if not connection.is_closed():
-            pooled.hold_user_lock(None, None, None)
+        await _unlock(connection, user_id)
         await pool.release(connection)
 
 

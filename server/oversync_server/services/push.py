@@ -8,15 +8,19 @@ answer the endpoint's 500 code, and database errors caused by the values a clien
 errors, NOT NULL, FK, unique and check violations) answer 400 `push_commit_invalid` naming the
 table and column (the reference answers 500; docs/deviations.md).
 
-Statement budget per request, whatever the row count (lock/unlock and BEGIN/COMMIT included):
+Statement budget per request, whatever the row count (the user lock is taken in BEGIN's round
+trip and ends with COMMIT: `engine.connection`):
 
 | operation | statements |
 | --- | --- |
-| create | 10 (+1 for a seeding push, +2 on a user's first contact) |
-| chunk | 8: one COPY and one value check for all rows (+2 for a seeding session) |
-| commit | 16 + G, G <= 3 x tables touched (+3 for a seeding session; see `push_commit`) |
+| create | 4 (+1 for a seeding push, +2 on a user's first contact) |
+| chunk | 4: one statement stages up to 100 rows and checks their values (a COPY and a value check for bigger chunks: 5) (+2 for a seeding session) |
+| commit | 8 + G, G <= 3 x tables touched (+3 for a seeding session; see `push_commit`) |
 | delete | 4 |
 | committed rows page | 1 |
+
+The create, chunk and commit requests normally reach these methods through
+`push_fastpath` rather than FastAPI's routes; they behave the same either way.
 """
 
 from __future__ import annotations
@@ -239,10 +243,9 @@ class Push(PushService[object]):
         config = self.runtime.config
 
         async def attempt(conn: scopes.Connection) -> models.PushCommitResponse:
-            async with conn.transaction():
-                session = await push_sessions.lock_session(conn, push_id, actor.user_id)
-                bundle = await push_commit.commit_session(conn, catalog, config, session)
-            # the transaction committed here: deferred FK checks have passed
+            bundle = await push_commit.commit_push(
+                conn, catalog, config, push_id=push_id, user_id=actor.user_id
+            )
             return models.PushCommitResponse(
                 bundle_seq=bundle.bundle_seq,
                 source_id=bundle.source_id,
