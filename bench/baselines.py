@@ -4,7 +4,11 @@
   `baseline.posts`: the same columns, primary key and (deferred) foreign key as
   `business.users` / `business.posts`, and no triggers;
 * a read of a user's committed rows as JSON, straight from `sync.bundle_rows`: what a pull
-  returns, without the protocol;
+  returns, without the protocol. Each row is one JSON object of the pull's row shape (schema,
+  table, key, op, row_version, payload; `json_build_object`, the stored `payload_wire` embedded)
+  and the client decodes it with `json.loads` (asyncpg's json codec), the decoder the bench's
+  pull client runs over the PullResponse body: both sides end with the same rows as Python
+  objects in the client process;
 * a read of a user's live rows as JSON (`to_jsonb(row)`), what a snapshot returns.
 
 Each rate counts only the timed operation, not making its rows, like the server side does.
@@ -12,6 +16,7 @@ Each rate counts only the timed operation, not making its rows, like the server 
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -49,8 +54,19 @@ COLUMNS = {
 }
 
 PULL_READ = """
-SELECT b.bundle_seq, b.row_ordinal, b.op_code, b.key_bytes, b.payload_wire::text
-FROM sync.bundle_rows b JOIN sync.user_state u ON u.user_pk = b.user_pk
+SELECT json_build_object(
+    'schema', c.schema_name,
+    'table', c.table_name,
+    'key', json_build_object(
+        c.sync_key_column,
+        CASE c.sync_key_kind WHEN 1 THEN encode(b.key_bytes, 'hex')::uuid::text
+                             ELSE convert_from(b.key_bytes, 'UTF8') END),
+    'op', CASE b.op_code WHEN 1 THEN 'INSERT' WHEN 2 THEN 'UPDATE' ELSE 'DELETE' END,
+    'row_version', b.bundle_seq,
+    'payload', b.payload_wire)
+FROM sync.bundle_rows b
+JOIN sync.user_state u ON u.user_pk = b.user_pk
+JOIN sync.table_catalog c ON c.table_id = b.table_id
 WHERE u.user_id = $1
 ORDER BY b.bundle_seq, b.row_ordinal
 """
@@ -116,9 +132,11 @@ async def copy_rate(dsn: str, table: str, size: int, budget: float, min_runs: in
 
 
 async def read_rate(dsn: str, query: str, user: str, budget: float, min_runs: int) -> float:
-    """Rows/s of fetching `query`'s rows for `user` in one go."""
+    """Rows/s of fetching `query`'s rows for `user` in one go (json values decoded by
+    `json.loads`, as the pull client decodes its responses)."""
     conn = await asyncpg.connect(dsn)
     try:
+        await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
         await conn.fetch(query, user)  # warm: plan cached, pages in shared buffers
 
         async def run(_: object) -> int:
