@@ -5,10 +5,11 @@
   `business.users` / `business.posts`, and no triggers;
 * a read of a user's committed rows as JSON, straight from `sync.bundle_rows`: what a pull
   returns, without the protocol. Each row is one JSON object of the pull's row shape (schema,
-  table, key, op, row_version, payload; `json_build_object`, the stored `payload_wire` embedded)
-  and the client decodes it with `json.loads` (asyncpg's json codec), the decoder the bench's
-  pull client runs over the PullResponse body: both sides end with the same rows as Python
-  objects in the client process;
+  table, key, op, row_version, payload; `json_build_object`, the stored `payload_wire` embedded),
+  and the client handles what it received as the pull client handles a PullResponse body: once
+  every row is in, one `json.loads` over them all (as one JSON array). Both sides are timed up
+  to the same rows as Python objects in the client process, and neither overlaps decoding with
+  receiving;
 * a read of a user's live rows as JSON (`to_jsonb(row)`), what a snapshot returns.
 
 Each rate counts only the timed operation, not making its rows, like the server side does.
@@ -63,7 +64,7 @@ SELECT json_build_object(
                              ELSE convert_from(b.key_bytes, 'UTF8') END),
     'op', CASE b.op_code WHEN 1 THEN 'INSERT' WHEN 2 THEN 'UPDATE' ELSE 'DELETE' END,
     'row_version', b.bundle_seq,
-    'payload', b.payload_wire)
+    'payload', b.payload_wire)::text
 FROM sync.bundle_rows b
 JOIN sync.user_state u ON u.user_pk = b.user_pk
 JOIN sync.table_catalog c ON c.table_id = b.table_id
@@ -131,16 +132,20 @@ async def copy_rate(dsn: str, table: str, size: int, budget: float, min_runs: in
         await conn.close()
 
 
-async def read_rate(dsn: str, query: str, user: str, budget: float, min_runs: int) -> float:
-    """Rows/s of fetching `query`'s rows for `user` in one go (json values decoded by
-    `json.loads`, as the pull client decodes its responses)."""
+async def read_rate(
+    dsn: str, query: str, user: str, budget: float, min_runs: int, *, decode: bool = False
+) -> float:
+    """Rows/s of fetching `query`'s rows for `user` in one go; with `decode`, the rows (JSON
+    texts) then go through one `json.loads` as one array, as a pull client decodes its body."""
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
         await conn.fetch(query, user)  # warm: plan cached, pages in shared buffers
 
         async def run(_: object) -> int:
-            return len(await conn.fetch(query, user))
+            rows = await conn.fetch(query, user)
+            if decode:
+                return len(json.loads("[" + ",".join([row[0] for row in rows]) + "]"))
+            return len(rows)
 
         return await _rate(budget, min_runs, lambda: None, run)
     finally:
