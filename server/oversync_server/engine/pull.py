@@ -11,9 +11,13 @@ A page is read in the caller's REPEATABLE READ, READ ONLY transaction in two ste
   keyset range of the bundle_rows primary key per statement, in the same snapshot), each row
   rendered as compact JSON by PostgreSQL and handed over as one comma-joined run per bundle
   (stored `payload_wire` values, JSON not JSONB, embedded byte for byte, so served payloads are
-  exactly the ones the bundle hash was computed over), assembled into the PullResponse body and
-  yielded in chunks of about `CHUNK_BYTES`. The server holds one batch of rows at a time,
-  whatever the bundles' sizes, and touches each batch a few times rather than each row.
+  exactly the ones the bundle hash was computed over), as UTF-8 bytes (`convert_to`: the server
+  never decodes or re-encodes them), assembled into the PullResponse body and yielded in chunks
+  of about `CHUNK_BYTES`. The next batch's statement is sent when a full batch arrives, so
+  PostgreSQL renders it while the server sends the current one. The server holds at most two
+  batches of rows, whatever the bundles' sizes, and touches each batch a few times rather than
+  each row. Everything runs inside the one transaction, so it suits a transaction-pooling
+  PgBouncer (`engine.txpool`) as it is: no cursor or statement outlives it.
 
 Statements per page: the scope gate, the plan, and one per `ROW_BATCH` rows (at least one). The
 reference runs 3 + 3·bundles statements here.

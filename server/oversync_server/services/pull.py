@@ -1,8 +1,9 @@
 """Pull: GET /sync/pull (protocol.md §6.7) and GET /sync/watch (the stream lives in watch.py).
 
-A pull page is one REPEATABLE READ, READ ONLY transaction (the scope gate, the page plan, a cursor
-over its rows; `engine.pull`), taken without the user lock, so pulls never wait for pushes. A page
-larger than one chunk is streamed while its transaction stays open.
+A pull page is one REPEATABLE READ, READ ONLY transaction (the scope gate, the page plan, keyset
+batches of its rows; `engine.pull`), taken without the user lock, so pulls never wait for
+pushes. A page larger than one chunk is streamed while its transaction stays open
+(`_StreamedPage`: what can fail with an error status is checked before the first byte).
 """
 
 from __future__ import annotations
