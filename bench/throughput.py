@@ -12,9 +12,11 @@ fresh database of its own:
   transaction per bundle) into tables of the same shape (columns, PK, FK, no triggers);
 * concurrency: 1/10/50 devices (distinct users, one connection each, asyncio) pushing 1-row
   bundles for a fixed time: bundles/s, p50/p99 latency, server CPU ms per bundle;
-* pull: rows/s of pulling many one-row bundles and a few large ones from checkpoint 0, beside a
-  raw asyncpg read of the same rows as JSON from sync.bundle_rows (of A's database; the client
-  parses every response, as a real one does);
+* pull: rows/s of pulling many one-row bundles and a few large ones from checkpoint 0, and the
+  server's peak RSS meanwhile, beside a raw asyncpg read of the same rows as JSON objects from
+  sync.bundle_rows (of A's database). Both clients end with the rows as Python objects: the pull
+  client runs one json.loads over each response body, the raw read one json.loads over all the
+  rows it fetched (bench/baselines.py), so client decoding weighs the same on both sides;
 * snapshot: rows/s of creating and paging through a snapshot of a 100k-row scope, and the
   server's peak RSS meanwhile (VmHWM after a clear_refs reset), beside a raw to_jsonb read.
 
@@ -239,15 +241,17 @@ def plan(args: argparse.Namespace, scale: Scale, raw_dsn: str, a_dsn: str) -> li
             item = Item(
                 f"pull.{user.removeprefix('pull-')}",
                 title,
-                (ROWS, SERVER_ROW, DB_ROW, PEAK),
-                "raw read",
+                (ROWS, SERVER_ROW, DB_ROW, PEAK, GROWTH),
+                "raw JSON read",
             )
 
             def pulled(target: Target, rnd: int, u: str = user, n: int = rows) -> Figures:
                 return workloads.pull(target, u, budget, runs, n)
 
             def read(rnd: int, u: str = user) -> float:
-                return asyncio.run(baselines.read_rate(a_dsn, baselines.PULL_READ, u, budget, runs))
+                return asyncio.run(
+                    baselines.read_rate(a_dsn, baselines.PULL_READ, u, budget, runs, decode=True)
+                )
 
             steps.append(Step(item, pulled, read))
     if "snapshot" in args.workloads:

@@ -6,6 +6,7 @@ the pull contract independently of the push path; tests/test_pull_push.py covers
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -306,3 +307,48 @@ async def test_a_large_bundle_is_streamed_and_verifies(
     assert [r["payload"]["name"] for r in first["rows"][:3]] == ["n0", "n1", "n2"]
     assert second["rows"][0]["op"] == "DELETE" and "payload" not in second["rows"][0]
     assert body["stable_bundle_seq"] == seq + 1 and body["has_more"] is False
+
+
+async def test_a_page_closed_early_ends_its_next_statement_first(
+    server: ServerProcess, pg_pool: asyncpg.Pool
+) -> None:
+    """The next batch's statement is already running when a chunk is handed out; closing the
+    iterator then waits for it, so the connection is free for the transaction's end."""
+    count = 2 * pulls.ROW_BATCH + 5
+    async with pg_pool.acquire() as conn:
+        await seed_bundle(conn, "alice", "dev-a", [user_row() for _ in range(count)])
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            scope = await scopes.require_initialized(conn, "alice")
+            plan = await pulls.plan_page(
+                conn, scope, after_bundle_seq=0, max_bundles=10, target_bundle_seq=0, max_bytes=0
+            )
+            chunks = pulls.page_chunks(conn, plan)
+            first = await anext(chunks)
+            assert first.startswith(b'{"stable_bundle_seq":1,"bundles":[{"bundle_seq":1,')
+            await asyncio.sleep(0.01)  # as a send would: the next statement is under way
+            await chunks.aclose()
+            assert await conn.fetchval("SELECT 1") == 1  # no statement in progress
+
+
+async def test_a_client_leaving_mid_page_leaves_no_open_transaction(
+    server: ServerProcess, pg_pool: asyncpg.Pool
+) -> None:
+    count = 4 * pulls.ROW_BATCH
+    async with pg_pool.acquire() as conn:
+        for _ in range(3):
+            await seed_bundle(conn, "alice", "dev-a", [user_row() for _ in range(count)])
+    headers = {"Authorization": f"Bearer {server.token('alice')}", "Oversync-Source-ID": "dev-x"}
+    with httpx.stream("GET", f"{server.base_url}/sync/pull", headers=headers) as response:
+        assert response.status_code == 200
+        next(response.iter_raw())  # then hang up
+    idle_in_transaction = """
+        SELECT count(*) FROM pg_stat_activity
+        WHERE datname = current_database() AND state LIKE 'idle in transaction%'
+    """
+    for _ in range(200):
+        if await pg_pool.fetchval(idle_in_transaction) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await pg_pool.fetchval(idle_in_transaction) == 0
+    body = raw_pull(server, "alice").json()  # the server's connections still work
+    assert [len(b["rows"]) for b in body["bundles"]] == [count] * 3

@@ -1,14 +1,16 @@
 """Pull: GET /sync/pull (protocol.md §6.7) and GET /sync/watch (the stream lives in watch.py).
 
-A pull page is one REPEATABLE READ, READ ONLY transaction (the scope gate, the page plan, a cursor
-over its rows; `engine.pull`), taken without the user lock, so pulls never wait for pushes. A page
-larger than one chunk is streamed while its transaction stays open.
+A pull page is one REPEATABLE READ, READ ONLY transaction (the scope gate, the page plan, keyset
+batches of its rows; `engine.pull`), taken without the user lock, so pulls never wait for
+pushes. A page larger than one chunk is streamed while its transaction stays open
+(`_StreamedPage`: what can fail with an error status is checked before the first byte).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -29,11 +31,18 @@ log = logging.getLogger("oversync_server")
 
 class _StreamedPage(Response):
     """A pull page streamed from its open read transaction; `close` ends the transaction and
-    returns the connection however the response ends (finished, failed or disconnected)."""
+    returns the connection however the response ends (finished, failed or disconnected).
+
+    Everything a pull can answer with an error status is checked before the first byte (the
+    scope gate and the history floor in `plan_page`, which also reads the page's first rows).
+    A failure after that (a lost database connection, a statement timeout) can no longer change
+    the 200: the server then drops the connection before the chunked body's last chunk, so the
+    client sees a truncated response (a transport error, which it retries), never a short page
+    that parses. A client that disconnects stops the reading after the chunk in hand."""
 
     def __init__(
         self,
-        chunks: AsyncIterator[bytes],
+        chunks: AsyncGenerator[bytes, None],
         started: list[bytes],
         close: Callable[[], Awaitable[None]],
     ) -> None:
@@ -43,15 +52,28 @@ class _StreamedPage(Response):
         self.chunks, self.started, self.close = chunks, started, close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gone = asyncio.ensure_future(_disconnected(receive))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             for chunk in self.started:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             async for chunk in self.chunks:
+                if gone.done() and gone.exception() is None:
+                    return  # nobody reads the rest
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         finally:
-            await self.close()
+            gone.cancel()
+            try:
+                await self.chunks.aclose()  # its next statement, if sent, ends first
+            finally:
+                await self.close()
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return once the client has gone."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def pull(
@@ -86,6 +108,7 @@ async def pull(
         finally:
             await runtime.pool.release(conn)
 
+    chunks: AsyncGenerator[bytes, None] | None = None
     try:
         await transaction.start()
         scope = await require_initialized(conn, actor.user_id)
@@ -101,6 +124,8 @@ async def pull(
         first = await anext(chunks)
         second = await anext(chunks, None)
     except BaseException as error:
+        if chunks is not None:
+            await chunks.aclose()
         await close()
         if isinstance(error, SyncError) and error.code == "history_pruned":
             await count_history_pruned(runtime.pool)  # best effort, after the read
