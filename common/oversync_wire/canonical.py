@@ -45,6 +45,7 @@ __all__ = [
     "canonical_json",
     "canonicalize_json_text",
     "format_float64",
+    "html_escaped",
     "normalize_payload",
     "parse_json_text",
     "sorted_compact_json",
@@ -355,15 +356,21 @@ def _canonical(build: Callable[[], Any]) -> bytes:
             text = _encode(normalized)
     except RecursionError:
         raise CanonicalJSONError("value is nested too deeply") from None
-    # These characters can only occur inside strings, so replacing them globally is safe.
-    text = (
-        text.replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("&", "\\u0026")
-        .replace("\u2028", "\\u2028")
-        .replace("\u2029", "\\u2029")
-    )
-    return text.encode("utf-8")
+    return html_escaped(text).encode("utf-8")
+
+
+def html_escaped(text: str) -> str:
+    """Go's HTML-safe string escapes, applied to compact JSON text. These characters can only
+    occur inside strings, so replacing them globally is safe."""
+    if "<" in text or ">" in text or "&" in text or "\u2028" in text or "\u2029" in text:
+        text = (
+            text.replace("<", "\\u003c")
+            .replace(">", "\\u003e")
+            .replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028")
+            .replace("\u2029", "\\u2029")
+        )
+    return text
 
 
 def canonical_json(value: Any) -> bytes:

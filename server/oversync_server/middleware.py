@@ -98,7 +98,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(parts)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
     """A `receive` that hands out `body` once, then waits on the real one (disconnects)."""
     sent = False
 
@@ -211,4 +211,4 @@ class SyncMiddleware:
             refusal = check_chunk(body, config.max_rows_per_push_chunk, scope["headers"])
             if refusal is not None:
                 return refusal, receive
-        return None, _replay(body, receive)
+        return None, replay_body(body, receive)

@@ -28,13 +28,13 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from oversync_protocol import models
 from oversync_server.api._runtime.server.security import bearer_token
 from oversync_server.engine.errors import SyncError
 from oversync_server.errors import error_json
-from oversync_server.middleware import is_json
+from oversync_server.middleware import is_json, replay_body
 from oversync_server.observability import route_path
 from oversync_server.services.push import Push
 
@@ -56,20 +56,6 @@ _COMMIT_RESPONSE = TypeAdapter(models.PushCommitResponse)
 
 class _NotMine(Exception):
     """The request is left to the FastAPI application."""
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that hands out `body` once, then waits on the real one (disconnects)."""
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replayed
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -126,7 +112,7 @@ class PushFastPath:
             if read is None:
                 return  # the client has gone
             body = read
-            receive = _replay(body, receive)
+            receive = replay_body(body, receive)
             if len(body) > FAST_BODY_BYTES:
                 await self.app(scope, receive, send)
                 return

@@ -41,7 +41,7 @@ from oversync_server.engine.catalog import (
     ValueKind,
     quote_literal,
 )
-from oversync_wire import canonical_json, normalize_payload, sorted_compact_json
+from oversync_wire import canonical_json, html_escaped, normalize_payload, sorted_compact_json
 
 
 class ValueFormatError(ValueError):
@@ -191,19 +191,6 @@ def _mark_big_ints(value: Any, found: list[int]) -> Any:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _html_escaped(text: str) -> str:
-    """Go's HTML-safe string escapes, applied to compact JSON (they only occur in strings)."""
-    if "<" in text or ">" in text or "&" in text or "\u2028" in text or "\u2029" in text:
-        text = (
-            text.replace("<", "\\u003c")
-            .replace(">", "\\u003e")
-            .replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028")
-            .replace("\u2029", "\\u2029")
-        )
-    return text
-
-
 def plain_canonical_json(payload: Any) -> str | None:
     """The fast path of `exact_json(normalize_columns(table, payload))` and of
     `canonical_json(payload)`: for an object whose values are strings, booleans, nulls and
@@ -222,7 +209,7 @@ def plain_canonical_json(payload: Any) -> str | None:
     text = sorted_compact_json(payload)  # Go-canonical once the HTML characters are escaped
     if not text.isascii() and _SURROGATE.search(text):
         return None
-    return _html_escaped(text)
+    return html_escaped(text)
 
 
 def exact_json(value: Any) -> str:
