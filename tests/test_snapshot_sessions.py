@@ -281,9 +281,8 @@ async def test_reference_storage_writes_snapshot_session_rows_served_byte_identi
 ) -> None:
     # `snapshot_storage: reference` writes the Go server's layout (so a Go server sharing the
     # database can page the session); our chunks of it are the bytes of a `pages` session.
-    reference = ServerProcess(
-        database_url, env={"OVERSYNC_SNAPSHOT_STORAGE": "reference"}
-    ).start(tmp_path)
+    reference = ServerProcess(database_url, env={"OVERSYNC_SNAPSHOT_STORAGE": "reference"})
+    reference.start(tmp_path)
     try:
         file_id, gone = str(uuid.uuid4()), str(uuid.uuid4())
         data = base64.b64encode(bytes(range(256)) * 3).decode()
