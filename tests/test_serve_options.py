@@ -78,6 +78,10 @@ def test_every_setting_but_the_tables_has_a_typed_environment_variable() -> None
         ({"OVERSYNC_BUNDLE_CHANGE_WATCH": "maybe"}, "OVERSYNC_BUNDLE_CHANGE_WATCH: Input should"),
         ({"OVERSYNC_POOL_MIN_SIZE": "-1"}, "pool_min_size must be >= 0, got -1 (from OVERSYNC_"),
         ({"OVERSYNC_LOG_LEVEL": "loud"}, "OVERSYNC_LOG_LEVEL: Input should be 'critical'"),
+        (
+            {"OVERSYNC_SNAPSHOT_STORAGE": "rows"},
+            "OVERSYNC_SNAPSHOT_STORAGE: Input should be 'pages' or 'reference'",
+        ),
         ({"OVERSYNC_ROOT_PATH": "api/"}, "OVERSYNC_ROOT_PATH: must be empty or a path"),
         ({"OVERSYNC_PORT": "70000"}, "OVERSYNC_PORT: must be a TCP port"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL: must be a postgresql:// URL"),

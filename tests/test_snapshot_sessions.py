@@ -14,11 +14,13 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from oversync_client.api.snapshot import delete_snapshot_session, get_snapshot_chunk
 from oversync_client.models import SnapshotChunkResponse, SnapshotSession
 from protocol_helpers import (
     attach,
+    config_file,
     expect_error,
     insert_user,
     parsed,
@@ -253,6 +255,87 @@ async def test_a_session_the_go_server_wrote_is_served_from_snapshot_session_row
     assert [(r.key.to_dict()["id"], r.payload.to_dict()["name"]) for r in rows] == [
         (k, f"n{n}") for n, k in enumerate(keys, start=1)
     ]
+
+
+def _chunks(server: ServerProcess, user: str, snapshot_id: str, max_rows: int) -> list[bytes]:
+    """Every chunk body of a session as raw bytes, its own id replaced by a placeholder."""
+    bodies: list[bytes] = []
+    after, more = 0, True
+    while more:
+        response = _raw(
+            server,
+            user,
+            "GET",
+            f"/sync/snapshot-sessions/{snapshot_id}",
+            params={"after_row_ordinal": after, "max_rows": max_rows},
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        after, more = body["next_row_ordinal"], body["has_more"]
+        bodies.append(response.content.replace(snapshot_id.encode(), b"<id>"))
+    return bodies
+
+
+async def test_reference_storage_writes_snapshot_session_rows_served_byte_identically(
+    server: ServerProcess, database_url: str, tmp_path: Path, pg_pool: asyncpg.Pool
+) -> None:
+    # `snapshot_storage: reference` writes the Go server's layout (so a Go server sharing the
+    # database can page the session); our chunks of it are the bytes of a `pages` session.
+    reference = ServerProcess(database_url, env={"OVERSYNC_SNAPSHOT_STORAGE": "reference"})
+    reference.start(tmp_path)
+    try:
+        file_id, gone = str(uuid.uuid4()), str(uuid.uuid4())
+        data = base64.b64encode(bytes(range(256)) * 3).decode()
+        users = [insert_user(f"{i}:aé€😀") for i in range(1200)]  # over PAGE_ROWS: two pages
+        with server.client("rita") as client:
+            attach(client, "dev-a")
+            push_rows(client, "dev-a", 1, users)
+            push_rows(
+                client,
+                "dev-a",
+                2,
+                [
+                    row("files", "INSERT", file_id, {"id": file_id, "name": "f", "data": data}),
+                    row("users", "INSERT", gone, {"id": gone, "name": "g", "email": "g@x"}),
+                ],
+            )
+            push_rows(client, "dev-a", 3, [row("users", "DELETE", gone, base=2)])
+            paged = parsed(snapshot_create(client, "dev-a"), SnapshotSession)
+        with reference.client("rita") as client:
+            attach(client, "dev-b")
+            stored = parsed(snapshot_create(client, "dev-b"), SnapshotSession)
+        assert stored.row_count == paged.row_count == 1201
+        assert (stored.byte_count, stored.snapshot_bundle_seq) == (paged.byte_count, 3)
+        stored_id = uuid.UUID(stored.snapshot_id)
+        counts = await pg_pool.fetchrow(
+            "SELECT (SELECT count(*) FROM sync.snapshot_session_rows WHERE snapshot_id = $1) AS rows,"
+            " (SELECT min(row_ordinal) FROM sync.snapshot_session_rows WHERE snapshot_id = $1)"
+            " AS first, (SELECT max(row_ordinal) FROM sync.snapshot_session_rows"
+            " WHERE snapshot_id = $1) AS last,"
+            " (SELECT count(*) FROM sync.snapshot_pages WHERE snapshot_id = $1) AS pages,"
+            " (SELECT count(*) FROM sync.snapshot_session_rows WHERE snapshot_id = $2)"
+            " AS paged_rows",
+            stored_id,
+            uuid.UUID(paged.snapshot_id),
+        )
+        assert dict(counts) == {"rows": 1201, "first": 1, "last": 1201, "pages": 0, "paged_rows": 0}
+        for max_rows in (7, 1000, 5000):
+            expected = _chunks(server, "rita", paged.snapshot_id, max_rows)
+            assert _chunks(server, "rita", stored.snapshot_id, max_rows) == expected
+            assert _chunks(reference, "rita", stored.snapshot_id, max_rows) == expected
+    finally:
+        reference.stop()
+
+
+def test_a_bad_snapshot_storage_is_refused_at_startup(database_url: str, tmp_path: Path) -> None:
+    for env, config, source in (
+        ({"OVERSYNC_SNAPSHOT_STORAGE": "rows"}, None, "OVERSYNC_SNAPSHOT_STORAGE"),
+        ({}, config_file(tmp_path, snapshot_storage="go"), "snapshot_storage"),
+    ):
+        process = ServerProcess(database_url, config=config, env=env)
+        with pytest.raises(RuntimeError, match="server exited early") as raised:
+            process.start(tmp_path)
+        assert f"{source}: Input should be 'pages' or 'reference'" in str(raised.value)
 
 
 async def test_limits_answer_413(database_url: str, tmp_path: Path) -> None:

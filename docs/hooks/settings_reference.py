@@ -36,6 +36,8 @@ DESCRIPTIONS: dict[str, str] = {
     "snapshot_session_ttl_seconds": "Life of a snapshot session.",
     "max_rows_per_snapshot_session": "Rows one snapshot may hold (0 = unlimited).",
     "max_bytes_per_snapshot_session": "Bytes one snapshot may hold (0 = unlimited).",
+    "snapshot_storage": "Where new snapshot sessions keep their rows: `pages` (fast) or"
+    " `reference` (Go's `snapshot_session_rows`; set it while Go servers share the database).",
     "initialization_lease_ttl_seconds": "The seeding device's lease on an initializing scope.",
     "retained_bundles_per_user": "Bundle history kept per user; older bundles are pruned"
     " (0 = keep everything).",

@@ -38,6 +38,7 @@ ENV_PREFIX = "OVERSYNC_"
 
 _IDENTIFIER = re.compile(r"^[a-z0-9_]+$")
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+SnapshotStorage = Literal["pages", "reference"]
 
 
 class ConfigError(ValueError):
@@ -150,6 +151,10 @@ class ServiceConfig(BaseSettings):
     snapshot_session_ttl_seconds: int = 900
     max_rows_per_snapshot_session: int = 0
     max_bytes_per_snapshot_session: int = 0
+    # Where a created snapshot session keeps its rows: "pages" (`sync.snapshot_pages`, our
+    # extra table, rendered once) or "reference" (one `sync.snapshot_session_rows` row per
+    # row, as the Go server writes them, so a Go server sharing the database can page it).
+    snapshot_storage: SnapshotStorage = "pages"
     initialization_lease_ttl_seconds: int = 900
     # Retention: keep this many bundles per user (0 = keep everything), pruning at most
     # `retention_prune_batch_size` bundles per commit.

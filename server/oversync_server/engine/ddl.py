@@ -13,8 +13,9 @@ Two extra tables (`EXTRA_TABLES`): `sync.registered_columns` records the columns
 registered table as bootstrap last served them, so that `oversync-server schema check` can tell
 a removed, renamed or retyped column (docs/schema-changes.md); `sync.snapshot_pages` holds the
 rows of the snapshot sessions this server creates, already rendered as wire JSON, a page of rows
-per table row (`engine.snapshots`; a session the Go server created keeps its rows in
-`snapshot_session_rows` and is served from there). The Go server validates only
+per table row (`engine.snapshots`; a session the Go server created, or this one with
+`snapshot_storage: reference`, keeps its rows in `snapshot_session_rows` and is served from
+there). The Go server validates only
 `sync.meta` and `sync.table_catalog` of an existing layout, so the extras do not bother it.
 """
 

@@ -10,7 +10,9 @@ as its SnapshotRow wire JSON once, and writes them as pages of up to `PAGE_ROWS`
 memory does not grow with the snapshot and serving a chunk renders nothing. The reference writes
 one `sync.snapshot_session_rows` row per snapshot row instead (two unique indexes and two
 foreign-key checks per row, the bulk of the create's cost); sessions the Go server created that
-way are still served from there (docs/deviations.md).
+way are still served from there (docs/deviations.md). With `snapshot_storage: reference` this
+server writes them that way too (the same statement, only its write part differs), so a Go
+server sharing the database can page the sessions this one creates; chunks are the same bytes.
 
 Create runs in one REPEATABLE READ transaction, so the image, `snapshot_bundle_seq` and the scope
 gate all come from the same database snapshot: the image is exactly the state after bundle
@@ -44,7 +46,7 @@ from datetime import datetime
 
 import asyncpg
 
-from oversync_server.config import ServiceConfig
+from oversync_server.config import ServiceConfig, SnapshotStorage
 from oversync_server.engine.catalog import (
     SCOPE_COLUMN,
     Catalog,
@@ -175,32 +177,10 @@ at most this plus one row)."""
 _PAGE_SPAN = PAGE_ROWS - 1  # a page holding ordinal n starts at n - _PAGE_SPAN or later
 
 
-def materialize_sql(catalog: Catalog) -> str:
-    """The one statement that freezes a user's live rows into a new snapshot session.
-
-    Parameters: $1 snapshot_id, $2 user_id, $3 user_pk, $4 snapshot_bundle_seq, $5 TTL seconds,
-    $6 source_id.
-    Returns the counts, plus the number and one example of rows on either side of the
-    business/row_state consistency check (the caller rolls back if any).
-
-    Rows are numbered 1..N by `(table_id, key_bytes)`, rendered once as their SnapshotRow wire
-    JSON and written as pages (`sync.snapshot_pages`, a few hundred table rows for 100k
-    snapshot rows, so chunk reads only copy bytes).
-    """
-    business = "\nUNION ALL\n".join(_business_select(table) for table in catalog.tables)
-    return f"""
-WITH business AS (
-{business}
-), live AS (
-    SELECT table_id, key_bytes, bundle_seq FROM sync.row_state
-    WHERE user_pk = $3 AND deleted = FALSE
-), joined AS MATERIALIZED (
-    SELECT COALESCE(b.table_id, l.table_id) AS table_id,
-           COALESCE(b.key_bytes, l.key_bytes) AS key_bytes,
-           l.bundle_seq, b.payload, b.identity
-    FROM business AS b FULL JOIN live AS l
-      ON l.table_id = b.table_id AND l.key_bytes = b.key_bytes
-), rendered AS (
+# The write part of `materialize_sql` per `snapshot_storage`: a CTE `written` over `joined`
+# that stores the session's rows and returns (row_count, payload_bytes) per written table row.
+_WRITE_PAGES = f"""
+rendered AS (
     SELECT table_id, key_bytes, octet_length(payload::text) AS payload_bytes,
            convert_to(identity || ',"row_version":' || bundle_seq
                       || ',"payload":' || payload::text || '}}', 'UTF8') AS wire
@@ -220,19 +200,60 @@ WITH business AS (
            string_agg(wire, '\\x2c'::bytea ORDER BY ordinal) AS rows_wire
     FROM numbered
     GROUP BY (ordinal - 1) / {PAGE_ROWS}, (byte_end - 1) / {PAGE_BYTES}
-), pages AS (
+), written AS (
     INSERT INTO sync.snapshot_pages
         (snapshot_id, first_ordinal, row_count, payload_bytes, row_ends, rows_wire)
     SELECT $1, first_ordinal, row_count, payload_bytes,
            ARRAY(SELECT (e - base - 1)::integer FROM unnest(byte_ends) AS e), rows_wire
     FROM grouped
     RETURNING row_count, payload_bytes
-), session AS (
+)"""
+# As the Go server writes them (and this server did before `sync.snapshot_pages`).
+_WRITE_REFERENCE = """
+written AS (
+    INSERT INTO sync.snapshot_session_rows
+        (snapshot_id, row_ordinal, table_id, key_bytes, bundle_seq, payload_wire)
+    SELECT $1, row_number() OVER (ORDER BY table_id, key_bytes), table_id, key_bytes,
+           bundle_seq, payload
+    FROM joined
+    WHERE bundle_seq IS NOT NULL AND payload IS NOT NULL
+    RETURNING 1 AS row_count, octet_length(payload_wire::text) AS payload_bytes
+)"""
+_WRITES = {"pages": _WRITE_PAGES, "reference": _WRITE_REFERENCE}
+
+
+def materialize_sql(catalog: Catalog, storage: SnapshotStorage = "pages") -> str:
+    """The one statement that freezes a user's live rows into a new snapshot session.
+
+    Parameters: $1 snapshot_id, $2 user_id, $3 user_pk, $4 snapshot_bundle_seq, $5 TTL seconds,
+    $6 source_id.
+    Returns the counts, plus the number and one example of rows on either side of the
+    business/row_state consistency check (the caller rolls back if any).
+
+    Rows are numbered 1..N by `(table_id, key_bytes)`. With `storage` "pages" they are
+    rendered once as their SnapshotRow wire JSON and written as pages (`sync.snapshot_pages`,
+    a few hundred table rows for 100k snapshot rows, so chunk reads only copy bytes); with
+    "reference" each is one `sync.snapshot_session_rows` row, as the Go server writes them.
+    """
+    business = "\nUNION ALL\n".join(_business_select(table) for table in catalog.tables)
+    return f"""
+WITH business AS (
+{business}
+), live AS (
+    SELECT table_id, key_bytes, bundle_seq FROM sync.row_state
+    WHERE user_pk = $3 AND deleted = FALSE
+), joined AS MATERIALIZED (
+    SELECT COALESCE(b.table_id, l.table_id) AS table_id,
+           COALESCE(b.key_bytes, l.key_bytes) AS key_bytes,
+           l.bundle_seq, b.payload, b.identity
+    FROM business AS b FULL JOIN live AS l
+      ON l.table_id = b.table_id AND l.key_bytes = b.key_bytes
+), {_WRITES[storage].strip()}, session AS (
     INSERT INTO sync.snapshot_sessions
         (snapshot_id, user_pk, snapshot_bundle_seq, row_count, byte_count, expires_at, source_id)
     SELECT $1, $3, $4, COALESCE(sum(row_count), 0), COALESCE(sum(payload_bytes), 0),
            now() + make_interval(secs => $5::double precision), $6::text
-    FROM pages
+    FROM written
     RETURNING row_count, byte_count, expires_at
 )
 SELECT s.row_count, s.byte_count, s.expires_at,
@@ -321,7 +342,7 @@ async def _create_in_tx(
             raise _too_large(user_id, "row_count", live, max_rows)
     snapshot_id = uuid.uuid4()
     row = await conn.fetchrow(
-        materialize_sql(catalog),
+        materialize_sql(catalog, config.snapshot_storage),
         snapshot_id,
         user_id,
         scope.user_pk,
