@@ -82,6 +82,7 @@ async def test_one_users_waiters_do_not_starve_another_users_pull(
                 headers=_headers(server, "yvonne", "y-dev"),
             )
             latency = time.monotonic() - started
+            pulled_during_commit = not commit.done()
             committed = await commit
             commit_seconds = time.monotonic() - began
             answers = await asyncio.gather(*waiters)
@@ -94,7 +95,9 @@ async def test_one_users_waiters_do_not_starve_another_users_pull(
         assert pulled.json()["bundles"][0]["rows"][0]["table"] == "users"
         assert committed.status_code == 200, committed.text
         assert [answer.status_code for answer in answers] == [200] * WAITERS
-        assert latency < 0.5
+        # the pull was answered while xavier's commit still held his lock: not queued behind it
+        # (an order of events, not a timing bound, so a loaded machine does not fail it)
+        assert pulled_during_commit, f"the pull waited for the commit ({latency:.2f} s)"
     finally:
         server.stop()
 
