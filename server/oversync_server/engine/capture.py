@@ -23,18 +23,22 @@ of the block the finalizer, still inside the caller's transaction:
 1. reads the staged changes of this transaction and coalesces them per (table, key):
    INSERT..DELETE vanishes, X..DELETE is DELETE, INSERT..X is INSERT, otherwise UPDATE, with
    the last after-image; rows keep their first capture position (skipped when the block set
-   `capture.coalesced`: it captured every change itself, each key once, in order);
-2. allocates the user's next gapless `bundle_seq` (a row update, so a rollback undoes it);
-3. builds the wire payloads (Go-canonical JSON with exact integers, bytea as base64),
+   `capture.coalesced`: it captured every change itself, each key once, in order); the same
+   read returns the user's next `bundle_seq`;
+2. builds the wire payloads (Go-canonical JSON with exact integers, bytea as base64),
    `bundle_hash` and `byte_count`, once per row (`engine.bundle_encoding`);
-4. in one statement: the `bundle_log` row, all `bundle_rows` (unnest arrays), the `row_state`
-   upserts (tombstones for deletes), the source's new watermark (`active`), the watch
-   `pg_notify` (delivered only if the transaction commits) and the end of the bundle context
-   (later writes to registered tables in this transaction are refused, not silently lost);
-5. runs the retention step (`engine.retention.apply_retention`).
+3. in one statement: the `bundle_log` row, all `bundle_rows` (unnest arrays), the `row_state`
+   upserts (tombstones for deletes), the gapless `bundle_seq` allocation (a row update, so a
+   rollback undoes it; refused if another writer took the number) with the retention step
+   (`engine.retention.advance_sql`) in the same update, the source's new watermark (`active`),
+   the watch `pg_notify` (delivered only if the transaction commits) and the end of the bundle
+   context (later writes to registered tables in this transaction are refused, not silently
+   lost).
 
-Statement budget, whatever the row count: 1 statement for the context, then 4 for the finalizer
-(stage read, bundle_seq, persist, retention); 3 with retention off; 1 when nothing was captured.
+Statement budget: 1 statement for the context (none when the caller set it:
+`context_set`), then 2 for the finalizer of a bundle of up to `FINALIZE_BATCH_ROWS` rows (stage
+read, persist; with `capture.coalesced` the read is of the bundle_seq alone); 1 when nothing was
+captured. A larger bundle costs a cursor (2) and one persist statement per batch more.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ OP_INSERT, OP_UPDATE, OP_DELETE = 1, 2, 3
 OP_NAMES = {OP_INSERT: "INSERT", OP_UPDATE: "UPDATE", OP_DELETE: "DELETE"}
 OP_CODES = {name: code for code, name in OP_NAMES.items()}
 # One coalesced row as `_COALESCED_STAGE` yields it: table_id, key_bytes, op_code, payload text
-# (None for a delete) and the bundle's row count.
+# (None for a delete) and the bundle's row count (the stage read adds the next bundle_seq).
 CoalescedRow = tuple[int, bytes, int, str | None, int]
 
 _GUCS = (
@@ -91,7 +95,8 @@ _COALESCE_TEMPLATE = """
 SELECT c.table_id, c.key_bytes,
        CASE WHEN c.last_op = 3 THEN 3 WHEN c.first_op = 1 THEN 1 ELSE 2 END AS op_code,
        CASE WHEN c.last_op = 3 THEN NULL ELSE c.last_payload::text END AS payload,
-       count(*) OVER () AS total
+       count(*) OVER () AS total,
+       (SELECT next_bundle_seq FROM sync.user_state WHERE user_pk = $1) AS next_seq
 FROM (
     SELECT table_id, key_bytes, min(capture_ordinal) AS first_ordinal,
            (array_agg(op_code ORDER BY capture_ordinal))[1] AS first_op,
@@ -117,11 +122,7 @@ _DROP_STAGE = """
 DELETE FROM sync.bundle_capture_stage WHERE txid = txid_current() AND user_pk = $1
 """
 
-_ALLOCATE_SEQ = """
-UPDATE sync.user_state SET next_bundle_seq = next_bundle_seq + 1
-WHERE user_pk = $1
-RETURNING next_bundle_seq - 1
-"""
+_NEXT_SEQ = "SELECT next_bundle_seq FROM sync.user_state WHERE user_pk = $1"
 
 _LOG_COLUMNS = (
     "(user_pk, bundle_seq, source_id, source_bundle_id, row_count, byte_count, bundle_hash)"
@@ -149,10 +150,21 @@ def _rows_ctes(offset: str, first_array: int) -> str:
 )"""
 
 
-# The end of every bundle, after its log CTE: $1 user_pk, $3 source_id, $4 source_bundle_id,
-# $8 the notify channel ('' = off), $9 its payload. Activates the source, drops the stage rows,
-# notifies watchers on COMMIT and closes the bundle context.
-_FINISH = (
+def _finish(keep: int) -> str:
+    """The end of every bundle, after its log CTE: $1 user_pk, $2 bundle_seq, $3 source_id,
+    $4 source_bundle_id, $8 the notify channel ('' = off), $9 its payload, ${keep} and
+    ${keep + 1} the retention's keep and batch. Allocates the bundle_seq (only if it is still
+    the user's next: else `advanced` is 0), runs the retention step (`retention.advance_sql`),
+    activates the source, drops the stage rows, notifies watchers on COMMIT and closes the
+    bundle context."""
+    return (
+        ", "
+        + retention.advance_sql(keep=f"${keep}::bigint", batch=f"${keep + 1}::bigint")
+        + _FINISH_REST
+    )
+
+
+_FINISH_REST = (
     """, activated AS (
     INSERT INTO sync.source_state (user_pk, source_id, state, max_committed_source_bundle_id)
     VALUES ($1, $3, 'active', $4)
@@ -166,6 +178,7 @@ _FINISH = (
     DELETE FROM sync.bundle_capture_stage WHERE txid = txid_current() AND user_pk = $1
 )
 SELECT (SELECT count(*) FROM activated) AS activated,
+       (SELECT count(*) FROM advanced) AS advanced,
        CASE WHEN $8::text <> '' THEN pg_notify($8, $9) END AS notified,
        set_config('oversync.bundle_user_id', '', true) AS context_closed,
        set_config('"""
@@ -178,7 +191,7 @@ _INSERT_LOG = f"""log AS (
 )"""
 
 # A bundle of one batch: everything in one statement ($10-$13 the rows).
-_PERSIST_ALL = f"WITH {_INSERT_LOG}, {_rows_ctes('0', 10)}{_FINISH}"
+_PERSIST_ALL = f"WITH {_INSERT_LOG}, {_rows_ctes('0', 10)}{_finish(14)}"
 # A bundle of several batches: the first inserts the log row the rows reference (its hash is set
 # at the end; $5 row_count, $6 byte_count 0, $7 an empty hash, $8-$11 the rows) ...
 _PERSIST_FIRST = f"WITH {_INSERT_LOG}, {_rows_ctes('0', 8)} SELECT 1"
@@ -188,11 +201,12 @@ _PERSIST_MORE = f"WITH {_rows_ctes('$3', 4)} SELECT 1"
 _FINISH_SEVERAL = (
     "WITH log AS (UPDATE sync.bundle_log SET row_count = $5, byte_count = $6, bundle_hash = $7"
     " WHERE user_pk = $1 AND bundle_seq = $2 AND source_id = $3 AND source_bundle_id = $4)"
-    + _FINISH
+    + _finish(10)
 )
 
 # Rows per batch of the streamed finalizer: bounds the Python memory of any bundle.
 FINALIZE_BATCH_ROWS = 2000
+_FIRST_BATCH = f" LIMIT {FINALIZE_BATCH_ROWS}"
 
 
 class BundleContextError(RuntimeError):
@@ -247,6 +261,17 @@ async def set_bundle_context(
             )
 
 
+def context_columns(values: tuple[str, str, str, str, str], when: str) -> str:
+    """Select-list items setting the bundle context (`set_bundle_context`: user id, user_pk,
+    source id, source_bundle_id, initialization id or '') to these SQL text expressions when
+    `when` holds: a statement the caller runs anyway sets it (`bundle_transaction`'s
+    `context_set`), which must be the first to set it in the transaction."""
+    return ", ".join(
+        f"CASE WHEN {when} THEN set_config('{name}', {value}, true) END AS bundle_context_{i}"
+        for i, (name, value) in enumerate(zip(_GUCS, values, strict=True))
+    )
+
+
 def _notify_payload(user_pk: int, bundle_seq: int, source_id: str, source_bundle_id: int) -> str:
     event: dict[str, Any] = {"user_pk": user_pk, "bundle_seq": bundle_seq}
     if source_id:  # Go omitempty
@@ -276,7 +301,7 @@ def _encode_batch(catalog: Catalog, records: list[Any], encoder: BundleEncoder) 
     payloads: list[str | None] = []
     add = encoder.add
     by_id = catalog.by_id
-    for table_id, key, op_code, text, _total in records:
+    for table_id, key, op_code, text, *_counts in records:
         table_ids.append(table_id)
         keys.append(key)
         op_codes.append(op_code)
@@ -302,9 +327,17 @@ async def finalize_bundle(
     (the stages hold none: step 1 is skipped)."""
     fetch: Callable[[], Awaitable[list[Any]]]
     if coalesced is None:
-        cursor = await conn.cursor(_COALESCED_STAGES if direct else _COALESCED_STAGE, user_pk)
+        query = _COALESCED_STAGES if direct else _COALESCED_STAGE
+        # one batch's rows (the usual case) in one round trip; a larger bundle is read again
+        # through a cursor, batch by batch
+        records = await conn.fetch(query + _FIRST_BATCH, user_pk)
+        cursor = None
 
         async def fetch() -> list[Any]:
+            nonlocal cursor
+            if cursor is None:
+                cursor = await conn.cursor(query, user_pk)
+                await cursor.forward(FINALIZE_BATCH_ROWS)
             return await cursor.fetch(FINALIZE_BATCH_ROWS)
     else:
         starts = iter(range(0, len(coalesced), FINALIZE_BATCH_ROWS))
@@ -313,7 +346,7 @@ async def finalize_bundle(
             start = next(starts, None)
             return [] if start is None else coalesced[start : start + FINALIZE_BATCH_ROWS]
 
-    records = await fetch()
+        records = await fetch()
     if not records:
         await conn.execute(_DROP_STAGE, user_pk)
         return None
@@ -321,7 +354,9 @@ async def finalize_bundle(
     limit = config.max_rows_per_bundle
     if limit and total > limit:
         raise bundle_too_large(total, limit)
-    bundle_seq = await conn.fetchval(_ALLOCATE_SEQ, user_pk)
+    # the stage read carries the user's next bundle_seq; the bundle's statement allocates it
+    # (`retention.advance_sql`)
+    bundle_seq = records[0][5] if coalesced is None else await conn.fetchval(_NEXT_SEQ, user_pk)
     if bundle_seq is None:
         raise RuntimeError(f"sync.user_state row {user_pk} is missing")
 
@@ -329,11 +364,12 @@ async def finalize_bundle(
     channel = WATCH_NOTIFY_CHANNEL if config.bundle_change_watch else ""
     notify = _notify_payload(user_pk, bundle_seq, source_id, source_bundle_id)
     head = (user_pk, bundle_seq, source_id, source_bundle_id, total)
+    retain = (config.retained_bundles_per_user, config.retention_prune_batch_size)
     if total <= len(records):  # one batch: one statement
         rows = _encode_batch(catalog, records, encoder)
         digest, byte_count = encoder.result()
         result = await conn.fetchrow(
-            _PERSIST_ALL, *head, byte_count, bytes.fromhex(digest), channel, notify, *rows
+            _PERSIST_ALL, *head, byte_count, bytes.fromhex(digest), channel, notify, *rows, *retain
         )
     else:
         written = 0
@@ -349,14 +385,15 @@ async def finalize_bundle(
             raise RuntimeError(f"captured {written} rows, expected {total}")
         digest, byte_count = encoder.result()
         result = await conn.fetchrow(
-            _FINISH_SEVERAL, *head, byte_count, bytes.fromhex(digest), channel, notify
+            _FINISH_SEVERAL, *head, byte_count, bytes.fromhex(digest), channel, notify, *retain
         )
     if result is None or result["activated"] != 1:
         state = await sources.load_source(conn, user_pk, source_id)
         raise sources.source_retired(
             user_id=user_id, source_id=source_id, replaced_by_source_id=state.replaced_by_source_id
         )
-    await retention.apply_retention(conn, user_pk=user_pk, config=config)
+    if result["advanced"] != 1:
+        raise RuntimeError(f"sync.user_state row {user_pk} is missing or moved past {bundle_seq}")
     return CommittedBundle(
         user_pk=user_pk,
         bundle_seq=bundle_seq,
@@ -380,6 +417,7 @@ async def bundle_transaction(
     source_bundle_id: int,
     initialization_id: str | None = None,
     direct: bool = False,
+    context_set: bool = False,
 ) -> AsyncIterator[BundleCapture]:
     """Run business SQL under a bundle context, then finalize it (see the module docstring).
 
@@ -388,18 +426,20 @@ async def bundle_transaction(
     409 `source_retired` if the source was retired under the caller (it should be locked).
     `direct`: the block also stages rows in `ddl.DIRECT_STAGE` (the push commit, which creates
     it); the finalizer then reads both stages. A block that captured every change itself sets
-    `capture.coalesced` instead (`finalize_bundle`).
+    `capture.coalesced` instead (`finalize_bundle`). `context_set`: an earlier statement of the
+    transaction set this very context (`context_columns`), none other.
     """
     if not conn.is_in_transaction():
         raise BundleContextError("bundle_transaction needs an open transaction on the connection")
-    await set_bundle_context(
-        conn,
-        user_id=user_id,
-        user_pk=user_pk,
-        source_id=source_id,
-        source_bundle_id=source_bundle_id,
-        initialization_id=initialization_id,
-    )
+    if not context_set:
+        await set_bundle_context(
+            conn,
+            user_id=user_id,
+            user_pk=user_pk,
+            source_id=source_id,
+            source_bundle_id=source_bundle_id,
+            initialization_id=initialization_id,
+        )
     capture = BundleCapture(conn, user_id, user_pk, source_id, source_bundle_id)
     yield capture
     capture.bundle = await finalize_bundle(
@@ -425,6 +465,7 @@ __all__ = [
     "CommittedBundle",
     "bundle_too_large",
     "bundle_transaction",
+    "context_columns",
     "finalize_bundle",
     "set_bundle_context",
 ]

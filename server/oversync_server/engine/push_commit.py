@@ -3,8 +3,8 @@
 `commit_push` runs one transaction (READ COMMITTED) on a connection of `scope.user_lock`; its
 BEGIN round trip takes the user lock, defers all constraints (FK order inside the bundle does
 not matter) and plans joins as index probes. One statement (`_LOCK_FOR_COMMIT`) then locks the
-session row and the source row and reads everything the checks below decide on, which raise in
-the reference's order:
+session row and the source row, reads everything the checks below decide on, which raise in
+the reference's order, and sets the session's bundle context:
 
 1. the session: 404 unknown, 403 another user's, 410 expired;
 2. the staged rows are complete, contiguous, and name each (table, key) once;
@@ -35,13 +35,13 @@ the reference's order:
 8. the session is deleted (by the last apply statement); a seeding commit marks the scope
    INITIALIZED.
 
-Statement budget, whatever the row count: BEGIN (user lock and settings) 1, the locked read 1,
-direct stage setup 1 (pushes staged in the temporary stage), lease 2 (seeding only), bundle
-context 1, the server row 1 (on a conflict only), G apply statements, finalize 4, scope
-transition 1 (seeding only), COMMIT 1: 8 + G in all (11 + G when seeding), where
-G <= 3 x tables touched (plus one per extra INSERT column set of a table). Returned rows cost
-one more (the trigger stage check; +2 when they go to the temporary stage after all) and spare
-the finalizer's stage read.
+Statement budget, whatever the row count: BEGIN (user lock and settings) 1, the locked read
+(and bundle context) 1, direct stage setup 1 (pushes staged in the temporary stage), lease 2
+(seeding only), the server row 1 (on a conflict only), G apply statements, finalize 2 (up to
+`capture.FINALIZE_BATCH_ROWS` rows), scope transition 1 (seeding only), COMMIT 1: 5 + G in all
+(8 + G when seeding), where G <= 3 x tables touched (plus one per extra INSERT column set of a
+table). Returned rows cost one more (the trigger stage check; +2 when they go to the temporary
+stage after all).
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ from oversync_server.engine.capture import (
     CoalescedRow,
     CommittedBundle,
     bundle_transaction,
+    context_columns,
 )
 from oversync_server.engine.catalog import (
     SCOPE_COLUMN,
@@ -128,6 +129,19 @@ ORDER BY p.row_ordinal
 LIMIT 1
 """
 
+# The session's bundle context, set by `_LOCK_FOR_COMMIT` when it is the caller's session (any
+# check failing later rolls it back with the transaction).
+_CONTEXT = context_columns(
+    (
+        "us.user_id",
+        "ps.user_pk::text",
+        "ps.source_id",
+        "ps.source_bundle_id::text",
+        "COALESCE(ps.initialization_id::text, '')",
+    ),
+    "us.user_id = $2",
+)
+
 # Everything the commit decides on, in one round trip ($1 push_id, $2 the caller's user id):
 # the session row (locked), the staged rows' count, last ordinal, first duplicate target and
 # apply groups, the source row (locked), and the first conflicting row. Only the caller's own
@@ -150,7 +164,8 @@ SELECT ps.push_id, ps.user_pk, us.user_id, ps.source_id, ps.source_bundle_id,
        c.row_ordinal AS conflict_ordinal, c.table_id AS conflict_table_id,
        c.key_bytes AS conflict_key, c.op_code AS conflict_op,
        c.base_bundle_seq AS conflict_base, c.state_seq AS conflict_state_seq,
-       c.state_deleted AS conflict_state_deleted
+       c.state_deleted AS conflict_state_deleted,
+       {_CONTEXT}
 FROM sync.push_sessions ps
 JOIN sync.user_state us ON us.user_pk = ps.user_pk
 CROSS JOIN LATERAL (
@@ -563,6 +578,7 @@ async def _commit_locked(
         source_bundle_id=session.source_bundle_id,
         initialization_id=str(session.initialization_id) if session.initialization_id else None,
         direct=temporary,
+        context_set=True,  # by _LOCK_FOR_COMMIT
     ) as capture:
         await _raise_first_conflict(conn, catalog, session, row)
         returned: list[Any] = []

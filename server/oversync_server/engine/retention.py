@@ -8,7 +8,8 @@ per-source watermarks stay exact and a stale `(source_id, source_bundle_id)` is 
 `history_pruned` instead of being accepted again.
 
 The pruning step runs inside every bundle-producing transaction (push commit and server-originated
-writes, through the capture code), after the source state was activated::
+writes): the capture code folds it into the bundle's own statement (`advance_sql`, which also
+allocates the bundle_seq); `apply_retention` runs it as a statement of its own::
 
     await apply_retention(conn, user_pk=user_pk, config=runtime.config)
 
@@ -25,7 +26,13 @@ from oversync_server.config import ServiceConfig
 from oversync_server.engine.errors import SyncError
 from oversync_server.engine.scope import Connection
 
-__all__ = ["apply_retention", "count_history_pruned", "enforce_floor", "history_pruned"]
+__all__ = [
+    "advance_sql",
+    "apply_retention",
+    "count_history_pruned",
+    "enforce_floor",
+    "history_pruned",
+]
 
 log = logging.getLogger("oversync_server")
 
@@ -55,6 +62,28 @@ SELECT COALESCE((SELECT retained_bundle_floor FROM moved), (SELECT old_floor FRO
        AS floor,
        (SELECT count(*) FROM pruned) AS pruned
 """
+
+
+def advance_sql(*, keep: str, batch: str) -> str:
+    """CTEs `advanced` and `pruned` for the bundle's own statement (`engine.capture`): allocate
+    bundle_seq $2 of user $1 (only if it is still the user's next one: `advanced` is then
+    empty) and, when `keep` > 0, the same retention step as `_PRUNE` with $2 the latest bundle,
+    in the same row update."""
+    new_floor = f"LEAST(GREATEST($2 - {keep}, 0), o.old_floor + {batch})"
+    return f"""advanced AS (
+    UPDATE sync.user_state AS u
+    SET next_bundle_seq = $2 + 1,
+        retained_bundle_floor = CASE WHEN {keep} > 0 AND {new_floor} > o.old_floor
+                                     THEN {new_floor} ELSE o.old_floor END
+    FROM (SELECT retained_bundle_floor AS old_floor FROM sync.user_state WHERE user_pk = $1) AS o
+    WHERE u.user_pk = $1 AND u.next_bundle_seq = $2
+    RETURNING u.retained_bundle_floor AS floor, o.old_floor
+), pruned AS (
+    DELETE FROM sync.bundle_log AS b
+    USING advanced AS a
+    WHERE b.user_pk = $1 AND a.floor > a.old_floor AND b.bundle_seq <= a.floor
+)"""
+
 
 _COUNT_PRUNED = "SELECT nextval('sync.history_pruned_error_seq')"
 
