@@ -36,14 +36,26 @@ __all__ = [
 
 log = logging.getLogger("oversync_server")
 
-# One statement: the new floor (latest - keep, advanced at most `batch` past the old floor, never
-# backwards), then the bundles at or below it; bundle_rows follow through ON DELETE CASCADE.
-# The caller's transaction already holds the user_state row lock (bundle_seq allocation).
-_PRUNE = """
+
+def _new_floor_sql(*, latest: str, keep: str, batch: str, old_floor: str) -> str:
+    """The retention policy: latest - keep, advanced at most `batch` past the old floor (the
+    callers never move it backwards)."""
+    return f"LEAST(GREATEST({latest} - {keep}, 0), {old_floor} + {batch})"
+
+
+# One statement: the new floor, then the bundles at or below it; bundle_rows follow through ON
+# DELETE CASCADE. The caller's transaction already holds the user_state row lock (bundle_seq
+# allocation).
+_PRUNE_FLOOR = _new_floor_sql(
+    latest="next_bundle_seq - 1",
+    keep="$2::bigint",
+    batch="$3::bigint",
+    old_floor="retained_bundle_floor",
+)
+_PRUNE = f"""
 WITH target AS (
     SELECT user_pk, retained_bundle_floor AS old_floor,
-           LEAST(GREATEST(next_bundle_seq - 1 - $2::bigint, 0),
-                 retained_bundle_floor + $3::bigint) AS new_floor
+           {_PRUNE_FLOOR} AS new_floor
     FROM sync.user_state
     WHERE user_pk = $1
 ), moved AS (
@@ -69,7 +81,7 @@ def advance_sql(*, keep: str, batch: str) -> str:
     bundle_seq $2 of user $1 (only if it is still the user's next one: `advanced` is then
     empty) and, when `keep` > 0, the same retention step as `_PRUNE` with $2 the latest bundle,
     in the same row update."""
-    new_floor = f"LEAST(GREATEST($2 - {keep}, 0), o.old_floor + {batch})"
+    new_floor = _new_floor_sql(latest="$2", keep=keep, batch=batch, old_floor="o.old_floor")
     return f"""advanced AS (
     UPDATE sync.user_state AS u
     SET next_bundle_seq = $2 + 1,
