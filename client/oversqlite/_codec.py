@@ -82,7 +82,7 @@ def _uuid_text(raw: bytes, where: str) -> str:
 def _uuid_bytes(value: object, where: str) -> bytes:
     if not isinstance(value, str) or not _CANONICAL_UUID.match(value.lower()):
         raise ValueError(f"{where}: expected a dashed UUID string, got {value!r}")
-    return uuid.UUID(value).bytes
+    return bytes.fromhex(value.replace("-", ""))  # the match leaves 32 hex digits
 
 
 def key_to_wire(table: TableInfo, pk: str) -> str:
@@ -99,13 +99,15 @@ def wire_key(table: TableInfo, pk: str) -> dict[str, str]:
 
 def key_from_wire(table: TableInfo, key: Mapping[str, Any]) -> str:
     """The local key string of a wire key object; raises ValueError when it is not canonical."""
-    where = f"{table.name}.{table.key.wire_name}"
     value = key.get(table.key.wire_name)
+    kind = table.key_kind  # the error text is only formatted on failure (called per row)
     if not isinstance(value, str) or not value:
+        where = f"{table.name}.{table.key.wire_name}"
         raise ValueError(f"key for {table.name} must carry a non-empty string {where}")
-    if table.key_kind is KeyKind.BLOB_UUID:
-        return _uuid_bytes(value, where).hex()
-    if table.key_kind is KeyKind.UUID and not _CANONICAL_UUID.match(value):
+    if kind is KeyKind.BLOB_UUID:
+        return _uuid_bytes(value, f"{table.name}.{table.key.wire_name}").hex()
+    if kind is KeyKind.UUID and not _CANONICAL_UUID.match(value):
+        where = f"{table.name}.{table.key.wire_name}"
         raise ValueError(f"{where}: {value!r} is not a canonical lowercase dashed UUID")
     return value
 
