@@ -7,6 +7,7 @@ through their parent's `children_*` times. Peak memory is VmHWM after a `clear_r
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 from collections.abc import Iterator
@@ -73,6 +74,17 @@ def reset_peak(pid: int) -> None:
 def peak_mib(pid: int) -> float:
     """VmHWM summed over the tree, MiB: since start, or since the last `reset_peak`."""
     return sum(_status_kib(p.pid, "VmHWM") for p in _tree(pid)) / 1024
+
+
+def own_rss_mib() -> float:
+    """This process's resident memory alone, MiB (not the servers it started as children)."""
+    return _status_kib(os.getpid(), "VmRSS") / 1024
+
+
+def own_peak_mib() -> float:
+    """This process's VmHWM alone, MiB: since start, or since `reset_peak(os.getpid())` (which
+    also resets its children's; they are not counted here)."""
+    return _status_kib(os.getpid(), "VmHWM") / 1024
 
 
 @dataclass
