@@ -89,11 +89,12 @@ bench: $(STAMP)
 bench-bounds: $(STAMP)
 	python -m bench.bounds
 
-# the fault-injection soak (docs/soak.md): SEEDS runs of MINUTES each, every fault on
+# the fault-injection soak (docs/soak.md): SEEDS runs of MINUTES each, JOBS at once, every fault on
 SEEDS   ?= 5
 MINUTES ?= 2
+JOBS    ?= 1
 soak: $(STAMP)
-	python -m soak --seeds $(SEEDS) --minutes $(MINUTES)
+	python -m soak --seeds $(SEEDS) --minutes $(MINUTES) --jobs $(JOBS)
 
 conformance: $(STAMP)
 	python -m pytest -q tests/test_conformance.py

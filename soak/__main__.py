@@ -7,39 +7,16 @@ failing key and the command that replays the run.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from soak.faults import ALL_FAULTS, parse_faults
-from soak.run import RunConfig, RunResult, run_seed
-
-MAX_EXPLAINED = 5
-
-
-def summary(result: RunResult) -> str:
-    stats = result.report.stats
-    faults = ", ".join(f"{k} {v}" for k, v in sorted(result.faults.items())) or "none"
-    status = "ok" if result.ok else f"FAILED ({len(result.report.failures)} failures)"
-    return (
-        f"seed {result.config.seed}: {status}; {stats['committed writes checked']} committed of"
-        f" {stats['writes']} writes checked, {stats['bundles audited']} bundles,"
-        f" {stats['syncs ok']} syncs ({stats['background syncs']} by background sync,"
-        f" {stats['sync errors']} failed and retried);"
-        f" faults: {faults}"
-    )
-
-
-def explain(result: RunResult) -> str:
-    kinds = Counter(failure.kind for failure in result.report.failures)
-    lines = [f"seed {result.config.seed} failed: {dict(kinds)}"]
-    for failure in result.report.failures[:MAX_EXPLAINED]:
-        lines.append(result.report.explain(failure))
-    if len(result.report.failures) > MAX_EXPLAINED:
-        lines.append(f"... and {len(result.report.failures) - MAX_EXPLAINED} more")
-    lines.append(f"replay: {result.config.replay_command()}")
-    return "\n".join(lines)
+from soak.outcome import SeedOutcome, run_one
+from soak.run import RunConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         "--faults", default="all", help=f"all, none or a list of: {','.join(ALL_FAULTS)}"
     )
     parser.add_argument("--work-dir", type=Path, default=Path(".soak"))
+    parser.add_argument(
+        "--jobs", type=int, default=1,
+        help="seeds run at once, each with its own PostgreSQL, servers and devices",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     seeds = (
         [args.seed]
@@ -64,25 +45,44 @@ def main(argv: list[str] | None = None) -> int:
         else list(range(args.first_seed, args.first_seed + args.seeds))
     )
     seconds = args.seconds if args.seconds is not None else args.minutes * 60
+    faults = parse_faults(args.faults)
+    configs = [
+        RunConfig(
+            seed=seed,
+            seconds=seconds,
+            users=args.users,
+            devices=args.devices,
+            servers=args.servers,
+            retained_bundles=args.retained_bundles,
+            faults=faults,
+        )
+        for seed in seeds
+    ]
+    work_dir = args.work_dir.absolute()
     totals: Counter[str] = Counter()
-    failed: list[RunResult] = []
+    failed: list[int] = []
     started = time.monotonic()
-    for seed in seeds:
-        config = RunConfig(
-            seed=seed, seconds=seconds, users=args.users, devices=args.devices,
-            servers=args.servers, retained_bundles=args.retained_bundles,
-            faults=parse_faults(args.faults),
-        )  # fmt: skip
-        result = run_seed(config, args.work_dir.absolute())
-        print(summary(result), flush=True)
-        totals.update(result.faults)
-        totals.update(result.report.stats)
-        totals["failures"] += len(result.report.failures)
-        if not result.ok:
-            failed.append(result)
-            print(explain(result), flush=True)
+
+    def report(outcome: SeedOutcome) -> None:
+        print(outcome.lines, flush=True)
+        totals.update(outcome.totals)
+        if not outcome.ok:
+            failed.append(outcome.seed)
+
+    if args.jobs <= 1:
+        for config in configs:
+            report(run_one(config, work_dir))
+    else:
+        # spawn: each run starts from a clean interpreter (no inherited threads or sockets)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+            futures = [pool.submit(run_one, config, work_dir) for config in configs]
+            for future in as_completed(futures):
+                report(future.result())
     print(
-        f"\n{len(seeds)} runs in {time.monotonic() - started:.0f} s, {len(failed)} failed; totals: "
+        f"\n{len(seeds)} runs in {time.monotonic() - started:.0f} s, {len(failed)} failed"
+        + (f" (seeds {', '.join(map(str, sorted(failed)))})" if failed else "")
+        + "; totals: "
         + ", ".join(f"{k} {v}" for k, v in sorted(totals.items()))
     )
     return 1 if failed else 0
