@@ -63,7 +63,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	mypy common/oversync_wire server/oversync_server client/oversqlite client/oversync_client_helpers \
-	  conformance/oversync_conformance soak
+	  conformance/oversync_conformance soak bench
 
 # Debian packages the tests need (.ci/system-packages.txt), installed when missing
 system-packages:

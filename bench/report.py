@@ -257,9 +257,9 @@ def chart(items: list[Item], labels: dict[str, str], path: Path, title: str) -> 
         right.barh(range(len(vs_b)), [r for _, r in vs_b], color=colours)
         for y, (_, ratio) in enumerate(vs_b):
             right.text(ratio, y, f" {ratio:.2f}", va="center", fontsize=6)
-        ratios = [r for _, r in vs_b]
+        b_ratios = [r for _, r in vs_b]
         right.set_xscale("log")
-        right.set_xlim(min([0.5, *ratios]) * 0.8, max([2.0, *ratios]) * 1.3)
+        right.set_xlim(min([0.5, *b_ratios]) * 0.8, max([2.0, *b_ratios]) * 1.3)
         right.set_yticks(range(len(vs_b)))
         right.set_yticklabels([name for name, _ in vs_b], fontsize=7)
         right.invert_yaxis()
