@@ -13,8 +13,8 @@ trip and ends with COMMIT: `engine.connection`):
 
 | operation | statements |
 | --- | --- |
-| create | 4 (+1 for a seeding push, +2 on a user's first contact) |
-| chunk | 4: one statement stages up to 100 rows and checks their values (a COPY and a value check for bigger chunks: 5) (+2 for a seeding session) |
+| create | 3 (+2 for a seeding push, +3 on a user's first contact) |
+| chunk | 3: one statement locks the session, stages up to 100 rows and checks their values (a COPY and a value check for bigger chunks: 5) (+3 for a seeding session) |
 | commit | 8 + G, G <= 3 x tables touched (+3 for a seeding session; see `push_commit`) |
 | delete | 4 |
 | committed rows page | 1 |
@@ -106,6 +106,9 @@ class Push(PushService[object]):
                 " split the change into smaller bundles",
             )
         initialization_id = (body.initialization_id or "").strip() or None
+        planned = push_sessions.PlannedSession(
+            body.planned_row_count, initialization_id, config.push_session_ttl_seconds
+        )
 
         async def attempt(conn: scopes.Connection) -> models.PushSessionCreateResponse:
             async with conn.transaction():
@@ -114,6 +117,7 @@ class Push(PushService[object]):
                     user_id=actor.user_id,
                     source_id=actor.source_id,
                     source_bundle_id=body.source_bundle_id,
+                    planned=planned,
                 )
                 scope = context.scope
                 seeding = await scopes.admit_push_create(
@@ -138,7 +142,7 @@ class Push(PushService[object]):
                 sources.check_next(
                     context.source, user_id=actor.user_id, source_bundle_id=body.source_bundle_id
                 )
-                push_id = await push_sessions.create_session(
+                push_id = context.created or await push_sessions.create_session(
                     conn,
                     user_pk=scope.user_pk,
                     source_id=actor.source_id,
@@ -188,7 +192,14 @@ class Push(PushService[object]):
 
         async def attempt(conn: scopes.Connection) -> int:
             async with conn.transaction():
-                session = await push_sessions.lock_session(conn, push_id, actor.user_id)
+                session, staged = await push_sessions.lock_and_stage(
+                    conn,
+                    push_id,
+                    actor.user_id,
+                    start_row_ordinal=body.start_row_ordinal,
+                    rows=rows,
+                    ttl_seconds=config.push_session_ttl_seconds,
+                )
                 if session.initialization_id is not None:
                     await scopes.require_active_lease(
                         conn,
@@ -206,6 +217,8 @@ class Push(PushService[object]):
                     )
                 if body.start_row_ordinal + len(rows) > session.planned_row_count:
                     raise chunk_invalid("chunk exceeds planned_row_count")
+                if staged is not None:  # by the statement that locked the session
+                    return staged
                 return await push_sessions.stage_chunk(
                     conn,
                     session,
