@@ -196,6 +196,8 @@ def _error_of(body: bytes) -> tuple[str, str]:
 
 def _record_figures(operation: str, body: bytes, duration: float) -> None:
     """The metrics of what a successful commit, push session creation or connect said."""
+    if operation == "createPushSession" and b"already_committed" not in body:
+        return  # a new session: nothing to count (and nothing to decode)
     try:
         document = json.loads(body)
     except ValueError:

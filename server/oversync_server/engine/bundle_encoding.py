@@ -57,27 +57,36 @@ class _TableForm:
         self.tail = ',"schema":' + _text(table.schema) + ',"table":' + _text(table.table) + "}"
 
 
+# The forms of the catalog's tables, built once per table (a bundle of one row would otherwise
+# build its table's each time), by the identity of the `TableInfo` (a reloaded catalog has new
+# ones; the form holds its table, so an id is not reused while it is cached).
+_FORMS: dict[int, _TableForm] = {}
+_MAX_FORMS = 1024
+
+
+def _table_form(table: TableInfo) -> _TableForm:
+    form = _FORMS.get(id(table))
+    if form is None or form.table is not table:
+        if len(_FORMS) >= _MAX_FORMS:
+            _FORMS.clear()
+        form = _FORMS[id(table)] = _TableForm(table)
+    return form
+
+
 class BundleEncoder:
     """Wire payloads and the bundle hash of one bundle's rows, added in bundle order."""
 
-    __slots__ = ("_byte_count", "_forms", "_rows", "_sha", "bundle_seq")
+    __slots__ = ("_byte_count", "_rows", "_sha", "bundle_seq")
 
     def __init__(self, bundle_seq: int) -> None:
         self.bundle_seq = bundle_seq
         self._sha = hashlib.sha256(b"[")
         self._byte_count = 1
         self._rows = 0
-        self._forms: dict[int, _TableForm] = {}
-
-    def _form(self, table: TableInfo) -> _TableForm:
-        form = self._forms.get(table.table_id)
-        if form is None:
-            form = self._forms[table.table_id] = _TableForm(table)
-        return form
 
     def add(self, table: TableInfo, key_bytes: bytes, op_code: int, text: str | None) -> str | None:
         """Hash the next row; its stored `payload_wire` text (None for a delete)."""
-        form = self._form(table)
+        form = _table_form(table)
         ordinal = self._rows
         if form.uuid_key:
             key = '"' + _uuid_text(key_bytes) + '"'

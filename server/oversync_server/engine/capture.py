@@ -272,13 +272,17 @@ def context_columns(values: tuple[str, str, str, str, str], when: str) -> str:
     )
 
 
+# json.dumps(..., separators=(",", ":"), ensure_ascii=False) without a new encoder per call
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _notify_payload(user_pk: int, bundle_seq: int, source_id: str, source_bundle_id: int) -> str:
     event: dict[str, Any] = {"user_pk": user_pk, "bundle_seq": bundle_seq}
     if source_id:  # Go omitempty
         event["source_id"] = source_id
     if source_bundle_id:
         event["source_bundle_id"] = source_bundle_id
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    return _compact_json(event)
 
 
 def bundle_too_large(rows: int, limit: int) -> SyncError:

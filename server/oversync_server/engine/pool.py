@@ -148,8 +148,11 @@ class UserTurns:
             entry = self._turns[user_id] = _Turn()
         entry.holders += 1
         try:
-            async with asyncio.timeout(timeout):
+            if entry.holders == 1:  # nobody holds or waits: the turn is ours at once
                 await entry.lock.acquire()
+            else:
+                async with asyncio.timeout(timeout):
+                    await entry.lock.acquire()
             try:
                 yield
             finally:
