@@ -372,16 +372,16 @@ APPLY_BATCH_ROWS = 20_000
 def _write_staged(ctx: Context, staged: Staged) -> None:
     """Write the staged rows into the (emptied) managed tables and their row state.
 
-    The bulk inserts go in key order (of a batch; the row ordinal breaks ties, so a later
-    staged row still wins): appending to the key indexes costs about half of inserting at
-    random places, the order the snapshot delivers in."""
+    The inserts go in row ordinal order (so a later staged row still wins). Snapshots are
+    numbered in key order per table, which is SQLite's order of the key strings too, so the
+    key indexes are appended to without sorting the stage first."""
     conn = ctx.conn
     _register_decoders(conn)
     conn.execute(
         "INSERT INTO _sync_row_state (table_name, pk, row_version, deleted) "
         "SELECT table_name, pk, row_version, 0 FROM _sync_snapshot_rows WHERE true "
-        "ORDER BY table_name, pk, row_ordinal ON CONFLICT (table_name, pk) DO UPDATE SET row_version = excluded.row_version, "
-        "deleted = 0"
+        "ORDER BY row_ordinal ON CONFLICT (table_name, pk) DO UPDATE SET "
+        "row_version = excluded.row_version, deleted = 0"
     )
     bulk = {name: _bulk_insert_sql(table) for name, table in ctx.tables.items()}
     done = 0
@@ -433,7 +433,7 @@ def _bulk_insert_sql(table: TableInfo) -> str:
     return (
         f"INSERT INTO {table.sql_name} ({', '.join(names)}) SELECT {', '.join(values)} "
         "FROM _sync_snapshot_rows WHERE table_name = ? AND row_ordinal BETWEEN ? AND ? "
-        f"ORDER BY pk, row_ordinal ON CONFLICT ({quote_ident(table.key.name)}) {conflict}"
+        f"ORDER BY row_ordinal ON CONFLICT ({quote_ident(table.key.name)}) {conflict}"
     )
 
 
