@@ -512,3 +512,56 @@ async def test_a_column_added_while_the_server_runs_is_not_in_snapshots_until_a_
     chunk = _raw(server, "carol", "GET", f"/sync/snapshot-sessions/{created['snapshot_id']}")
     (row,) = chunk.json()["rows"]
     assert row["payload"]["name"] == "c1" and "avatar" not in row["payload"]
+
+
+_EVERY_TYPE_DDL = """
+CREATE SCHEMA app;
+CREATE DOMAIN app.email AS text;
+CREATE TABLE app.t (
+    _sync_scope_id text NOT NULL, id uuid NOT NULL, a text, bb varchar(10), zed char(4),
+    i2 int2, i4 int4, i8 int8, n numeric, n2 numeric(10, 3), f4 float4, f8 float8, b bool,
+    d date, tm time, ts timestamp, tz timestamptz, by bytea, j json, jb jsonb, dom app.email,
+    a_longer_column_name text, PRIMARY KEY (_sync_scope_id, id)
+);
+INSERT INTO app.t VALUES
+ ('u', gen_random_uuid(), E'a"b\\\\c\\n\\t\\u0001\\u001f\\u007f é 日本 😀', 'x', 'ab', -32768,
+  2147483647, -9223372036854775808, 1.50, 12.300, 1.1, 0.1, true, '2026-01-02',
+  '13:14:15.123456', '2026-01-02 03:04:05.5', '2026-01-02 03:04:05.123+05', '\\x00ff10',
+  '{"a" : [1, 2.50, {"b":null}], "a":3}', '{"z": 1, "a": [1, "x"], "bb": {"c": true}}', 'e@x', 'l'),
+ ('u', gen_random_uuid(), '', '', '', 0, 0, 0, 0, 0, 'NaN', 'Infinity', false, 'infinity',
+  '00:00', '-infinity', 'infinity', '\\x', '[]', '"s"', '', ''),
+ ('u', gen_random_uuid(), NULL, NULL, NULL, NULL, NULL, NULL, -1e-20, NULL, 3.4e38, 1e20, NULL,
+  '0044-03-15 BC', NULL, '1999-12-31 23:59:59.999999', '1970-01-01 00:00:00+00',
+  decode(repeat('ab', 200), 'hex'), 'null', 'null', NULL, NULL),
+ ('u', gen_random_uuid(), NULL, NULL, NULL, NULL, NULL, NULL,
+  123456789012345678901234567890.123456789, NULL, -0.0, 5e-324, NULL, NULL, NULL, NULL, NULL,
+  NULL, '1e5', '1e5', NULL, NULL);
+"""
+
+
+async def test_payload_text_is_what_to_jsonb_prints(pg_pool: asyncpg.Pool) -> None:
+    # Snapshot payloads are concatenated per column; the bytes must stay those of
+    # `to_jsonb(row)` (bytea as base64), as sessions created before were, whatever the settings.
+    from oversync_server.config import RegisteredTable, ServiceConfig
+    from oversync_server.engine.catalog import quote_ident, quote_literal
+    from oversync_server.engine.schema import load_catalog
+    from oversync_server.engine.snapshots import payload_json_sql
+
+    async with pg_pool.acquire() as conn:
+        await conn.execute(_EVERY_TYPE_DDL)
+        config = ServiceConfig(registered_tables=(RegisteredTable("app", "t", ("id",)),))
+        (table,) = (await load_catalog(conn, config)).tables
+        columns = ", ".join(quote_ident(c.name) for c in table.payload_columns)
+        reference = "to_jsonb(src) || jsonb_build_object({}, {})".format(
+            quote_literal("by"), "translate(encode(src.by, 'base64'), E'\\n', '')"
+        )
+        query = (
+            f"SELECT ({reference})::text AS reference, {payload_json_sql(table)} AS rendered"
+            f" FROM (SELECT {columns} FROM app.t) AS src"
+        )
+        for settings in ("TimeZone = 'UTC'", "TimeZone = 'Asia/Kolkata'", "DateStyle = 'German'"):
+            await conn.execute(f"SET {settings}")
+            rows = await conn.fetch(query)
+            assert len(rows) == 4
+            for row in rows:
+                assert row["rendered"] == row["reference"]
