@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from oversync_server.engine.catalog import KeyKind, TableInfo
+from oversync_server.engine.catalog import KeyKind, PerTable, TableInfo
 from oversync_server.engine.values import (
     exact_json,
     key_from_bytes,
@@ -58,19 +58,12 @@ class _TableForm:
 
 
 # The forms of the catalog's tables, built once per table (a bundle of one row would otherwise
-# build its table's each time), by the identity of the `TableInfo` (a reloaded catalog has new
-# ones; the form holds its table, so an id is not reused while it is cached).
-_FORMS: dict[int, _TableForm] = {}
-_MAX_FORMS = 1024
+# build its table's each time).
+_FORMS: PerTable[_TableForm] = PerTable(limit=1024)
 
 
 def _table_form(table: TableInfo) -> _TableForm:
-    form = _FORMS.get(id(table))
-    if form is None or form.table is not table:
-        if len(_FORMS) >= _MAX_FORMS:
-            _FORMS.clear()
-        form = _FORMS[id(table)] = _TableForm(table)
-    return form
+    return _FORMS.get(table, None, lambda: _TableForm(table))
 
 
 class BundleEncoder:

@@ -16,9 +16,10 @@ bundle rows keep meaning the same table. Never recompute them from the configura
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import IntEnum, StrEnum
+from typing import Generic, TypeVar
 
 SCOPE_COLUMN = "_sync_scope_id"
 
@@ -140,6 +141,33 @@ class TableInfo:
     @property
     def bytea_columns(self) -> frozenset[str]:
         return self._bytea
+
+
+_Derived = TypeVar("_Derived")
+
+
+class PerTable(Generic[_Derived]):
+    """Values derived from a catalog table (and a shape of the caller's), built once per
+    `TableInfo` object: a reloaded catalog has new objects, so nothing stale is served. Entries
+    hold their table, so an object's id is not reused while it is cached; the whole cache is
+    dropped when it reaches `limit` entries (catalogs are small, reloads rare)."""
+
+    __slots__ = ("_entries", "_limit")
+
+    def __init__(self, limit: int) -> None:
+        self._entries: dict[tuple[int, Hashable], tuple[TableInfo, _Derived]] = {}
+        self._limit = limit
+
+    def get(self, table: TableInfo, shape: Hashable, build: Callable[[], _Derived]) -> _Derived:
+        key = (id(table), shape)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is table:
+            return entry[1]
+        value = build()
+        if len(self._entries) >= self._limit:
+            self._entries.clear()
+        self._entries[key] = (table, value)
+        return value
 
 
 class Catalog:

@@ -71,6 +71,7 @@ from oversync_server.engine.catalog import (
     SCOPE_COLUMN,
     Catalog,
     KeyKind,
+    PerTable,
     TableInfo,
     quote_ident,
     quote_literal,
@@ -363,32 +364,20 @@ def _delete_sql(group: _Group, staging: Staging) -> str:
 
 _APPLY_SQL = {OP_INSERT: _insert_sql, OP_UPDATE: _update_sql, OP_DELETE: _delete_sql}
 
-# The apply statements already built, by group shape: the text depends only on it (and on the
-# table, compared by identity: a reloaded catalog has new ones). Most pushes repeat a few shapes.
-_APPLY_TEXTS: dict[tuple[Any, ...], tuple[TableInfo, str]] = {}
-_MAX_APPLY_TEXTS = 512
+# The apply statements already built, by table and group shape (the text depends on them
+# alone). Most pushes repeat a few shapes.
+_APPLY_TEXTS: PerTable[str] = PerTable(limit=512)
 
 
 def _apply_sql(group: _Group, staging: Staging, *, last: bool) -> str:
     """The apply statement of `group`; the `last` one also deletes the session."""
-    shape = (
-        id(group.table),
-        group.op_code,
-        tuple(group.column_sets),
-        group.shares_table,
-        staging,
-        last,
-    )
-    cached = _APPLY_TEXTS.get(shape)
-    if cached is not None and cached[0] is group.table:
-        return cached[1]
-    sql = _APPLY_SQL[group.op_code](group, staging)
-    if last:
-        sql = _deleting_session(sql)
-    if len(_APPLY_TEXTS) >= _MAX_APPLY_TEXTS:
-        _APPLY_TEXTS.clear()
-    _APPLY_TEXTS[shape] = (group.table, sql)
-    return sql
+
+    def build() -> str:
+        sql = _APPLY_SQL[group.op_code](group, staging)
+        return _deleting_session(sql) if last else sql
+
+    shape = (group.op_code, tuple(group.column_sets), group.shares_table, staging, last)
+    return _APPLY_TEXTS.get(group.table, shape, build)
 
 
 async def _check_staged(
