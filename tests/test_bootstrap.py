@@ -129,6 +129,20 @@ async def test_a_layout_without_snapshot_pages_gets_the_table(pg_pool: asyncpg.P
     assert storage == b"e"  # attstorage is a "char"
 
 
+async def test_a_logged_snapshot_pages_table_is_made_unlogged(pg_pool: asyncpg.Pool) -> None:
+    """An older oversync-py created sync.snapshot_pages logged; bootstrap converts it, keeping
+    its pages."""
+    config = await _example(pg_pool)
+    await bootstrap(pg_pool, config)
+    persistence = "SELECT relpersistence FROM pg_class WHERE oid = 'sync.snapshot_pages'::regclass"
+    async with pg_pool.acquire() as conn:
+        assert await conn.fetchval(persistence) == b"u"
+        await conn.execute("ALTER TABLE sync.snapshot_pages SET LOGGED")
+    await bootstrap(pg_pool, config)
+    async with pg_pool.acquire() as conn:
+        assert await conn.fetchval(persistence) == b"u"
+
+
 # Every foreign key of the reference layout (server.md §1.4; the Go DDL names the bundle_log one
 # of bundle_rows `bundle_rows_bundle_fk`, the others are inline): (table, definition).
 REFERENCE_FOREIGN_KEYS = sorted(

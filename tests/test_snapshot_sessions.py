@@ -222,6 +222,37 @@ async def test_pages_split_by_bytes_and_chunks_slice_multibyte_text(
             assert [r.key.to_dict()["id"] for r in rows] == keys
 
 
+async def test_a_session_whose_pages_a_database_crash_emptied_answers_410(
+    server: ServerProcess, pg_pool: asyncpg.Pool
+) -> None:
+    # sync.snapshot_pages is UNLOGGED: crash recovery (or a promoted standby) starts it empty
+    # while the session row survives. Truncating it is what recovery does to it.
+    with server.client("ursula") as client:
+        attach(client, "dev-a")
+        push_rows(client, "dev-a", 1, [insert_user() for _ in range(3)])
+        created = parsed(snapshot_create(client, "dev-a"), SnapshotSession)
+        assert len(snapshot_rows(client, "dev-a", created.snapshot_id, max_rows=2)) == 3
+        assert (
+            await pg_pool.fetchval(
+                "SELECT relpersistence FROM pg_class WHERE oid = 'sync.snapshot_pages'::regclass"
+            )
+            == b"u"
+        )  # a "char"
+        await pg_pool.execute("TRUNCATE sync.snapshot_pages")
+        for after in (0, 2):
+            lost = get_snapshot_chunk.sync_detailed(
+                created.snapshot_id,
+                client=client,
+                oversync_source_id="dev-a",
+                after_row_ordinal=after,
+            )
+            assert "lost its rows" in expect_error(lost, 410, "snapshot_session_expired").message
+        past_the_end = get_snapshot_chunk.sync_detailed(
+            created.snapshot_id, client=client, oversync_source_id="dev-a", after_row_ordinal=3
+        )
+        assert parsed(past_the_end, SnapshotChunkResponse).rows == []
+
+
 async def test_a_session_the_go_server_wrote_is_served_from_snapshot_session_rows(
     server: ServerProcess, pg_pool: asyncpg.Pool
 ) -> None:

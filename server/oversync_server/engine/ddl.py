@@ -68,9 +68,12 @@ CREATE TABLE IF NOT EXISTS sync.registered_columns (
 # ',' (`rows_wire`, UTF-8, stored uncompressed out of line so a chunk reads only the bytes it
 # serves), `row_ends[i]` the byte offset just past row i. `payload_bytes` sums the rows'
 # payload text lengths (the session's byte_count). The foreign key makes every session delete,
-# the Go server's included, take its pages along.
+# the Go server's included, take its pages along. UNLOGGED: pages are a short-lived rendering of
+# data that is logged elsewhere, so they cost no WAL (a 100k-row session writes ~30 MB of
+# pages); a crash or a failover empties the table, and a chunk read then answers
+# `snapshot_session_expired` (`engine.snapshots.read_chunk`): the client starts a new session.
 SNAPSHOT_PAGES_DDL: Final = """
-CREATE TABLE IF NOT EXISTS sync.snapshot_pages (
+CREATE UNLOGGED TABLE IF NOT EXISTS sync.snapshot_pages (
     snapshot_id UUID NOT NULL REFERENCES sync.snapshot_sessions (snapshot_id) ON DELETE CASCADE,
     first_ordinal BIGINT NOT NULL,
     row_count INTEGER NOT NULL,
@@ -80,6 +83,14 @@ CREATE TABLE IF NOT EXISTS sync.snapshot_pages (
     PRIMARY KEY (snapshot_id, first_ordinal)
 );
 ALTER TABLE sync.snapshot_pages ALTER COLUMN rows_wire SET STORAGE EXTERNAL;
+"""
+# A table an older oversync-py created logged (the rewrite copies only live sessions' pages).
+_SNAPSHOT_PAGES_UNLOGGED: Final = """
+DO $$ BEGIN
+    IF (SELECT relpersistence FROM pg_class WHERE oid = 'sync.snapshot_pages'::regclass) = 'p'
+    THEN ALTER TABLE sync.snapshot_pages SET UNLOGGED;
+    END IF;
+END $$;
 """
 
 SCHEMA_DDL: Final = (
@@ -276,6 +287,8 @@ SELECT NOT EXISTS (
       AND NOT attisdropped)
     OR to_regclass('sync.registered_columns') IS NULL
     OR to_regclass('sync.snapshot_pages') IS NULL
+    OR EXISTS (SELECT 1 FROM pg_class
+               WHERE oid = to_regclass('sync.snapshot_pages') AND relpersistence = 'p')
 """
 UPGRADE_DDL: Final = (
     """
@@ -284,6 +297,7 @@ CREATE INDEX IF NOT EXISTS ss_user_source_idx ON sync.snapshot_sessions (user_pk
 """
     + REGISTERED_COLUMNS_DDL
     + SNAPSHOT_PAGES_DDL
+    + _SNAPSHOT_PAGES_UNLOGGED
 )
 
 # Transaction-local: the id of a registered table whose rows the running top-level statement

@@ -106,6 +106,15 @@ def _expired(snapshot_id: str) -> SyncError:
     )
 
 
+def _pages_lost(snapshot_id: str) -> SyncError:
+    # `sync.snapshot_pages` is UNLOGGED (`engine.ddl`): a database crash or failover empties it.
+    return SyncError(
+        "snapshot_session_expired",
+        f"snapshot session {snapshot_id} lost its rows (the database restarted or failed over);"
+        " start a new snapshot session",
+    )
+
+
 def _too_large(user_id: str, dimension: str, value: int, limit: int) -> SyncError:
     setting = (
         "max_rows_per_snapshot_session"
@@ -476,7 +485,8 @@ async def read_chunk(
     """One page of a snapshot as the SnapshotChunkResponse JSON body.
 
     Rows with ordinal in `(after_row_ordinal, after_row_ordinal + max_rows]`; `max_rows` must
-    already be capped. Raises 404 (unknown or non-UUID id), 403 (another user's), 410 (expired).
+    already be capped. Raises 404 (unknown or non-UUID id), 403 (another user's), 410 (expired,
+    or its pages lost in a database crash).
     Reading does not extend the TTL.
     """
     session_id = parse_snapshot_id(snapshot_id)
@@ -492,6 +502,8 @@ async def read_chunk(
     if row["rows"]:
         parts.append(row["rows"].encode())
     returned: int = row["paged"] + row["returned"]
+    if returned < min(row["row_count"], upper) - after_row_ordinal:
+        raise _pages_lost(snapshot_id)
     head = (
         f'{{"snapshot_id":"{session_id}","snapshot_bundle_seq":{row["snapshot_bundle_seq"]}'
         ',"rows":['
