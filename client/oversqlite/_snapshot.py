@@ -38,7 +38,7 @@ from oversqlite._apply import (
 from oversqlite._codec import key_from_wire
 from oversqlite._context import Context
 from oversqlite._control import Phase
-from oversqlite._errors import ProtocolError
+from oversqlite._errors import ProtocolError, ServerRejectedError
 from oversqlite._results import RestoreSummary
 from oversqlite._schema import TableInfo, quote_ident, quote_literal
 from oversqlite._store import apply_transaction, atomic, update_state
@@ -71,12 +71,31 @@ def load_staged(ctx: Context) -> Staged | None:
     return None if row is None else Staged(*row)
 
 
+SESSION_RESTARTS = 2
+"""New sessions a download starts when its session expires before the last page (its TTL ran
+out, or a database crash emptied the server's pages)."""
+
+
 def download(ctx: Context, source_id: str, *, replacement: tuple[str, str] | None = None) -> Staged:
     """Create a snapshot session and stage all of its rows (one transaction per page).
 
     ``replacement`` = (new source id, reason) asks the server to rotate this source. The session
-    is deleted afterwards (best effort) whether or not the download succeeded.
+    is deleted afterwards (best effort) whether or not the download succeeded. A session that
+    expires part way is started over (``SESSION_RESTARTS`` times); with a replacement, which
+    the first session's create already made, that is the caller's to retry.
     """
+    restarts = 0 if replacement is not None else SESSION_RESTARTS
+    while True:
+        try:
+            return _download_session(ctx, source_id, replacement)
+        except ServerRejectedError as exc:
+            if exc.code != "snapshot_session_expired" or restarts == 0:
+                raise
+            restarts -= 1
+            logger.warning("snapshot session expired while downloading (%s); starting over", exc)
+
+
+def _download_session(ctx: Context, source_id: str, replacement: tuple[str, str] | None) -> Staged:
     with atomic(ctx.conn):
         _clear_stage(ctx)
     session = ctx.retry(

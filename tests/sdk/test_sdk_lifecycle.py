@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sdk_helpers import Backend, ServerBackend, new_id
 
@@ -264,3 +265,33 @@ def test_a_crash_during_hydration_resumes_from_the_staged_snapshot(backend: Back
     assert b.client.attach("alice").outcome is AttachOutcome.USED_REMOTE_STATE
     assert len(b.faults.log) == calls  # applied from the durable stage
     assert b.rows("users") == a.rows("users")
+
+
+def test_a_snapshot_session_that_loses_its_pages_mid_download_is_started_over(
+    dev_server: ServerProcess, backend: Backend
+) -> None:
+    # The server's snapshot pages are UNLOGGED: a database crash between two chunks empties
+    # them (truncating is what crash recovery does), the next chunk answers 410
+    # snapshot_session_expired, and the client downloads a new session instead of failing.
+    a = backend.device("a")
+    ids = [add_user(a, f"u{i}") for i in range(5)]
+    assert a.client.attach("alice").outcome is AttachOutcome.SEEDED_FROM_LOCAL
+    a.client.push_pending()
+
+    def crash_recovery() -> None:
+        async def truncate() -> None:
+            conn = await asyncpg.connect(dev_server.database_url)
+            try:
+                await conn.execute("TRUNCATE sync.snapshot_pages")
+            finally:
+                await conn.close()
+
+        asyncio.run(truncate())
+
+    b = backend.device("b", snapshot_chunk_rows=2)
+    b.faults.call("snapshot_chunk", lambda: None)  # the first chunk goes through
+    b.faults.call("snapshot_chunk", crash_recovery)
+    hydrated = b.client.attach("alice")
+    assert hydrated.outcome is AttachOutcome.USED_REMOTE_STATE
+    assert [r[0] for r in b.rows("users")] == sorted(ids)
+    assert b.faults.log.count("create_snapshot") == 2
