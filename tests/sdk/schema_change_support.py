@@ -8,7 +8,6 @@ again on the same database and port (so devices keep their base URL) with config
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import asyncpg
 import httpx
 import yaml
-from sdk_helpers import Device, FaultTransport, business_config
+from sdk_helpers import Device, FaultTransport, business_config, server_sql
 
 from oversqlite import ClientConfig, Migration, SyncTable
 from protocol_helpers import EXAMPLE_CONFIG, config_file
@@ -109,14 +108,7 @@ class ChangingServer:
     # ------------------------------------------------------------------ database
 
     def sql(self, statement: str, *args: Any) -> list[asyncpg.Record]:
-        async def run() -> list[asyncpg.Record]:
-            conn = await asyncpg.connect(self.database_url)
-            try:
-                return list(await conn.fetch(statement, *args))
-            finally:
-                await conn.close()
-
-        return asyncio.run(run())
+        return server_sql(self.database_url, statement, *args)
 
     def posts(self, user: str) -> dict[str, dict[str, Any]]:
         """The server's posts of `user`: id -> row (every column but the scope)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import sqlite3
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from oversqlite import Client, ClientConfig, KeyKind, RetryPolicy, SyncTable
@@ -117,6 +119,19 @@ class _Rule:
     action: Callable[[httpx.Request, httpx.Response | None], httpx.Response | None]
     after: bool
     times: int
+
+
+def server_sql(database_url: str, statement: str, *args: Any) -> list[asyncpg.Record]:
+    """Run one statement on a server's database from synchronous test code."""
+
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return list(await conn.fetch(statement, *args))
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
 
 
 class FaultTransport(httpx.BaseTransport):

@@ -9,9 +9,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
-from sdk_helpers import Backend, ServerBackend, new_id
+from sdk_helpers import Backend, ServerBackend, new_id, server_sql
 
 from oversqlite import (
     AttachConflictError,
@@ -279,14 +278,7 @@ def test_a_snapshot_session_that_loses_its_pages_mid_download_is_started_over(
     a.client.push_pending()
 
     def crash_recovery() -> None:
-        async def truncate() -> None:
-            conn = await asyncpg.connect(dev_server.database_url)
-            try:
-                await conn.execute("TRUNCATE sync.snapshot_pages")
-            finally:
-                await conn.close()
-
-        asyncio.run(truncate())
+        server_sql(dev_server.database_url, "TRUNCATE sync.snapshot_pages")
 
     b = backend.device("b", snapshot_chunk_rows=2)
     b.faults.call("snapshot_chunk", lambda: None)  # the first chunk goes through
